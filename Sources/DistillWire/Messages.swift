@@ -1,0 +1,459 @@
+// Swift values of the messages in proto/distill.proto, field for field. The codec
+// (`WireCodec`) turns them into bytes and back; nothing else in the system touches protobuf.
+
+/// The protocol version this build speaks (`Envelope.protocol_version`).
+public let currentProtocolVersion: UInt32 = 1
+
+/// The part a process plays in the system.
+public enum Role: Int32, Sendable, CaseIterable, CustomStringConvertible {
+    /// Runs environments with the student policy and pushes unrolls.
+    case actor = 1
+    /// Applies the update rule and publishes parameters.
+    case learner = 2
+    /// Serves a teacher's policy, value and Q-values.
+    case teacher = 3
+    /// `distill cluster`: starts and supervises the other roles.
+    case launcher = 4
+    /// A control client (`distill control ...`).
+    case control = 5
+    /// A diagnostic or test tool.
+    case tool = 6
+
+    /// The lower-case role name used in logs and ids.
+    public var description: String {
+        switch self {
+        case .actor: "actor"
+        case .learner: "learner"
+        case .teacher: "teacher"
+        case .launcher: "launcher"
+        case .control: "control"
+        case .tool: "tool"
+        }
+    }
+}
+
+/// Who sent a message; present on every message.
+public struct Sender: Sendable, Hashable {
+    /// The sender's role.
+    public var role: Role
+    /// A human-readable id, unique within a cluster (1 to 128 bytes of UTF-8).
+    public var id: String
+    /// Drawn at process start, never 0: a restarted process has a new nonce.
+    public var runNonce: UInt64
+
+    /// Creates a sender identity.
+    public init(role: Role, id: String, runNonce: UInt64) {
+        self.role = role
+        self.id = id
+        self.runNonce = runNonce
+    }
+
+    /// A fresh identity for a process that is starting now (a random non-zero nonce).
+    public static func starting(role: Role, id: String) -> Sender {
+        Sender(role: role, id: id, runNonce: UInt64.random(in: 1...UInt64.max))
+    }
+}
+
+/// A dense row-major float32 tensor.
+public struct Tensor: Sendable, Equatable {
+    /// Extent of each dimension, outermost first; empty for a scalar.
+    public var shape: [Int]
+    /// The values in row-major order; `values.count` is the product of `shape`.
+    public var values: [Float]
+
+    /// Creates a tensor; the shape must describe exactly `values.count` elements.
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape \(shape) has a negative extent")
+        precondition(
+            shape.reduce(1, *) == values.count,
+            "Tensor shape \(shape) describes \(shape.reduce(1, *)) values, got \(values.count)")
+        self.shape = shape
+        self.values = values
+    }
+
+    /// An empty tensor (shape [0]), the encoding of an absent optional tensor.
+    public static let empty = Tensor(shape: [0], values: [])
+
+    /// True when the tensor holds no values.
+    public var isEmpty: Bool { values.isEmpty }
+}
+
+/// A batch of observations whose teacher outputs an actor needs.
+public struct TeacherQuery: Sendable, Equatable {
+    /// Echoed in the reply.
+    public var queryID: UInt64
+    /// Tabular observations, one state id per row; empty when `features` is used.
+    public var stateIDs: [Int32]
+    /// Feature observations [batch, feature...]; empty when `stateIDs` is used.
+    public var features: Tensor
+
+    /// Creates a query for tabular states.
+    public init(queryID: UInt64, stateIDs: [Int32]) {
+        self.queryID = queryID
+        self.stateIDs = stateIDs
+        self.features = .empty
+    }
+
+    /// Creates a query for feature observations.
+    public init(queryID: UInt64, features: Tensor) {
+        self.queryID = queryID
+        self.stateIDs = []
+        self.features = features
+    }
+
+    /// Number of rows asked for.
+    public var batchSize: Int { stateIDs.isEmpty ? (features.shape.first ?? 0) : stateIDs.count }
+}
+
+/// A teacher's outputs for the rows of one `TeacherQuery`.
+public struct TeacherReply: Sendable, Equatable {
+    /// The `queryID` answered.
+    public var queryID: UInt64
+    /// The teacher that produced these targets.
+    public var teacherID: String
+    /// Increments whenever the server's teacher changes.
+    public var teacherVersion: UInt64
+    /// Action probabilities [batch, actions].
+    public var probabilities: Tensor
+    /// V_π(s), one per row.
+    public var values: [Float]
+    /// Q(s, a) [batch, actions], or empty.
+    public var qValues: Tensor
+    /// True when answers may be cached for this (teacherID, teacherVersion).
+    public var cacheable: Bool
+
+    /// Creates a reply.
+    public init(
+        queryID: UInt64, teacherID: String, teacherVersion: UInt64, probabilities: Tensor, values: [Float],
+        qValues: Tensor = .empty, cacheable: Bool
+    ) {
+        self.queryID = queryID
+        self.teacherID = teacherID
+        self.teacherVersion = teacherVersion
+        self.probabilities = probabilities
+        self.values = values
+        self.qValues = qValues
+        self.cacheable = cacheable
+    }
+}
+
+/// A batch of episodes played by one actor, with behaviour probabilities and teacher outputs.
+///
+/// Holds E episodes of lengths L_1..L_E (T = ΣL_e steps). Step arrays have T entries; state
+/// arrays have T + E: each episode's visited states followed by the state it ended in.
+public struct Unroll: Sendable, Equatable {
+    /// Per-actor sequence number (gaps mean lost unrolls).
+    public var sequence: UInt64
+    /// The student version the actor acted with.
+    public var parameterVersion: UInt64
+    /// The teacher that produced the teacher outputs.
+    public var teacherID: String
+    /// That teacher's version.
+    public var teacherVersion: UInt64
+    /// Number of actions; the width of the teacher tensors.
+    public var actionCount: Int
+    /// Steps per episode (E entries, each ≥ 1).
+    public var episodeLengths: [UInt32]
+    /// Whether each episode terminated (true) or was cut at the length cap (false).
+    public var episodeTerminated: [Bool]
+    /// State ids, T + E entries.
+    public var observations: [Int32]
+    /// Actions, T entries.
+    public var actions: [Int32]
+    /// Rewards, T entries.
+    public var rewards: [Float]
+    /// μ(a_t|s_t) of the control policy, T entries.
+    public var behaviourProbabilities: [Float]
+    /// Teacher probabilities [T + E, actionCount].
+    public var teacherProbabilities: Tensor
+    /// V_π, T + E entries.
+    public var teacherValues: [Float]
+    /// Teacher Q-values [T + E, actionCount], or empty.
+    public var teacherQValues: Tensor
+
+    /// Creates an unroll; `WireCodec` checks its consistency when it is decoded.
+    public init(
+        sequence: UInt64, parameterVersion: UInt64, teacherID: String, teacherVersion: UInt64, actionCount: Int,
+        episodeLengths: [UInt32], episodeTerminated: [Bool], observations: [Int32], actions: [Int32],
+        rewards: [Float], behaviourProbabilities: [Float], teacherProbabilities: Tensor, teacherValues: [Float],
+        teacherQValues: Tensor = .empty
+    ) {
+        self.sequence = sequence
+        self.parameterVersion = parameterVersion
+        self.teacherID = teacherID
+        self.teacherVersion = teacherVersion
+        self.actionCount = actionCount
+        self.episodeLengths = episodeLengths
+        self.episodeTerminated = episodeTerminated
+        self.observations = observations
+        self.actions = actions
+        self.rewards = rewards
+        self.behaviourProbabilities = behaviourProbabilities
+        self.teacherProbabilities = teacherProbabilities
+        self.teacherValues = teacherValues
+        self.teacherQValues = teacherQValues
+    }
+
+    /// Total environment steps T.
+    public var stepCount: Int { actions.count }
+}
+
+/// The student's parameters with their version and checksum.
+public struct Parameters: Sendable, Equatable {
+    /// Increases with every applied update, across learner restarts.
+    public var version: UInt64
+    /// The parameters.
+    public var values: Tensor
+    /// FNV-1a 64 of the little-endian bytes of `values.values`.
+    public var checksum: UInt64
+    /// Environment steps the learner has consumed.
+    public var envSteps: UInt64
+
+    /// Creates parameters, computing the checksum of `values`.
+    public init(version: UInt64, values: Tensor, envSteps: UInt64) {
+        self.init(version: version, values: values, checksum: Checksum.fnv1a64(values.values), envSteps: envSteps)
+    }
+
+    /// Creates parameters with a given checksum (as received; see `hasValidChecksum`).
+    public init(version: UInt64, values: Tensor, checksum: UInt64, envSteps: UInt64) {
+        self.version = version
+        self.values = values
+        self.checksum = checksum
+        self.envSteps = envSteps
+    }
+
+    /// True when `checksum` matches the values.
+    public var hasValidChecksum: Bool { Checksum.fnv1a64(values.values) == checksum }
+}
+
+/// A client's first message to the learner.
+public struct Hello: Sendable, Equatable {
+    /// Identifies the environment, e.g. "gridworld(seed=1,20x20)".
+    public var environment: String
+    /// Number of states of the client's environment.
+    public var stateCount: Int
+    /// Number of actions of the client's environment.
+    public var actionCount: Int
+    /// The teacher endpoint the client uses now.
+    public var teacherEndpoint: String
+
+    /// Creates a hello.
+    public init(environment: String, stateCount: Int, actionCount: Int, teacherEndpoint: String) {
+        self.environment = environment
+        self.stateCount = stateCount
+        self.actionCount = actionCount
+        self.teacherEndpoint = teacherEndpoint
+    }
+}
+
+/// Liveness and progress of a client.
+public struct Heartbeat: Sendable, Equatable {
+    /// Increments per heartbeat.
+    public var sequence: UInt64
+    /// Environment steps taken in total.
+    public var envSteps: UInt64
+    /// The parameter version held.
+    public var parameterVersion: UInt64
+    /// Unrolls held back because a teacher was unreachable.
+    public var unrollsWithheld: UInt64
+    /// Messages rejected as malformed.
+    public var messagesRejected: UInt64
+
+    /// Creates a heartbeat.
+    public init(
+        sequence: UInt64, envSteps: UInt64 = 0, parameterVersion: UInt64 = 0, unrollsWithheld: UInt64 = 0,
+        messagesRejected: UInt64 = 0
+    ) {
+        self.sequence = sequence
+        self.envSteps = envSteps
+        self.parameterVersion = parameterVersion
+        self.unrollsWithheld = unrollsWithheld
+        self.messagesRejected = messagesRejected
+    }
+}
+
+/// A request for the newest parameters.
+public struct GetParams: Sendable, Equatable {
+    /// The version the sender holds (0 for none).
+    public var haveVersion: UInt64
+
+    /// Creates a request.
+    public init(haveVersion: UInt64) { self.haveVersion = haveVersion }
+}
+
+/// A command to a running role, or its echo.
+public struct Control: Sendable, Equatable {
+    /// What to do.
+    public enum Command: Int32, Sendable, CaseIterable {
+        /// Stop cleanly.
+        case stop = 1
+        /// Move to another teacher server.
+        case swapTeacher = 2
+        /// Set the distillation weights λ_k.
+        case setLambda = 3
+        /// Report status only.
+        case status = 4
+    }
+
+    /// The command.
+    public var command: Command
+    /// For `.swapTeacher`: the new endpoint.
+    public var teacherEndpoint: String
+    /// For `.setLambda`: one weight per teacher.
+    public var lambdas: [Float]
+    /// In a reply: whether the command was applied.
+    public var accepted: Bool
+    /// In a reply: the receiver's state as a JSON object.
+    public var statusJSON: String
+    /// Echoed in the reply.
+    public var requestID: UInt64
+
+    /// Creates a command.
+    public init(
+        command: Command, teacherEndpoint: String = "", lambdas: [Float] = [], accepted: Bool = false,
+        statusJSON: String = "", requestID: UInt64 = 0
+    ) {
+        self.command = command
+        self.teacherEndpoint = teacherEndpoint
+        self.lambdas = lambdas
+        self.accepted = accepted
+        self.statusJSON = statusJSON
+        self.requestID = requestID
+    }
+}
+
+/// A receiver's answer to a message it could not accept.
+public struct ErrorReply: Sendable, Equatable {
+    /// Why a message was rejected (`Error.Code` in the proto).
+    public enum Code: Int32, Sendable, CaseIterable {
+        /// Not a valid message, or a field is invalid.
+        case malformed = 1
+        /// A protocol version the receiver does not speak.
+        case unsupportedVersion = 2
+        /// A valid message of a type this socket does not take.
+        case unexpectedType = 3
+        /// Larger than the receiver's maximum.
+        case tooLarge = 4
+        /// Valid but incompatible (environment, shape, teacher).
+        case incompatible = 5
+        /// The receiver cannot serve now; retry later.
+        case unavailable = 6
+    }
+
+    /// Why.
+    public var code: Code
+    /// What was wrong and what to do.
+    public var message: String
+    /// The id of the rejected request, when it could be read.
+    public var inReplyTo: UInt64
+
+    /// Creates an error reply.
+    public init(code: Code, message: String, inReplyTo: UInt64 = 0) {
+        self.code = code
+        self.message = message
+        self.inReplyTo = inReplyTo
+    }
+}
+
+/// Everything a learner needs to continue a run; also the on-disk checkpoint format.
+public struct Checkpoint: Sendable, Equatable {
+    /// The parameter version at the checkpoint.
+    public var version: UInt64
+    /// Shape of the parameter table.
+    public var shape: [Int]
+    /// The master copy of the parameters (float64).
+    public var parameters: [Double]
+    /// Optimiser state (float64).
+    public var optimiserState: [Double]
+    /// Optimiser step counter.
+    public var optimiserSteps: UInt64
+    /// The student critic's table, or empty.
+    public var critic: [Double]
+    /// Environment steps consumed.
+    public var envSteps: UInt64
+    /// Updates applied.
+    public var updates: UInt64
+    /// The learner's RNG state.
+    public var rngState: [UInt64]
+    /// The run's configuration as JSON.
+    public var configurationJSON: String
+    /// Wall-clock time of writing, ms since the Unix epoch.
+    public var createdUnixMilliseconds: UInt64
+
+    /// Creates a checkpoint.
+    public init(
+        version: UInt64, shape: [Int], parameters: [Double], optimiserState: [Double] = [],
+        optimiserSteps: UInt64 = 0, critic: [Double] = [], envSteps: UInt64, updates: UInt64,
+        rngState: [UInt64] = [], configurationJSON: String, createdUnixMilliseconds: UInt64
+    ) {
+        self.version = version
+        self.shape = shape
+        self.parameters = parameters
+        self.optimiserState = optimiserState
+        self.optimiserSteps = optimiserSteps
+        self.critic = critic
+        self.envSteps = envSteps
+        self.updates = updates
+        self.rngState = rngState
+        self.configurationJSON = configurationJSON
+        self.createdUnixMilliseconds = createdUnixMilliseconds
+    }
+}
+
+/// The body of an `Envelope`: exactly one message.
+public enum Message: Sendable, Equatable {
+    case teacherQuery(TeacherQuery)
+    case teacherReply(TeacherReply)
+    case unroll(Unroll)
+    case parameters(Parameters)
+    case hello(Hello)
+    case heartbeat(Heartbeat)
+    case getParams(GetParams)
+    case control(Control)
+    case error(ErrorReply)
+    case checkpoint(Checkpoint)
+
+    /// The kind of this message, for dispatch and error messages.
+    public var kind: MessageKind {
+        switch self {
+        case .teacherQuery: .teacherQuery
+        case .teacherReply: .teacherReply
+        case .unroll: .unroll
+        case .parameters: .parameters
+        case .hello: .hello
+        case .heartbeat: .heartbeat
+        case .getParams: .getParams
+        case .control: .control
+        case .error: .error
+        case .checkpoint: .checkpoint
+        }
+    }
+}
+
+/// The kinds of message a socket can expect.
+public enum MessageKind: String, Sendable, CaseIterable {
+    case teacherQuery = "TeacherQuery"
+    case teacherReply = "TeacherReply"
+    case unroll = "Unroll"
+    case parameters = "Parameters"
+    case hello = "Hello"
+    case heartbeat = "Heartbeat"
+    case getParams = "GetParams"
+    case control = "Control"
+    case error = "Error"
+    case checkpoint = "Checkpoint"
+}
+
+/// A message with the protocol header: what actually travels in one ZeroMQ frame.
+public struct Envelope: Sendable, Equatable {
+    /// Who sent it.
+    public var sender: Sender
+    /// The message.
+    public var message: Message
+
+    /// Wraps a message from a sender.
+    public init(sender: Sender, message: Message) {
+        self.sender = sender
+        self.message = message
+    }
+}

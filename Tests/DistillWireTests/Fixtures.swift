@@ -1,0 +1,52 @@
+import DistillWire
+
+/// One message of every kind with every field set to a non-default value.
+enum Fixtures {
+    static let sender = Sender(role: .actor, id: "actor-7", runNonce: 0xDEAD_BEEF_0123_4567)
+
+    static let unroll = Unroll(
+        sequence: 41, parameterVersion: 1234, teacherID: "q-learning(T=0.01,seed=3)", teacherVersion: 2,
+        actionCount: 3, episodeLengths: [2, 1], episodeTerminated: [true, false],
+        observations: [5, 6, 9, 11, 12], actions: [0, 2, 1], rewards: [-1, 0.5, 10],
+        behaviourProbabilities: [0.25, 1, 0.125],
+        teacherProbabilities: Tensor(
+            shape: [5, 3], values: [0.5, 0.25, 0.25, 1, 0, 0, 0, 0, 1, 0.2, 0.3, 0.5, 0.1, 0.1, 0.8]),
+        teacherValues: [1.5, -2, 0, 3.25, 7],
+        teacherQValues: Tensor(shape: [5, 3], values: (0..<15).map { Float($0) - 7.5 }))
+
+    static let messages: [Message] = [
+        .teacherQuery(TeacherQuery(queryID: 99, stateIDs: [0, 17, 400])),
+        .teacherQuery(
+            TeacherQuery(queryID: 100, features: Tensor(shape: [2, 2, 3], values: (0..<12).map(Float.init)))),
+        .teacherReply(
+            TeacherReply(
+                queryID: 99, teacherID: "optimal", teacherVersion: 5,
+                probabilities: Tensor(shape: [2, 2], values: [0.75, 0.25, 0, 1]), values: [3.5, -1],
+                qValues: Tensor(shape: [2, 2], values: [1, 2, 3, 4]), cacheable: true)),
+        .unroll(unroll),
+        .parameters(
+            Parameters(
+                version: 77, values: Tensor(shape: [2, 3], values: [1, -2, 3.5, 0, 1e-3, -7]), envSteps: 12_345)),
+        .hello(
+            Hello(
+                environment: "gridworld(seed=1,20x20)", stateCount: 401, actionCount: 4,
+                teacherEndpoint: "tcp://127.0.0.1:5556")),
+        .heartbeat(
+            Heartbeat(sequence: 3, envSteps: 1_000_000, parameterVersion: 12, unrollsWithheld: 2, messagesRejected: 5)),
+        .getParams(GetParams(haveVersion: 76)),
+        .control(
+            Control(
+                command: .swapTeacher, teacherEndpoint: "tcp://10.0.0.5:5556", lambdas: [0.5, 0.25], accepted: true,
+                statusJSON: #"{"version":3}"#, requestID: 8)),
+        .error(ErrorReply(code: .incompatible, message: "environment differs", inReplyTo: 99)),
+        .checkpoint(
+            Checkpoint(
+                version: 500, shape: [2, 2], parameters: [0.1, -0.2, 1e-300, 3],
+                optimiserState: [1, 2, 3, 4, 5, 6, 7, 8],
+                optimiserSteps: 499, critic: [0.5, 0.25], envSteps: 9_999_999, updates: 500,
+                rngState: [1, 2, 3, .max], configurationJSON: #"{"env":"gridworld"}"#,
+                createdUnixMilliseconds: 1_790_000_000_000)),
+    ]
+
+    static var envelopes: [Envelope] { messages.map { Envelope(sender: sender, message: $0) } }
+}
