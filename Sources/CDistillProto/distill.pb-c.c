@@ -322,6 +322,51 @@ void   distill__v1__hello__free_unpacked
   assert(message->base.descriptor == &distill__v1__hello__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   distill__v1__welcome__init
+                     (Distill__V1__Welcome         *message)
+{
+  static const Distill__V1__Welcome init_value = DISTILL__V1__WELCOME__INIT;
+  *message = init_value;
+}
+size_t distill__v1__welcome__get_packed_size
+                     (const Distill__V1__Welcome *message)
+{
+  assert(message->base.descriptor == &distill__v1__welcome__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__welcome__pack
+                     (const Distill__V1__Welcome *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__welcome__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__welcome__pack_to_buffer
+                     (const Distill__V1__Welcome *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__welcome__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__Welcome *
+       distill__v1__welcome__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__Welcome *)
+     protobuf_c_message_unpack (&distill__v1__welcome__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__welcome__free_unpacked
+                     (Distill__V1__Welcome *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__welcome__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   distill__v1__heartbeat__init
                      (Distill__V1__Heartbeat         *message)
 {
@@ -1248,6 +1293,96 @@ const ProtobufCMessageDescriptor distill__v1__hello__descriptor =
   (ProtobufCMessageInit) distill__v1__hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor distill__v1__welcome__field_descriptors[5] =
+{
+  {
+    "unroll_port",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, unroll_port),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parameters_port",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, parameters_port),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "teacher_endpoint",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, teacher_endpoint),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parameters",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, parameters),
+    &distill__v1__parameters__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_settings_json",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, actor_settings_json),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__welcome__field_indices_by_name[] = {
+  4,   /* field[4] = actor_settings_json */
+  3,   /* field[3] = parameters */
+  1,   /* field[1] = parameters_port */
+  2,   /* field[2] = teacher_endpoint */
+  0,   /* field[0] = unroll_port */
+};
+static const ProtobufCIntRange distill__v1__welcome__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor distill__v1__welcome__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.Welcome",
+  "Welcome",
+  "Distill__V1__Welcome",
+  "distill.v1",
+  sizeof(Distill__V1__Welcome),
+  5,
+  distill__v1__welcome__field_descriptors,
+  distill__v1__welcome__field_indices_by_name,
+  1,  distill__v1__welcome__number_ranges,
+  (ProtobufCMessageInit) distill__v1__welcome__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor distill__v1__heartbeat__field_descriptors[5] =
 {
   {
@@ -1783,7 +1918,7 @@ const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor =
   (ProtobufCMessageInit) distill__v1__checkpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[12] =
+static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[13] =
 {
   {
     "protocol_version",
@@ -1929,6 +2064,18 @@ static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[1
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "welcome",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Distill__V1__Envelope, body_case),
+    offsetof(Distill__V1__Envelope, welcome),
+    &distill__v1__welcome__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__envelope__field_indices_by_name[] = {
   11,   /* field[11] = checkpoint */
@@ -1943,12 +2090,13 @@ static const unsigned distill__v1__envelope__field_indices_by_name[] = {
   2,   /* field[2] = teacher_query */
   3,   /* field[3] = teacher_reply */
   4,   /* field[4] = unroll */
+  12,   /* field[12] = welcome */
 };
 static const ProtobufCIntRange distill__v1__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
 {
@@ -1958,7 +2106,7 @@ const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
   "Distill__V1__Envelope",
   "distill.v1",
   sizeof(Distill__V1__Envelope),
-  12,
+  13,
   distill__v1__envelope__field_descriptors,
   distill__v1__envelope__field_indices_by_name,
   2,  distill__v1__envelope__number_ranges,

@@ -246,6 +246,32 @@ public struct Hello: Sendable, Equatable {
     }
 }
 
+/// The learner's answer to `Hello`: its other ports, the teacher to use, the newest parameters.
+public struct Welcome: Sendable, Equatable {
+    /// The learner's PULL port for unrolls (on the host the client reached it at).
+    public var unrollPort: Int
+    /// The learner's PUB port for parameters.
+    public var parametersPort: Int
+    /// The teacher endpoint to use (after a swap); empty to keep the client's own.
+    public var teacherEndpoint: String
+    /// The newest parameters.
+    public var parameters: Parameters
+    /// The control settings actors must use, as a JSON object.
+    public var actorSettingsJSON: String
+
+    /// Creates a welcome.
+    public init(
+        unrollPort: Int, parametersPort: Int, teacherEndpoint: String, parameters: Parameters,
+        actorSettingsJSON: String
+    ) {
+        self.unrollPort = unrollPort
+        self.parametersPort = parametersPort
+        self.teacherEndpoint = teacherEndpoint
+        self.parameters = parameters
+        self.actorSettingsJSON = actorSettingsJSON
+    }
+}
+
 /// Liveness and progress of a client.
 public struct Heartbeat: Sendable, Equatable {
     /// Increments per heartbeat.
@@ -412,6 +438,7 @@ public enum Message: Sendable, Equatable {
     case control(Control)
     case error(ErrorReply)
     case checkpoint(Checkpoint)
+    case welcome(Welcome)
 
     /// The kind of this message, for dispatch and error messages.
     public var kind: MessageKind {
@@ -426,6 +453,7 @@ public enum Message: Sendable, Equatable {
         case .control: .control
         case .error: .error
         case .checkpoint: .checkpoint
+        case .welcome: .welcome
         }
     }
 }
@@ -442,6 +470,7 @@ public enum MessageKind: String, Sendable, CaseIterable {
     case control = "Control"
     case error = "Error"
     case checkpoint = "Checkpoint"
+    case welcome = "Welcome"
 }
 
 /// A message with the protocol header: what actually travels in one ZeroMQ frame.

@@ -95,14 +95,18 @@ public struct WireCodec: Sendable {
             root.body_case = DISTILL__V1__ENVELOPE__BODY_UNROLL
             root.unroll = arena.store(m)
         case .parameters(let parameters):
-            var m = Distill__V1__Parameters()
-            distill__v1__parameters__init(&m)
-            m.version = parameters.version
-            m.values = arena.tensor(parameters.values)
-            m.checksum = parameters.checksum
-            m.env_steps = parameters.envSteps
             root.body_case = DISTILL__V1__ENVELOPE__BODY_PARAMETERS
-            root.parameters = arena.store(m)
+            root.parameters = arena.parameters(parameters)
+        case .welcome(let welcome):
+            var m = Distill__V1__Welcome()
+            distill__v1__welcome__init(&m)
+            m.unroll_port = UInt32(clamping: welcome.unrollPort)
+            m.parameters_port = UInt32(clamping: welcome.parametersPort)
+            m.teacher_endpoint = arena.string(welcome.teacherEndpoint)
+            m.parameters = arena.parameters(welcome.parameters)
+            m.actor_settings_json = arena.string(welcome.actorSettingsJSON)
+            root.body_case = DISTILL__V1__ENVELOPE__BODY_WELCOME
+            root.welcome = arena.store(m)
         case .hello(let hello):
             var m = Distill__V1__Hello()
             distill__v1__hello__init(&m)
@@ -271,6 +275,8 @@ public struct WireCodec: Sendable {
             message = .error(try readError(root.error.pointee))
         case DISTILL__V1__ENVELOPE__BODY_CHECKPOINT:
             message = .checkpoint(try readCheckpoint(root.checkpoint.pointee))
+        case DISTILL__V1__ENVELOPE__BODY_WELCOME:
+            message = .welcome(try readWelcome(root.welcome.pointee))
         default:
             throw DecodingError(.invalidField, "Envelope has no message body (or one this build does not know)")
         }
@@ -393,6 +399,24 @@ public struct WireCodec: Sendable {
                     + "were corrupted; ask for them again with GetParams")
         }
         return parameters
+    }
+
+    private func readWelcome(_ m: Distill__V1__Welcome) throws(DecodingError) -> Welcome {
+        guard (1...65535).contains(m.unroll_port), (1...65535).contains(m.parameters_port) else {
+            throw DecodingError(
+                .invalidField,
+                "Welcome ports must be 1 to 65535, got unroll_port \(m.unroll_port), "
+                    + "parameters_port \(m.parameters_port)")
+        }
+        guard let parameters = m.parameters else {
+            throw DecodingError(.invalidField, "Welcome.parameters is missing")
+        }
+        return Welcome(
+            unrollPort: Int(m.unroll_port), parametersPort: Int(m.parameters_port),
+            teacherEndpoint: try readString(m.teacher_endpoint, field: "Welcome.teacher_endpoint", maxBytes: 1024),
+            parameters: try readParameters(parameters.pointee),
+            actorSettingsJSON: try readString(
+                m.actor_settings_json, field: "Welcome.actor_settings_json", maxBytes: 1 << 20))
     }
 
     private func readHello(_ m: Distill__V1__Hello) throws(DecodingError) -> Hello {
@@ -605,6 +629,16 @@ private final class CArena {
         for (index, byte) in utf8.enumerated() { pointer[index] = CChar(bitPattern: byte) }
         pointer[utf8.count] = 0
         return pointer
+    }
+
+    func parameters(_ parameters: Parameters) -> UnsafeMutablePointer<Distill__V1__Parameters> {
+        var m = Distill__V1__Parameters()
+        distill__v1__parameters__init(&m)
+        m.version = parameters.version
+        m.values = tensor(parameters.values)
+        m.checksum = parameters.checksum
+        m.env_steps = parameters.envSteps
+        return store(m)
     }
 
     func tensor(_ tensor: Tensor) -> UnsafeMutablePointer<Distill__V1__Tensor>? {

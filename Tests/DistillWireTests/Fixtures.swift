@@ -27,6 +27,11 @@ enum Fixtures {
         .parameters(
             Parameters(
                 version: 77, values: Tensor(shape: [2, 3], values: [1, -2, 3.5, 0, 1e-3, -7]), envSteps: 12_345)),
+        .welcome(
+            Welcome(
+                unrollPort: 5557, parametersPort: 5558, teacherEndpoint: "tcp://10.0.0.9:5556",
+                parameters: Parameters(version: 9, values: Tensor(shape: [2], values: [0.5, -0.5]), envSteps: 10),
+                actorSettingsJSON: #"{"control":"student"}"#)),
         .hello(
             Hello(
                 environment: "gridworld(seed=1,20x20)", stateCount: 401, actionCount: 4,

@@ -22,6 +22,7 @@ typedef struct Distill__V1__TeacherReply Distill__V1__TeacherReply;
 typedef struct Distill__V1__Unroll Distill__V1__Unroll;
 typedef struct Distill__V1__Parameters Distill__V1__Parameters;
 typedef struct Distill__V1__Hello Distill__V1__Hello;
+typedef struct Distill__V1__Welcome Distill__V1__Welcome;
 typedef struct Distill__V1__Heartbeat Distill__V1__Heartbeat;
 typedef struct Distill__V1__GetParams Distill__V1__GetParams;
 typedef struct Distill__V1__Control Distill__V1__Control;
@@ -391,6 +392,41 @@ struct  Distill__V1__Hello
 
 
 /*
+ * The learner's answer to `Hello`: where the client sends unrolls and hears parameters, which
+ * teacher to use, and the newest parameters. The client connects to the two ports on the host it
+ * reached the learner at, so one endpoint (`--learner tcp://HOST:PORT`) is all an actor needs.
+ */
+struct  Distill__V1__Welcome
+{
+  ProtobufCMessage base;
+  /*
+   * The learner's PULL port for `Unroll` messages.
+   */
+  uint32_t unroll_port;
+  /*
+   * The learner's PUB port for `Parameters`.
+   */
+  uint32_t parameters_port;
+  /*
+   * The teacher server the client should query (set after a swap); empty: keep its own.
+   */
+  char *teacher_endpoint;
+  /*
+   * The newest parameters.
+   */
+  Distill__V1__Parameters *parameters;
+  /*
+   * The student-control settings the actors must use, as JSON (control policy, mixture beta,
+   * episode length cap), so every actor acts as the learner's update rule assumes.
+   */
+  char *actor_settings_json;
+};
+#define DISTILL__V1__WELCOME__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__welcome__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+
+
+/*
  * Liveness and progress, client -> learner every heartbeat interval. A client missing several
  * heartbeats is considered dead. The learner may answer with a `Heartbeat` of its own.
  */
@@ -576,7 +612,8 @@ typedef enum {
   DISTILL__V1__ENVELOPE__BODY_GET_PARAMS = 16,
   DISTILL__V1__ENVELOPE__BODY_CONTROL = 17,
   DISTILL__V1__ENVELOPE__BODY_ERROR = 18,
-  DISTILL__V1__ENVELOPE__BODY_CHECKPOINT = 19
+  DISTILL__V1__ENVELOPE__BODY_CHECKPOINT = 19,
+  DISTILL__V1__ENVELOPE__BODY_WELCOME = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ENVELOPE__BODY__CASE)
 } Distill__V1__Envelope__BodyCase;
 
@@ -607,6 +644,7 @@ struct  Distill__V1__Envelope
     Distill__V1__Control *control;
     Distill__V1__Error *error;
     Distill__V1__Checkpoint *checkpoint;
+    Distill__V1__Welcome *welcome;
   };
 };
 #define DISTILL__V1__ENVELOPE__INIT \
@@ -747,6 +785,25 @@ Distill__V1__Hello *
 void   distill__v1__hello__free_unpacked
                      (Distill__V1__Hello *message,
                       ProtobufCAllocator *allocator);
+/* Distill__V1__Welcome methods */
+void   distill__v1__welcome__init
+                     (Distill__V1__Welcome         *message);
+size_t distill__v1__welcome__get_packed_size
+                     (const Distill__V1__Welcome   *message);
+size_t distill__v1__welcome__pack
+                     (const Distill__V1__Welcome   *message,
+                      uint8_t             *out);
+size_t distill__v1__welcome__pack_to_buffer
+                     (const Distill__V1__Welcome   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__Welcome *
+       distill__v1__welcome__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__welcome__free_unpacked
+                     (Distill__V1__Welcome *message,
+                      ProtobufCAllocator *allocator);
 /* Distill__V1__Heartbeat methods */
 void   distill__v1__heartbeat__init
                      (Distill__V1__Heartbeat         *message);
@@ -884,6 +941,9 @@ typedef void (*Distill__V1__Parameters_Closure)
 typedef void (*Distill__V1__Hello_Closure)
                  (const Distill__V1__Hello *message,
                   void *closure_data);
+typedef void (*Distill__V1__Welcome_Closure)
+                 (const Distill__V1__Welcome *message,
+                  void *closure_data);
 typedef void (*Distill__V1__Heartbeat_Closure)
                  (const Distill__V1__Heartbeat *message,
                   void *closure_data);
@@ -916,6 +976,7 @@ extern const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__unroll__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__parameters__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__hello__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__welcome__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__heartbeat__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__get_params__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__control__descriptor;
