@@ -8,7 +8,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "distill", targets: ["distill"]),
+        .library(name: "DistillCore", targets: ["DistillCore"]),
         .library(name: "DistillWire", targets: ["DistillWire"]),
+        .library(name: "DistillRuntime", targets: ["DistillRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,21 +25,34 @@ let package = Package(
             path: "Sources/CDistillProto",
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
+        // The science, no I/O: MDPs, environments, teachers, students, update rules, exact expectations.
+        .target(name: "DistillCore", swiftSettings: strictSwift),
         // Bytes on the wire: ZeroMQ sockets and the codec between Swift values and protobuf.
         .target(
             name: "DistillWire",
             dependencies: ["CZeroMQ", "CDistillProto"],
             swiftSettings: strictSwift
         ),
+        // The roles' loops: teacher server, actor, learner, launcher, checkpoints.
+        .target(
+            name: "DistillRuntime",
+            dependencies: ["DistillCore", "DistillWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "distill",
             dependencies: [
+                "DistillCore",
                 "DistillWire",
+                "DistillRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "distill"], swiftSettings: strictSwift),
         // Depends on the executable so `swift test` builds the `distill` binary its multi-process tests start.
         .testTarget(name: "DistillWireTests", dependencies: ["DistillWire", "distill"], swiftSettings: strictSwift),
     ],

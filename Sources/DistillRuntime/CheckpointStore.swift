@@ -101,7 +101,9 @@ public struct CheckpointStore: Sendable {
         defer { close(descriptor) }
         var written = 0
         while written < bytes.count {
-            let result = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            let result = bytes.withUnsafeBytes {
+                Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written)
+            }
             if result < 0 && errno == EINTR { continue }
             guard result > 0 else {
                 let message = String(cString: strerror(errno))

@@ -22,9 +22,9 @@ public enum StopSignal {
     /// SIGPIPE. When `DISTILL_PARENT_PID` is set, a changed parent also counts as a stop request,
     /// so a role never outlives a launcher killed with SIGKILL.
     public static func install() {
-        signal(SIGINT) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
-        signal(SIGTERM) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
-        signal(SIGPIPE, SIG_IGN)
+        Glibc.signal(SIGINT) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
+        Glibc.signal(SIGTERM) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
+        Glibc.signal(SIGPIPE, SIG_IGN)
         if let value = ProcessInfo.processInfo.environment[parentVariable], let pid = Int32(value) {
             expectedParent.store(pid, ordering: .relaxed)
         }
@@ -36,7 +36,7 @@ public enum StopSignal {
     }
 
     /// The signal that asked for the stop, if one did.
-    public static var signal: Int32? {
+    public static var signalNumberReceived: Int32? {
         let number = signalNumber.load(ordering: .relaxed)
         return number == 0 ? nil : number
     }
@@ -49,12 +49,12 @@ public enum StopSignal {
 
     /// True once a stop was asked for, by a signal, by `request()`, or by the launcher's death.
     public static var isRequested: Bool {
-        signal != nil || requestedByCode.load(ordering: .relaxed) || parentVanished
+        signalNumberReceived != nil || requestedByCode.load(ordering: .relaxed) || parentVanished
     }
 
     /// A phrase for logs: "SIGTERM", "SIGINT", "launcher exited", "requested".
     public static var reason: String {
-        switch signal {
+        switch signalNumberReceived {
         case SIGINT?: "SIGINT"
         case SIGTERM?: "SIGTERM"
         case let number?: "signal \(number)"
