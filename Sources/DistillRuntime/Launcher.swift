@@ -1,0 +1,301 @@
+import DistillWire
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A child role process of the launcher: its arguments, its log file, the endpoints it announced.
+final class ManagedProcess: @unchecked Sendable {
+    let name: String
+    let arguments: [String]
+    let logFile: URL
+    private let binary: URL
+    private var process: Process
+    private let lock = NSLock()
+    private var announced: [String: String] = [:]
+    private var partial = Data()
+    private(set) var restarts = 0
+    private var restartTimes: [Double] = []
+
+    init(name: String, binary: URL, arguments: [String], logDirectory: URL) {
+        self.name = name
+        self.binary = binary
+        self.arguments = arguments
+        self.logFile = logDirectory.appendingPathComponent("\(name).log")
+        self.process = Process()
+    }
+
+    /// Starts (or restarts) the process; its stderr goes to its log file, appended.
+    func start() throws {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment[StopSignal.parentVariable] = String(getpid())
+        process.environment = environment
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        }
+        guard let log = FileHandle(forWritingAtPath: logFile.path) else {
+            throw RuntimeError("cannot write the log file \(logFile.path)")
+        }
+        log.seekToEndOfFile()
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            self?.consume(data)
+        }
+        lock.withLock {
+            announced = [:]
+            partial = Data()
+        }
+        do {
+            try process.run()
+        } catch {
+            throw RuntimeError("cannot start the \(name) process (\(binary.path)): \(error.localizedDescription)")
+        }
+        self.process = process
+    }
+
+    private func consume(_ data: Data) {
+        lock.withLock {
+            partial.append(data)
+            while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+                partial = Data(partial[(newline + 1)...])
+                let parts = line.split(separator: " ")
+                if parts.count == 3 && parts[0] == "endpoint" { announced[String(parts[1])] = String(parts[2]) }
+            }
+        }
+    }
+
+    /// Waits until the process announces `endpoint NAME ...`; fails if it exits first or times out.
+    func waitForEndpoint(_ endpoint: String, timeoutSeconds: Double) throws -> String {
+        let deadline = monotonicSeconds() + timeoutSeconds
+        while monotonicSeconds() < deadline {
+            if let value = lock.withLock({ announced[endpoint] }) { return value }
+            if !process.isRunning {
+                throw RuntimeError(
+                    "the \(name) process exited (status \(process.terminationStatus)) before it was ready:\n"
+                        + tail(of: logFile))
+            }
+            if StopSignal.isRequested { throw RuntimeError("stopped while waiting for the \(name) process") }
+            usleep(10_000)
+        }
+        throw RuntimeError("the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile))
+    }
+
+    var isRunning: Bool { process.isRunning }
+    var pid: Int32 { process.processIdentifier }
+    var terminationStatus: Int32 { process.terminationStatus }
+
+    /// Records a restart; false when the process restarted too often (5 times in a minute).
+    func mayRestart() -> Bool {
+        let now = monotonicSeconds()
+        restartTimes = restartTimes.filter { now - $0 < 60 } + [now]
+        restarts += 1
+        return restartTimes.count <= 5
+    }
+
+    /// Sends `signal` if running.
+    func signal(_ number: Int32) {
+        if process.isRunning { kill(process.processIdentifier, number) }
+    }
+
+    /// Waits up to `seconds` for the exit; kills it (SIGKILL) after that. Returns its status.
+    @discardableResult
+    func waitForExit(seconds: Double) -> Int32 {
+        let deadline = monotonicSeconds() + seconds
+        while process.isRunning && monotonicSeconds() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+}
+
+/// The last lines of a log file, for error messages.
+func tail(of file: URL, lines: Int = 15) -> String {
+    guard let text = try? String(contentsOf: file, encoding: .utf8) else { return "(no log at \(file.path))" }
+    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).map { "  | \($0)" }
+        .joined(separator: "\n")
+}
+
+/// What `distill cluster` starts.
+public struct LauncherConfiguration: Sendable {
+    /// The `distill` binary the roles run (normally this process's own).
+    public var binary: URL
+    /// Flags every role gets (environment, teacher and method flags).
+    public var problemArguments: [String]
+    /// Extra flags for the learner (steps, publication, checkpoints...).
+    public var learnerArguments: [String]
+    /// Extra flags for each actor.
+    public var actorArguments: [String]
+    /// Number of actor processes.
+    public var actors: Int
+    /// Seed of actor k is `actorSeed + k`.
+    public var actorSeed: UInt64
+    /// Output directory: metrics.csv, summary.json, checkpoints/, logs/, learning_curves.png.
+    public var outputDirectory: URL
+    /// Seconds between progress lines.
+    public var progressIntervalSeconds: Double = 1
+    /// Seconds a role may take to start (the teacher may train first).
+    public var startTimeoutSeconds: Double = 600
+
+    /// Creates a configuration.
+    public init(
+        binary: URL, problemArguments: [String], learnerArguments: [String], actorArguments: [String], actors: Int,
+        actorSeed: UInt64, outputDirectory: URL
+    ) {
+        self.binary = binary
+        self.problemArguments = problemArguments
+        self.learnerArguments = learnerArguments
+        self.actorArguments = actorArguments
+        self.actors = actors
+        self.actorSeed = actorSeed
+        self.outputDirectory = outputDirectory
+    }
+}
+
+/// Starts a teacher server, a learner and N actors as child processes on loopback, supervises
+/// them (restarting a crashed one, the learner from its checkpoint), prints progress, and stops
+/// them all cleanly at the end, on Ctrl-C or on SIGTERM.
+public struct Launcher: RoleLoop {
+    private let configuration: LauncherConfiguration
+    private let logger: Logger
+    private let progress: (String) -> Void
+    /// The endpoints the roles bound (filled as they start).
+    public private(set) var endpoints: [String: String] = [:]
+
+    /// Creates a launcher; `progress` receives one line per progress report.
+    public init(configuration: LauncherConfiguration, logger: Logger, progress: @escaping (String) -> Void) {
+        self.configuration = configuration
+        self.logger = logger
+        self.progress = progress
+    }
+
+    /// Runs the cluster to its end; returns normally after a clean stop.
+    public mutating func run() throws {
+        let out = configuration.outputDirectory
+        let logs = out.appendingPathComponent("logs")
+        do {
+            try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        } catch {
+            throw RuntimeError("cannot create \(logs.path): \(error.localizedDescription)")
+        }
+        let binary = configuration.binary
+        let local = "tcp://127.0.0.1:*"
+        let teacher = ManagedProcess(
+            name: "teacher", binary: binary,
+            arguments: ["teacher"] + configuration.problemArguments + ["--bind", local], logDirectory: logs)
+        var children: [ManagedProcess] = [teacher]
+        defer { Self.stopAll(children) }
+
+        progress("starting the teacher server (log: \(teacher.logFile.path))")
+        try teacher.start()
+        let teacherEndpoint = try teacher.waitForEndpoint("teacher", timeoutSeconds: configuration.startTimeoutSeconds)
+        endpoints["teacher"] = teacherEndpoint
+
+        let learner = ManagedProcess(
+            name: "learner", binary: binary,
+            arguments: ["learner"] + configuration.problemArguments + configuration.learnerArguments + [
+                "--bind-unrolls", local, "--bind-params", local, "--bind-control", local,
+                "--checkpoint-dir", out.appendingPathComponent("checkpoints").path, "--out", out.path,
+            ], logDirectory: logs)
+        children.append(learner)
+        progress("starting the learner (log: \(learner.logFile.path))")
+        try learner.start()
+        let control = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+        endpoints["control"] = control
+
+        var actors: [ManagedProcess] = []
+        for k in 0..<configuration.actors {
+            let actor = ManagedProcess(
+                name: "actor-\(k)", binary: binary,
+                arguments: ["actor"] + configuration.problemArguments + configuration.actorArguments + [
+                    "--learner", control, "--teacher", teacherEndpoint, "--id", "actor-\(k)",
+                    "--actor-seed", String(configuration.actorSeed &+ UInt64(k)),
+                ], logDirectory: logs)
+            try actor.start()
+            actors.append(actor)
+            children.append(actor)
+        }
+        progress("started \(configuration.actors) actors; teacher \(teacherEndpoint), learner \(control)")
+
+        let client = try ControlClient(learner: control, sender: .starting(role: .launcher, id: "launcher"))
+        var nextProgress = monotonicSeconds() + configuration.progressIntervalSeconds
+        let started = monotonicSeconds()
+        while !StopSignal.isRequested {
+            usleep(50_000)
+            if !learner.isRunning {
+                if learner.terminationStatus == 0 {
+                    break  // the learner reached its step limit and wrote everything
+                }
+                guard learner.mayRestart() else {
+                    throw RuntimeError(
+                        "the learner keeps failing (status \(learner.terminationStatus)); stopping:\n" + tail(of: learner.logFile))
+                }
+                logger.warning("the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
+                try learner.start()
+                _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+            }
+            for child in [teacher] + actors where !child.isRunning {
+                guard child.mayRestart() else {
+                    throw RuntimeError("the \(child.name) process keeps failing; stopping:\n" + tail(of: child.logFile))
+                }
+                logger.warning("\(child.name) exited with status \(child.terminationStatus); restarting it")
+                try child.start()
+            }
+            if monotonicSeconds() >= nextProgress {
+                nextProgress += configuration.progressIntervalSeconds
+                if let status = try? client.status(timeoutMilliseconds: 500) {
+                    progress(Self.progressLine(status, elapsed: monotonicSeconds() - started, actors: configuration.actors))
+                }
+            }
+        }
+        if StopSignal.isRequested {
+            progress("stopping (\(StopSignal.reason)): the learner writes its final checkpoint and metrics")
+        }
+        // The learner first, so it writes its final checkpoint while actors may still push.
+        learner.signal(SIGTERM)
+        let learnerStatus = learner.waitForExit(seconds: 60)
+        Self.stopAll(children)
+        if learnerStatus != 0 {
+            throw RuntimeError("the learner ended with status \(learnerStatus):\n" + tail(of: learner.logFile))
+        }
+    }
+
+    private static func stopAll(_ children: [ManagedProcess]) {
+        for child in children { child.signal(SIGTERM) }
+        for child in children { child.waitForExit(seconds: 10) }
+    }
+
+    /// One progress line from the learner's status.
+    static func progressLine(_ status: [String: Any], elapsed: Double, actors: Int) -> String {
+        func number(_ key: String) -> Double? { (status[key] as? NSNumber)?.doubleValue }
+        var parts = [String(format: "[%7.1fs]", elapsed)]
+        parts.append(String(format: "steps %.0f (%.0f/s)", number("env_steps") ?? 0, number("steps_per_second") ?? 0))
+        parts.append(String(format: "version %.0f", number("version") ?? 0))
+        if let student = number("student_return") {
+            if let teacher = number("teacher_return"), teacher != 0 {
+                parts.append(String(format: "return %.3f / teacher %.3f (%.0f%%)", student, teacher, 100 * student / teacher))
+            } else {
+                parts.append(String(format: "return %.3f", student))
+            }
+        }
+        if let kl = number("kl_per_episode") { parts.append(String(format: "KL %.3f", kl)) }
+        parts.append(String(format: "lag %.1f (max %.0f)", number("mean_lag") ?? 0, number("max_lag") ?? 0))
+        parts.append(String(format: "actors %.0f/%d", number("actors_alive") ?? 0, actors))
+        return parts.joined(separator: " | ")
+    }
+}

@@ -1,0 +1,594 @@
+import DistillCore
+import DistillWire
+import Foundation
+import Logging
+
+/// What a learner learns: the environment, the method (update rule, schedules, optimiser) and
+/// the size of its batches.
+public struct LearnerProblem: Sendable {
+    /// The environment (for shapes, exact metrics and checking actors' unrolls).
+    public var environment: Environment
+    /// Identifies the environment; actors must present the same string in their Hello.
+    public var environmentIdentity: String
+    /// The method: rule, control policy, λ and β schedules, optimiser, V-trace clipping, critic.
+    public var method: MethodSpec
+    /// The kind of teacher configured (some rules' defaults depend on it).
+    public var teacherKind: TeacherSpec.Kind?
+    /// The teacher as configured, for the exact teacher return in metrics.
+    public var referenceTeacher: Teacher?
+    /// Episodes per unroll, which is the learner's batch: one update per unroll, as
+    /// `distill train` makes one update per `episodesPerIteration` episodes.
+    public var unrollEpisodes: Int
+    /// The run's configuration as JSON; checkpoints record it and a resume checks it.
+    public var configurationJSON: String
+
+    /// Creates a problem; one update per unroll of `method.episodesPerIteration` episodes.
+    public init(
+        environment: Environment, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
+        referenceTeacher: Teacher?, configurationJSON: String
+    ) {
+        self.environment = environment
+        self.environmentIdentity = environmentIdentity
+        self.method = method
+        self.teacherKind = teacherKind
+        self.referenceTeacher = referenceTeacher
+        self.unrollEpisodes = method.episodesPerIteration
+        self.configurationJSON = configurationJSON
+    }
+}
+
+/// Where a learner listens and what it leaves behind.
+public struct LearnerConfiguration: Sendable {
+    /// PULL endpoint for unrolls.
+    public var bindUnrolls: String
+    /// PUB endpoint for parameters.
+    public var bindParameters: String
+    /// ROUTER endpoint for Hello / Heartbeat / GetParams / Control.
+    public var bindControl: String
+    /// Directory of checkpoints (resumed from when it holds one); nil: no checkpoints.
+    public var checkpointDirectory: URL?
+    /// Directory for metrics.csv and summary.json; nil: none written.
+    public var outputDirectory: URL?
+    /// Publish parameters after this many updates...
+    public var publishEveryUpdates: Int = 10
+    /// ...or this many milliseconds after the last publication, whichever comes first.
+    public var publishIntervalMilliseconds: Int = 20
+    /// Seconds between periodic checkpoints.
+    public var checkpointIntervalSeconds: Double = 30
+    /// Seconds between metrics rows.
+    public var metricsIntervalSeconds: Double = 1
+    /// An actor silent this long is marked dead, in milliseconds.
+    public var actorTimeoutMilliseconds: Int = 3000
+    /// Stop once this many environment steps were learned from (nil: run until stopped).
+    public var maxEnvSteps: UInt64?
+
+    /// Creates a configuration.
+    public init(bindUnrolls: String, bindParameters: String, bindControl: String) {
+        self.bindUnrolls = bindUnrolls
+        self.bindParameters = bindParameters
+        self.bindControl = bindControl
+    }
+}
+
+/// One actor as the learner sees it.
+struct ActorRecord {
+    var id: String
+    var nonce: UInt64
+    var lastSeen: Int64
+    var envSteps: UInt64 = 0
+    var version: UInt64 = 0
+    var unrollsWithheld: UInt64 = 0
+    var alive = true
+}
+
+/// Pulls unrolls, applies the update rule with V-trace correction for policy lag, publishes
+/// parameters, answers its clients, tracks actor liveness, writes metrics and checkpoints.
+public struct Learner: RoleLoop {
+    private let problem: LearnerProblem
+    private var optimiser: Optimiser
+    private var rule: UpdateRule
+    private var control: ControlPolicy
+    private var lambdaOverride: Double?
+    private let configuration: LearnerConfiguration
+    private let sender: Sender
+    private let logger: Logger
+    private let codec = WireCodec()
+
+    private var parameters: StudentParameters
+    private var policy: StudentPolicy
+    private var critic: TabularCritic?
+    private var accumulator: UpdateAccumulator
+    private var rng: Xoshiro256StarStar
+    /// The parameter version: +1 per update, continued across restarts from the checkpoint.
+    public private(set) var version: UInt64 = 0
+    private var updates: UInt64 = 0
+    private var envSteps: UInt64 = 0
+    private var resumedFrom: UInt64?
+
+    private var actors: [[UInt8]: ActorRecord] = [:]
+    private var teacherEndpoint = ""
+    private var currentTeacherID = ""
+    private var teacherSwitches: [(envSteps: UInt64, teacher: String)] = []
+    private var rejections = RejectionLog()
+    private var stopActorsAtEnd = false
+    private var startSeconds = monotonicSeconds()
+    private var window = MetricsWindow()
+    private var totals = MetricsWindow()
+    private var metrics: MetricsFile?
+    private var lastMetrics = MetricsRow()
+    private var unrollPort = 0
+    private var parametersPort = 0
+    private var learnedSteps: UInt64 = 0
+
+    /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
+    public init(problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger) throws {
+        self.problem = problem
+        self.configuration = configuration
+        self.sender = sender
+        self.logger = logger
+        optimiser = Optimiser(kind: problem.method.optimiser, learningRate: problem.method.learningRate)
+        rule = problem.method.rule(at: 0, teacherKind: problem.teacherKind)
+        control = problem.method.controlPolicy(at: 0)
+        let mdp = problem.environment.mdp
+        if let tied = problem.environment.tiedRows {
+            parameters = StudentParameters(
+                rowOfState: tied, rowCount: Int(tied.max() ?? 0) + 1, actionCount: mdp.actionCount)
+        } else {
+            parameters = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
+        }
+        critic =
+            rule.needsStudentValues
+            ? TabularCritic(
+                stateCount: mdp.stateCount, learningRate: problem.method.criticLearningRate,
+                target: problem.method.criticTarget) : nil
+        accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: mdp.actionCount)
+        rng = Xoshiro256StarStar(seed: sender.runNonce)
+        policy = StudentPolicy(parameters)
+        if let directory = configuration.checkpointDirectory {
+            try resume(from: CheckpointStore(directory: directory))
+        }
+    }
+
+    private mutating func resume(from store: CheckpointStore) throws {
+        guard let (checkpoint, file, skipped) = try store.latest() else { return }
+        for reason in skipped { logger.warning("skipped an unreadable checkpoint: \(reason)") }
+        guard checkpoint.configurationJSON == problem.configurationJSON else {
+            throw RuntimeError(
+                """
+                the checkpoint \(file.path) was written by a run with another configuration:
+                  checkpoint: \(checkpoint.configurationJSON)
+                  this run:   \(problem.configurationJSON)
+                Resume with the same flags, or give another --checkpoint-dir to start afresh.
+                """)
+        }
+        guard checkpoint.parameters.count == parameters.logits.count else {
+            throw RuntimeError("the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)")
+        }
+        parameters.logits = checkpoint.parameters
+        let half = checkpoint.optimiserState.count / 2
+        optimiser.firstMoment = Array(checkpoint.optimiserState.prefix(half))
+        optimiser.secondMoment = Array(checkpoint.optimiserState.suffix(half))
+        optimiser.stepCount = Int(checkpoint.optimiserSteps)
+        if critic != nil && checkpoint.critic.count == problem.environment.mdp.stateCount {
+            critic!.values = checkpoint.critic
+        }
+        if checkpoint.rngState.count == 4 && checkpoint.rngState.contains(where: { $0 != 0 }) {
+            rng = Xoshiro256StarStar(words: checkpoint.rngState)
+        }
+        version = checkpoint.version
+        updates = checkpoint.updates
+        envSteps = checkpoint.envSteps
+        resumedFrom = checkpoint.version
+        policy = StudentPolicy(parameters)
+        rule = problem.method.rule(at: Int(updates), teacherKind: problem.teacherKind)
+        control = problem.method.controlPolicy(at: Int(updates))
+        logger.notice(
+            "resumed from checkpoint", metadata: ["file": "\(file.lastPathComponent)", "version": "\(version)"])
+    }
+
+    /// Learns until a stop is requested or `maxEnvSteps` is reached; always ends with a final
+    /// publication, checkpoint, metrics row and summary.
+    public mutating func run() throws {
+        let sockets = try SocketFactory()
+        let pull = try sockets.open(.pull, highWaterMark: 8)
+        let pub = try sockets.open(.pub, highWaterMark: 16)
+        let router = try sockets.open(.router, highWaterMark: 10_000)
+        defer { for socket in [pull, pub, router] { socket.close() } }
+        let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
+        let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
+        let control = try sockets.bind(router, configuration.bindControl, purpose: "control")
+        unrollPort = try Endpoint(parsing: unrolls).port
+        parametersPort = try Endpoint(parsing: params).port
+        announceEndpoint("unrolls", unrolls)
+        announceEndpoint("parameters", params)
+        announceEndpoint("control", control)
+        if let directory = configuration.outputDirectory {
+            metrics = try MetricsFile(directory: directory, appending: resumedFrom != nil)
+        }
+        logger.info(
+            "learner ready",
+            metadata: [
+                "control": "\(control)", "method": "\(problem.method.method.rawValue)", "version": "\(version)",
+                "env": "\(problem.environmentIdentity)",
+            ])
+
+        var poller = ZMQPoller()
+        poller.add(pull)
+        poller.add(router)
+        var lastPublished = monotonicMilliseconds()
+        var publishedVersion = version
+        var nextCheckpoint = monotonicSeconds() + configuration.checkpointIntervalSeconds
+        var nextMetrics = monotonicSeconds() + configuration.metricsIntervalSeconds
+        var nextLivenessSweep = monotonicMilliseconds() + 500
+        startSeconds = monotonicSeconds()
+
+        while !StopSignal.isRequested {
+            if let limit = configuration.maxEnvSteps, learnedSteps >= limit {
+                stopActorsAtEnd = true
+                break
+            }
+            let ready = try poller.poll(timeoutMilliseconds: 10)
+            if !ready[0].isEmpty {
+                // Bounded drain: the control socket and publication stay responsive under load.
+                var drained = 0
+                while drained < 16, let frames = try pull.receive(dontWait: true) {
+                    drained += 1
+                    learn(from: frames)
+                    if version - publishedVersion >= UInt64(configuration.publishEveryUpdates) {
+                        publish(pub)
+                        publishedVersion = version
+                        lastPublished = monotonicMilliseconds()
+                    }
+                }
+            }
+            if !ready[1].isEmpty {
+                while let frames = try router.receive(dontWait: true) { serve(frames, on: router) }
+            }
+            let now = monotonicMilliseconds()
+            if version != publishedVersion && now - lastPublished >= Int64(configuration.publishIntervalMilliseconds) {
+                publish(pub)
+                publishedVersion = version
+                lastPublished = now
+            }
+            if now >= nextLivenessSweep {
+                sweepLiveness(now)
+                nextLivenessSweep = now + 500
+            }
+            let seconds = monotonicSeconds()
+            if seconds >= nextMetrics {
+                writeMetrics()
+                nextMetrics = seconds + configuration.metricsIntervalSeconds
+            }
+            if seconds >= nextCheckpoint {
+                checkpoint()
+                nextCheckpoint = seconds + configuration.checkpointIntervalSeconds
+            }
+        }
+
+        let reason = StopSignal.isRequested ? StopSignal.reason : "step limit reached"
+        logger.info("learner stopping (\(reason))", metadata: ["version": "\(version)", "env_steps": "\(envSteps)"])
+        publish(pub)
+        if stopActorsAtEnd { stopActors(router) }
+        writeMetrics()
+        checkpoint()
+        writeSummary(reason: reason)
+    }
+
+    // MARK: Learning
+
+    private mutating func learn(from frames: [[UInt8]]) {
+        let unroll: Unroll
+        let actor: Sender
+        do {
+            let envelope = try codec.decode(frames.last ?? [], expecting: [.unroll])
+            guard case .unroll(let u) = envelope.message else { return }
+            unroll = u
+            actor = envelope.sender
+        } catch {
+            if let line = rejections.record(error, from: "an actor's unroll") { logger.warning("\(line)") }
+            return
+        }
+        if let problem = incompatibility(of: unroll) {
+            let error = DecodingError(.invalidField, problem)
+            if let line = rejections.record(error, from: "\(actor.role) '\(actor.id)'") { logger.warning("\(line)") }
+            return
+        }
+        if unroll.teacherID != currentTeacherID {
+            if !currentTeacherID.isEmpty {
+                logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')")
+            }
+            currentTeacherID = unroll.teacherID
+            teacherSwitches.append((envSteps, unroll.teacherID))
+        }
+
+        let context = UpdateContext(
+            discount: problem.environment.mdp.discount, control: control, clipping: problem.method.clipping,
+            studentValues: critic?.values)
+        let episodes = UnrollEpisode.episodes(of: unroll)
+        var crossEntropy = 0.0
+        var returns = 0.0
+        let na = unroll.actionCount
+        for episode in episodes {
+            accumulateSampledUpdate(episode, policy: policy, rule: rule, context: context, into: &accumulator)
+            // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric under the behaviour policy).
+            var discount = 1.0
+            for t in 0..<episode.length {
+                let row = Int(policy.rowOfState[episode.state(t)]) * na
+                for a in 0..<na {
+                    let p = episode.teacherProbability(t, a)
+                    if p > 0 { crossEntropy += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
+                }
+                returns += discount * episode.reward(t)
+                discount *= problem.environment.mdp.discount
+            }
+        }
+        if rule.needsStudentValues {
+            for episode in episodes {
+                critic!.update(
+                    states: episode.states, rewards: episode.rewards, terminated: episode.terminated,
+                    discount: problem.environment.mdp.discount)
+            }
+        }
+        let update = accumulator.finish(policy: policy)
+        optimiser.apply(update, to: &parameters)
+        policy = StudentPolicy(parameters)
+        version += 1
+        updates += 1
+        // Schedules (λ for kickstarting, β for a mixture control) advance once per update.
+        rule = problem.method.rule(at: Int(updates), teacherKind: problem.teacherKind)
+        if let lambdaOverride { rule.lossWeight = lambdaOverride }
+        control = problem.method.controlPolicy(at: Int(updates))
+        let steps = UInt64(unroll.stepCount)
+        envSteps += steps
+        learnedSteps += steps
+        let lag = version - 1 >= unroll.parameterVersion ? Double(version - 1 - unroll.parameterVersion) : 0
+        window.add(steps: steps, episodes: episodes.count, klSum: crossEntropy, returnSum: returns, lag: lag)
+        totals.add(steps: steps, episodes: episodes.count, klSum: crossEntropy, returnSum: returns, lag: lag)
+    }
+
+    /// Why an unroll cannot be learned from in this run, or nil.
+    private func incompatibility(of unroll: Unroll) -> String? {
+        let mdp = problem.environment.mdp
+        guard unroll.actionCount == mdp.actionCount else {
+            return "the unroll has \(unroll.actionCount) actions, this learner's environment has \(mdp.actionCount)"
+        }
+        if let bad = unroll.observations.first(where: { Int($0) >= mdp.stateCount }) {
+            return "the unroll visits state \(bad), this learner's environment has \(mdp.stateCount) states"
+        }
+        if rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
+            return "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
+        }
+        return nil
+    }
+
+    private func currentParameters() -> Parameters {
+        Parameters(
+            version: version,
+            values: Tensor(shape: [parameters.rowCount, parameters.actionCount], values: parameters.float32Logits()),
+            envSteps: envSteps)
+    }
+
+    private func publish(_ pub: ZMQSocket) {
+        let bytes = codec.encode(Envelope(sender: sender, message: .parameters(currentParameters())))
+        _ = try? pub.send(bytes, dontWait: true)
+    }
+
+    // MARK: Clients
+
+    private mutating func serve(_ frames: [[UInt8]], on router: ZMQSocket) {
+        guard frames.count == 2 else {
+            let error = DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)")
+            if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
+            return
+        }
+        let routing = frames[0]
+        let envelope: Envelope
+        do {
+            envelope = try codec.decode(frames[1], expecting: [.hello, .heartbeat, .getParams, .control])
+        } catch {
+            if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
+            reply(.error(ErrorReply(code: error.code.replyCode, message: error.message)), to: routing, router)
+            return
+        }
+        let now = monotonicMilliseconds()
+        switch envelope.message {
+        case .hello(let hello):
+            let mdp = problem.environment.mdp
+            guard hello.environment == problem.environmentIdentity, hello.stateCount == mdp.stateCount,
+                hello.actionCount == mdp.actionCount
+            else {
+                let message =
+                    "this learner runs \(problem.environmentIdentity) (\(mdp.stateCount) states, \(mdp.actionCount) "
+                    + "actions), \(envelope.sender.role) '\(envelope.sender.id)' runs \(hello.environment) "
+                    + "(\(hello.stateCount) states, \(hello.actionCount) actions): start it with the same --env flags"
+                logger.error("refused a client: \(message)")
+                reply(.error(ErrorReply(code: .incompatible, message: message)), to: routing, router)
+                return
+            }
+            if envelope.sender.role == .actor {
+                let known = actors[routing] != nil
+                actors[routing] = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
+                if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
+            }
+            let settings = ActorSettings(
+                control: control, maxEpisodeSteps: problem.method.maxEpisodeSteps, unrollEpisodes: problem.unrollEpisodes)
+            let json = (try? String(decoding: JSONEncoder().encode(settings), as: UTF8.self)) ?? "{}"
+            let welcome = Welcome(
+                unrollPort: unrollPort, parametersPort: parametersPort, teacherEndpoint: teacherEndpoint,
+                parameters: currentParameters(), actorSettingsJSON: json)
+            reply(.welcome(welcome), to: routing, router)
+        case .heartbeat(let beat):
+            if var record = actors[routing] {
+                if !record.alive { logger.notice("actor '\(record.id)' is back") }
+                record.lastSeen = now
+                record.alive = true
+                record.envSteps = beat.envSteps
+                record.version = beat.parameterVersion
+                record.unrollsWithheld = beat.unrollsWithheld
+                actors[routing] = record
+            }
+            reply(.heartbeat(Heartbeat(sequence: beat.sequence, envSteps: envSteps, parameterVersion: version)), to: routing, router)
+        case .getParams(let request):
+            if request.haveVersion < version { reply(.parameters(currentParameters()), to: routing, router) }
+        case .control(let command):
+            handle(command, from: envelope.sender, routing: routing, router)
+        default:
+            break
+        }
+    }
+
+    private mutating func handle(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+        var echo = command
+        echo.accepted = true
+        switch command.command {
+        case .stop:
+            logger.notice("stop requested by \(client.role) '\(client.id)'")
+            stopActorsAtEnd = true
+            StopSignal.request()
+        case .swapTeacher:
+            logger.notice("moving every actor to the teacher server at \(command.teacherEndpoint)")
+            teacherEndpoint = command.teacherEndpoint
+            for (actorRouting, record) in actors where record.alive {
+                reply(.control(Control(command: .swapTeacher, teacherEndpoint: command.teacherEndpoint)), to: actorRouting, router)
+            }
+        case .setLambda:
+            guard command.lambdas.count == 1, rule.loss != .none else {
+                let message =
+                    rule.loss == .none
+                    ? "method \(problem.method.method.rawValue) has no distillation term to weight"
+                    : "this learner distils from one teacher server at a time: give exactly one lambda"
+                reply(.error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)), to: routing, router)
+                return
+            }
+            lambdaOverride = Double(command.lambdas[0])
+            rule.lossWeight = Double(command.lambdas[0])
+            logger.notice("distillation weight λ set to \(command.lambdas[0]) by \(client.role) '\(client.id)'")
+        case .status:
+            break
+        }
+        echo.statusJSON = statusJSON()
+        reply(.control(echo), to: routing, router)
+    }
+
+    private func reply(_ message: Message, to routing: [UInt8], _ router: ZMQSocket) {
+        _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: message))], dontWait: true)
+    }
+
+    private mutating func sweepLiveness(_ now: Int64) {
+        for (routing, record) in actors where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
+            actors[routing]!.alive = false
+            logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
+        }
+    }
+
+    private func stopActors(_ router: ZMQSocket) {
+        for (routing, record) in actors where record.alive {
+            reply(.control(Control(command: .stop)), to: routing, router)
+        }
+    }
+
+    // MARK: Metrics, checkpoints, summary
+
+    private mutating func exactReturns() -> (student: Double, teacher: Double?) {
+        let mdp = problem.environment.mdp
+        let student = (try? PolicyEvaluation.expectedReturn(mdp, policy: policy.stateTable())) ?? .nan
+        let teacher = problem.referenceTeacher.flatMap { try? PolicyEvaluation.expectedReturn(mdp, policy: $0.probabilities) }
+        return (student, teacher)
+    }
+
+    private mutating func writeMetrics() {
+        let (student, teacher) = exactReturns()
+        let elapsed = monotonicSeconds() - startSeconds
+        let row = MetricsRow(
+            seconds: elapsed, envSteps: envSteps, updates: updates, version: version,
+            stepsPerSecond: window.steps > 0 ? Double(window.steps) / max(elapsed - lastMetrics.seconds, 1e-9) : 0,
+            studentReturn: student, teacherReturn: teacher ?? .nan, klPerEpisode: window.klPerEpisode,
+            episodeReturn: window.meanReturn, meanLag: window.meanLag, maxLag: window.maxLag,
+            actorsAlive: actors.values.filter(\.alive).count, teacherID: currentTeacherID, rejected: rejections.total)
+        metrics?.append(row)
+        lastMetrics = row
+        window = MetricsWindow()
+    }
+
+    private func statusJSON() -> String {
+        let row = lastMetrics
+        let status: [String: Any] = [
+            "version": version, "env_steps": envSteps, "updates": updates, "steps_per_second": row.stepsPerSecond,
+            "student_return": row.studentReturn.isFinite ? row.studentReturn : NSNull(),
+            "teacher_return": row.teacherReturn.isFinite ? row.teacherReturn : NSNull(),
+            "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
+            "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
+            "teacher_id": currentTeacherID, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private mutating func checkpoint() {
+        guard let directory = configuration.checkpointDirectory else { return }
+        let snapshot = Checkpoint(
+            version: version, shape: [parameters.rowCount, parameters.actionCount], parameters: parameters.logits,
+            optimiserState: optimiser.firstMoment + optimiser.secondMoment, optimiserSteps: UInt64(optimiser.stepCount),
+            critic: critic?.values ?? [], envSteps: envSteps, updates: updates, rngState: rng.words,
+            configurationJSON: problem.configurationJSON,
+            createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+        do {
+            let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)
+            logger.debug("checkpoint written", metadata: ["file": "\(file.lastPathComponent)"])
+        } catch {
+            logger.error("checkpoint failed: \(error); learning goes on and the next one will retry")
+        }
+    }
+
+    private mutating func writeSummary(reason: String) {
+        guard let directory = configuration.outputDirectory else { return }
+        let (student, teacher) = exactReturns()
+        let elapsed = monotonicSeconds() - startSeconds
+        var summary: [String: Any] = [
+            "method": problem.method.method.rawValue, "environment": problem.environmentIdentity, "stopped_because": reason,
+            "student_return": student.isFinite ? student : NSNull(), "env_steps": envSteps,
+            "env_steps_this_run": learnedSteps, "updates": updates, "version": version, "wall_seconds": elapsed,
+            "env_steps_per_second": elapsed > 0 ? Double(learnedSteps) / elapsed : 0,
+            "kl_per_episode": totals.klPerEpisode.isFinite ? totals.klPerEpisode : NSNull(),
+            "mean_policy_lag": totals.meanLag, "max_policy_lag": totals.maxLag,
+            "teachers": teacherSwitches.map { ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any] },
+            "actors_seen": actors.count, "messages_rejected": rejections.total,
+            "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
+        ]
+        if let teacher, teacher.isFinite {
+            summary["teacher_return"] = teacher
+            summary["student_to_teacher_return"] = teacher != 0 ? student / teacher : NSNull()
+        }
+        do {
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: directory.appendingPathComponent("summary.json"), options: .atomic)
+        } catch {
+            logger.error("cannot write summary.json in \(directory.path): \(error)")
+        }
+    }
+}
+
+/// Sums over a stretch of unrolls, for one metrics row (or the whole run).
+struct MetricsWindow {
+    var steps: UInt64 = 0
+    var episodes = 0
+    var klSum = 0.0
+    var returnSum = 0.0
+    var lagSum = 0.0
+    var lagWeight = 0.0
+    var maxLag = 0.0
+
+    mutating func add(steps: UInt64, episodes: Int, klSum: Double, returnSum: Double, lag: Double) {
+        self.steps += steps
+        self.episodes += episodes
+        self.klSum += klSum
+        self.returnSum += returnSum
+        lagSum += lag * Double(steps)
+        lagWeight += Double(steps)
+        maxLag = max(maxLag, lag)
+    }
+
+    var klPerEpisode: Double { episodes > 0 ? klSum / Double(episodes) : .nan }
+    var meanReturn: Double { episodes > 0 ? returnSum / Double(episodes) : .nan }
+    var meanLag: Double { lagWeight > 0 ? lagSum / lagWeight : 0 }
+}

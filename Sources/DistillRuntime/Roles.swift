@@ -1,0 +1,108 @@
+// The shape of the system, in the words of the roles (read this file first).
+//
+// Each role is one OS process running one loop on one plain thread (never Swift's cooperative
+// pool): `zmq_poll` over the role's sockets with a short timeout, then whatever work is due.
+// Nothing else touches the sockets, so no locks; a stop request (`StopSignal`) is noticed within
+// one poll timeout and always ends in a clean stop.
+//
+//   teacher server (`TeacherServer`)   ROUTER  ← TeacherQuery / → TeacherReply
+//       batches queries across actors; flushes on a full batch or a deadline; names the
+//       teacher (id, version) in every reply.
+//
+//   actor (`Actor`)                     DEALER → learner control, SUB ← parameters,
+//                                       PUSH → unrolls, DEALER → teacher server
+//       acts with the control policy at the newest parameters it holds, asks the teacher for
+//       the states it visited (cache for static teachers), pushes whole episodes with the
+//       behaviour probabilities and the teacher's outputs.
+//
+//   learner (`Learner`)                 PULL ← unrolls, PUB → parameters, ROUTER ↔ control
+//       applies the update rule with V-trace correction for policy lag, publishes parameters
+//       every K updates or T ms, answers Hello / GetParams / Control, tracks actor liveness,
+//       writes metrics and atomic checkpoints, resumes from them.
+//
+//   launcher (`Launcher`, `distill cluster`)
+//       starts the three roles as child processes on loopback, supervises and restarts them,
+//       prints progress, stops them cleanly, leaves metrics, a checkpoint and a plot.
+
+import DistillWire
+import Foundation
+
+/// A role's main loop: runs until a stop is requested or its work is done, then cleans up.
+public protocol RoleLoop {
+    /// Runs the loop on the calling thread (never a Swift concurrency task) until it stops.
+    mutating func run() throws
+}
+
+/// Prints the endpoint a role bound, in the one-line form launchers and tests read:
+/// `endpoint NAME tcp://HOST:PORT`.
+public func announceEndpoint(_ name: String, _ endpoint: String) {
+    FileHandle.standardOutput.write(Data("endpoint \(name) \(endpoint)\n".utf8))
+}
+
+/// Milliseconds on a monotonic clock, for deadlines inside poll loops.
+@inline(__always)
+func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+/// Seconds on a monotonic clock.
+@inline(__always)
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// Opens sockets with the options every role wants: bounded linger, the codec's maximum
+/// message size, quick reconnects with a capped backoff, TCP keepalive, ZMTP heartbeats.
+public struct SocketFactory {
+    /// The context all sockets of the process share.
+    public let context: ZMQContext
+    /// Largest inbound message.
+    public let maxMessageBytes: Int
+
+    /// Creates a factory (and the process's ZeroMQ context).
+    public init(maxMessageBytes: Int = WireCodec.defaultMaxMessageBytes) throws {
+        self.context = try ZMQContext()
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// Opens a socket of `type` with the standard options and the given high-water marks.
+    public func open(_ type: SocketType, highWaterMark: Int = 1000) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: context, type: type, lingerMilliseconds: 500)
+        try socket.set(.maxMessageSize(maxMessageBytes))
+        try socket.set(.sendHighWaterMark(highWaterMark))
+        try socket.set(.receiveHighWaterMark(highWaterMark))
+        try socket.set(.reconnectInterval(milliseconds: 100))
+        try socket.set(.reconnectIntervalMax(milliseconds: 2000))
+        try socket.set(.tcpKeepalive(true))
+        try socket.set(.tcpKeepaliveIdle(seconds: 30))
+        try socket.set(.heartbeatInterval(milliseconds: 1000))
+        try socket.set(.heartbeatTimeout(milliseconds: 5000))
+        return socket
+    }
+
+    /// Binds, turning libzmq's error into one that says what to do.
+    public func bind(_ socket: ZMQSocket, _ endpoint: String, purpose: String) throws -> String {
+        do {
+            return try socket.bind(endpoint)
+        } catch {
+            throw RuntimeError(
+                "cannot bind the \(purpose) socket to \(endpoint): \(error.message). Use a free port, "
+                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.")
+        }
+    }
+
+    /// Connects, turning libzmq's error into one that says what to do.
+    public func connect(_ socket: ZMQSocket, _ endpoint: String, purpose: String) throws {
+        do {
+            try socket.connect(endpoint)
+        } catch {
+            throw RuntimeError(
+                "cannot connect the \(purpose) socket to \(endpoint): \(error.message). "
+                    + "An endpoint looks like tcp://HOST:PORT.")
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import DistillCore
+import DistillWire
+import Foundation
+import Logging
+
+/// Settings of a teacher server.
+public struct TeacherServerConfiguration: Sendable {
+    /// Endpoint of the ROUTER socket, e.g. "tcp://*:5556".
+    public var bind: String
+    /// Flush the pending queries once they hold this many rows.
+    public var maxBatchRows: Int = 4096
+    /// Flush the pending queries once the oldest has waited this long, in milliseconds.
+    public var batchDeadlineMilliseconds: Int = 2
+    /// Seconds between status lines in the log.
+    public var statusIntervalSeconds: Double = 10
+
+    /// Creates a configuration with the default batching.
+    public init(bind: String) {
+        self.bind = bind
+    }
+}
+
+/// Counters a teacher server keeps (and logs).
+public struct TeacherServerStatistics: Sendable {
+    /// Queries answered.
+    public var queries: UInt64 = 0
+    /// Rows (states) answered.
+    public var rows: UInt64 = 0
+    /// Batches flushed.
+    public var batches: UInt64 = 0
+    /// Messages rejected.
+    public var rejected: UInt64 = 0
+}
+
+/// Serves one fixed teacher: for each batch of observations, its probabilities, values and
+/// (when it has them) Q-values. Queries from all clients are batched together and flushed on a
+/// full batch or a deadline, whichever comes first (for a neural teacher that is one forward
+/// pass; for a table it bounds the per-message overhead the same way).
+public struct TeacherServer: RoleLoop {
+    private let teacher: Teacher
+    private let configuration: TeacherServerConfiguration
+    private let sender: Sender
+    private let logger: Logger
+    private let codec: WireCodec
+    private let teacherVersion: UInt64 = 1
+    // Float copies of the tables, made once: replies are copies of rows.
+    private let probabilities: [Float]
+    private let values: [Float]
+    private let actionValues: [Float]?
+    private var pending: [(routing: [UInt8], query: TeacherQuery)] = []
+    private var pendingRows = 0
+    private var oldestPendingMilliseconds: Int64 = 0
+    private var rejections = RejectionLog()
+    /// What the server has done so far.
+    public private(set) var statistics = TeacherServerStatistics()
+
+    /// Creates a server for `teacher`.
+    public init(teacher: Teacher, configuration: TeacherServerConfiguration, sender: Sender, logger: Logger) {
+        self.teacher = teacher
+        self.configuration = configuration
+        self.sender = sender
+        self.logger = logger
+        self.codec = WireCodec()
+        self.probabilities = teacher.probabilities.map { Float($0) }
+        self.values = teacher.values.map { Float($0) }
+        self.actionValues = teacher.actionValues.map { $0.map { Float($0) } }
+    }
+
+    /// Serves until a stop is requested.
+    public mutating func run() throws {
+        let sockets = try SocketFactory()
+        let router = try sockets.open(.router, highWaterMark: 10_000)
+        defer { router.close() }
+        let bound = try sockets.bind(router, configuration.bind, purpose: "teacher")
+        announceEndpoint("teacher", bound)
+        logger.info(
+            "teacher server ready",
+            metadata: ["endpoint": "\(bound)", "teacher": "\(teacher.identity)", "states": "\(teacher.stateCount)"])
+        var poller = ZMQPoller()
+        poller.add(router)
+        var nextStatus = monotonicSeconds() + configuration.statusIntervalSeconds
+        while !StopSignal.isRequested {
+            let wait =
+                pending.isEmpty
+                ? 50
+                : max(0, Int(oldestPendingMilliseconds + Int64(configuration.batchDeadlineMilliseconds) - monotonicMilliseconds()))
+            if try !poller.poll(timeoutMilliseconds: wait)[0].isEmpty {
+                // Drain what is queued now, flushing whenever a batch fills.
+                while let frames = try router.receive(dontWait: true) {
+                    try accept(frames, on: router)
+                    if pendingRows >= configuration.maxBatchRows { try flush(router) }
+                }
+            }
+            if !pending.isEmpty
+                && monotonicMilliseconds() - oldestPendingMilliseconds >= Int64(configuration.batchDeadlineMilliseconds)
+            {
+                try flush(router)
+            }
+            if monotonicSeconds() >= nextStatus {
+                nextStatus += configuration.statusIntervalSeconds
+                logStatus()
+            }
+        }
+        try flush(router)
+        logger.info("teacher server stopping (\(StopSignal.reason))")
+        logStatus()
+    }
+
+    private func logStatus() {
+        logger.info(
+            "teacher server status",
+            metadata: [
+                "queries": "\(statistics.queries)", "rows": "\(statistics.rows)", "batches": "\(statistics.batches)",
+                "rejected": "\(rejections.total) (\(rejections.summary))",
+            ])
+    }
+
+    private mutating func accept(_ frames: [[UInt8]], on router: ZMQSocket) throws {
+        guard frames.count == 2 else {
+            // A ROUTER sees [routing id, payload]: anything else is not our protocol.
+            reject(DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)"), routing: frames.first, router)
+            return
+        }
+        let query: TeacherQuery
+        do {
+            let envelope = try codec.decode(frames[1], expecting: [.teacherQuery])
+            guard case .teacherQuery(let q) = envelope.message else { return }
+            query = q
+        } catch {
+            reject(error, routing: frames[0], router)
+            return
+        }
+        guard query.features.isEmpty else {
+            refuse(query.queryID, "this teacher is tabular: send state_ids, not features", routing: frames[0], router)
+            return
+        }
+        if let bad = query.stateIDs.first(where: { Int($0) >= teacher.stateCount }) {
+            refuse(
+                query.queryID,
+                "state id \(bad) is out of range for this teacher's \(teacher.stateCount) states: "
+                    + "is the actor running the same environment (and seed) as the teacher?",
+                routing: frames[0], router)
+            return
+        }
+        if pending.isEmpty { oldestPendingMilliseconds = monotonicMilliseconds() }
+        pending.append((frames[0], query))
+        pendingRows += query.stateIDs.count
+    }
+
+    private mutating func reject(_ error: DecodingError, routing: [UInt8]?, _ router: ZMQSocket) {
+        statistics.rejected += 1
+        if let line = rejections.record(error, from: "a teacher client") { logger.warning("\(line)") }
+        guard let routing else { return }
+        let reply = ErrorReply(code: error.code.replyCode, message: error.message)
+        _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: .error(reply)))], dontWait: true)
+    }
+
+    private mutating func refuse(_ queryID: UInt64, _ message: String, routing: [UInt8], _ router: ZMQSocket) {
+        statistics.rejected += 1
+        logger.warning("refused a query: \(message)")
+        let reply = ErrorReply(code: .incompatible, message: message, inReplyTo: queryID)
+        _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: .error(reply)))], dontWait: true)
+    }
+
+    /// Answers every pending query (one batch).
+    private mutating func flush(_ router: ZMQSocket) throws {
+        guard !pending.isEmpty else { return }
+        let na = teacher.actionCount
+        for (routing, query) in pending {
+            var probabilities = [Float]()
+            probabilities.reserveCapacity(query.stateIDs.count * na)
+            var values = [Float]()
+            values.reserveCapacity(query.stateIDs.count)
+            var q = [Float]()
+            for state in query.stateIDs {
+                let s = Int(state)
+                probabilities.append(contentsOf: self.probabilities[(s * na)..<((s + 1) * na)])
+                values.append(self.values[s])
+                if let actionValues { q.append(contentsOf: actionValues[(s * na)..<((s + 1) * na)]) }
+            }
+            let rows = query.stateIDs.count
+            let reply = TeacherReply(
+                queryID: query.queryID, teacherID: teacher.identity, teacherVersion: teacherVersion,
+                probabilities: Tensor(shape: [rows, na], values: probabilities), values: values,
+                qValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q), cacheable: true)
+            // ROUTER drops replies to peers that left; the client retries on its own.
+            _ = try router.send([routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)
+            statistics.queries += 1
+            statistics.rows += UInt64(rows)
+        }
+        statistics.batches += 1
+        pending.removeAll(keepingCapacity: true)
+        pendingRows = 0
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import DistillCore
+import DistillRuntime
+import DistillWire
+import Foundation
+
+/// `distill actor`: one actor process.
+struct ActorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actor",
+        abstract: "Run environments with the student's policy and push trajectories to a learner.",
+        discussion: """
+            Says hello to the learner at --learner (its control endpoint; the learner answers with \
+            its other ports, the newest parameters and how to act), queries the teacher server at \
+            --teacher for the states it visits (caching static teachers' answers), and pushes whole \
+            episodes with the behaviour probabilities and the teacher's outputs. When the teacher is \
+            unreachable it retries with backoff and sends nothing incomplete; when the learner is \
+            away it waits with one finished unroll; both reconnect by themselves. The environment \
+            flags (or --config) must match the learner's. Environment variables: DISTILL_LEARNER, \
+            DISTILL_TEACHER, DISTILL_ID, ...
+
+            Examples:
+              distill actor --env gridworld --seed 1 --learner tcp://learner-host:5559 --teacher tcp://teacher-host:5556
+              distill actor --config run/config.json --learner tcp://10.0.0.2:5559 --teacher tcp://10.0.0.3:5556 --id actor-7
+            """)
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var role: RoleOptions
+
+    @Option(help: "The learner's control endpoint, tcp://HOST:PORT.")
+    var learner: String
+
+    @Option(name: .customLong("teacher"), help: "The teacher server's endpoint, tcp://HOST:PORT.")
+    var teacherEndpoint: String
+
+    @Option(help: "This actor's id (unique in the cluster; default actor-HOST-PID).")
+    var id: String?
+
+    @Option(help: "Seed of this actor's sampling (default: random).")
+    var actorSeed: UInt64?
+
+    @Option(help: "Stop after this many environment steps (default: run until stopped).")
+    var maxEnvSteps: UInt64?
+
+    func validate() throws {
+        do {
+            _ = try Endpoint(parsing: learner)
+            _ = try Endpoint(parsing: teacherEndpoint)
+        } catch let error as RuntimeError {
+            throw ValidationError(error.description)
+        }
+        if let id, id.isEmpty || id.utf8.count > 128 { throw ValidationError("--id must be 1 to 128 bytes") }
+    }
+
+    func run() throws {
+        let logger = role.start(role: "actor")
+        let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
+        let env = try buildEnvironment(configuration)
+        var settings = ActorConfiguration(
+            learner: try Endpoint(parsing: learner), teacher: teacherEndpoint,
+            seed: actorSeed ?? UInt64.random(in: 1...UInt64.max))
+        settings.maxEnvSteps = maxEnvSteps
+        let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        var actor = Actor(
+            environment: env,
+            environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
+            configuration: settings, sender: .starting(role: .actor, id: name), logger: logger)
+        try runRole(logger) { try actor.run() }
+    }
+}

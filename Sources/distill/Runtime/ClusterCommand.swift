@@ -1,0 +1,127 @@
+import ArgumentParser
+import DistillCore
+import DistillRuntime
+import DistillWire
+import Foundation
+
+/// `distill cluster`: the main job.
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Run a local cluster (teacher server, learner, N actors as processes) distilling a teacher.",
+        discussion: """
+            Starts one teacher server, one learner and --actors actors as separate processes on \
+            loopback, prints progress every second (env steps/s, student and teacher return, KL, \
+            parameter version, policy lag), restarts a role that crashes (the learner from its \
+            checkpoint), and stops everything cleanly when the learner has learned from --steps \
+            environment steps, on Ctrl-C, or on SIGTERM (exit 0 in all three cases).
+
+            Leaves in --out: config.json (give it to roles on other machines with --config), \
+            metrics.csv, summary.json (student vs teacher return, KL, throughput, lag), \
+            checkpoints/, logs/ (one log per process) and learning_curves.png (needs matplotlib: \
+            scripts/setup --plots; `distill plot OUT` draws it later).
+
+            Examples:
+              distill cluster
+              distill cluster --env gridworld --teacher q-learning --method n-distill+R --actors 4 --steps 2000000
+              distill cluster --env chain --teacher adversarial --method teacher-v-reward --steps 200000 --out runs/chain
+              distill cluster --write-config run.json --env gridworld --seed 3   # for roles on other machines
+            """)
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var teacher: TeacherOptions
+    @OptionGroup var method: MethodOptions
+
+    @Option(help: "Number of actor processes.")
+    var actors = 4
+
+    @Option(help: "Environment steps to learn from.")
+    var steps: UInt64 = 2_000_000
+
+    @Option(help: ArgumentHelp("Output directory (default: runs/cluster-DATE-TIME).", valueName: "dir"))
+    var out: String?
+
+    @Option(help: "Seed of actor k's sampling is this plus k (default: --seed × 1000 + 1).")
+    var actorSeed: UInt64?
+
+    @Option(help: "Seconds between progress lines.")
+    var progressInterval = 1.0
+
+    @Option(help: "Extra learner flags, e.g. --learner-flags '--publish-every 5'.")
+    var learnerFlags: String = ""
+
+    @Option(help: ArgumentHelp("Write the run configuration to this file and exit.", valueName: "file"))
+    var writeConfig: String?
+
+    @Flag(help: "Do not draw learning_curves.png.")
+    var noPlot = false
+
+    func validate() throws {
+        guard actors >= 1 else { throw ValidationError("--actors must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps must be positive") }
+        guard progressInterval > 0 else { throw ValidationError("--progress-interval must be positive") }
+    }
+
+    func run() throws {
+        StopSignal.install()
+        let configuration = try RoleOptions().resolve(environment: environment, teacher: teacher, method: method)
+        // Build once here so a bad flag fails before any process starts.
+        let env = try buildEnvironment(configuration)
+        if let writeConfig {
+            try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: writeConfig))
+            print("wrote \(writeConfig): give it to each role with --config \(writeConfig)")
+            return
+        }
+        let output = URL(fileURLWithPath: out ?? Self.defaultOutput())
+        do {
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("--out: cannot create \(output.path): \(error.localizedDescription)")
+        }
+        let configFile = output.appendingPathComponent("config.json")
+        try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: configFile)
+        print(
+            "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
+                + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
+
+        var launcher = Launcher(
+            configuration: LauncherConfiguration(
+                binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                problemArguments: ["--config", configFile.path],
+                learnerArguments: ["--steps", String(steps)] + learnerFlags.split(separator: " ").map(String.init),
+                actorArguments: [], actors: actors,
+                actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
+            logger: RoleOptions().start(role: "launcher"), progress: { print($0) })
+        do {
+            try launcher.run()
+        } catch let error as RuntimeError {
+            FileHandle.standardError.write(Data("distill cluster: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+        if !noPlot { LearningCurves.draw(runDirectory: output, report: { print($0) }) }
+        Self.printSummary(output)
+    }
+
+    static func defaultOutput() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return "runs/cluster-\(formatter.string(from: Date()))"
+    }
+
+    static func printSummary(_ output: URL) {
+        let file = output.appendingPathComponent("summary.json")
+        guard let data = try? Data(contentsOf: file),
+            let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
+            print("no summary.json in \(output.path)")
+            return
+        }
+        func number(_ key: String) -> String {
+            (summary[key] as? NSNumber).map { String(format: "%.4g", $0.doubleValue) } ?? "n/a"
+        }
+        print("summary (\(file.path)):")
+        print("  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))")
+        print("  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s")
+        print("  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))")
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import DistillRuntime
+import DistillWire
+import Foundation
+
+/// `distill control`: commands to a running learner (and through it, its actors).
+struct ControlCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control",
+        abstract: "Send a command to a running learner: status, stop, swap-teacher, set-lambda.",
+        discussion: """
+            Examples:
+              distill control status --learner tcp://127.0.0.1:5559
+              distill control swap-teacher --learner tcp://127.0.0.1:5559 --to tcp://10.0.0.7:5556
+              distill control set-lambda --learner tcp://127.0.0.1:5559 --lambda 0.5
+              distill control stop --learner tcp://127.0.0.1:5559
+            """,
+        subcommands: [Status.self, Stop.self, SwapTeacher.self, SetLambda.self])
+
+    struct Target: ParsableArguments {
+        @Option(help: "The learner's control endpoint, tcp://HOST:PORT (or DISTILL_LEARNER).")
+        var learner: String = ProcessInfo.processInfo.environment["DISTILL_LEARNER"] ?? ""
+
+        @Option(help: "Milliseconds to wait for the answer.")
+        var timeoutMs = 5000
+
+        func validate() throws {
+            guard !learner.isEmpty else { throw ValidationError("give the learner's control endpoint with --learner tcp://HOST:PORT") }
+            do { _ = try Endpoint(parsing: learner) } catch let error as RuntimeError { throw ValidationError(error.description) }
+        }
+
+        func send(_ command: Control) throws -> Control {
+            do {
+                let client = try ControlClient(learner: learner, sender: .starting(role: .control, id: "control"))
+                return try client.send(command, timeoutMilliseconds: timeoutMs)
+            } catch let error as RuntimeError {
+                FileHandle.standardError.write(Data("distill control: \(error.description)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the learner's status as JSON.")
+        @OptionGroup var target: Target
+        func run() throws { print(try target.send(Control(command: .status)).statusJSON) }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the learner and its actors cleanly (final checkpoint and metrics).")
+        @OptionGroup var target: Target
+        func run() throws {
+            _ = try target.send(Control(command: .stop))
+            print("stop accepted")
+        }
+    }
+
+    struct SwapTeacher: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "swap-teacher", abstract: "Move every actor to another teacher server, restarting nothing.")
+        @OptionGroup var target: Target
+        @Option(help: "The new teacher server's endpoint, tcp://HOST:PORT.")
+        var to: String
+        func validate() throws {
+            do { _ = try Endpoint(parsing: to) } catch let error as RuntimeError { throw ValidationError(error.description) }
+        }
+        func run() throws {
+            _ = try target.send(Control(command: .swapTeacher, teacherEndpoint: to))
+            print("swap to \(to) accepted: actors move at once; unrolls name the teacher that made their targets")
+        }
+    }
+
+    struct SetLambda: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-lambda", abstract: "Set the distillation weight λ (kickstarting) from now on.")
+        @OptionGroup var target: Target
+        @Option(help: "The new λ (>= 0).")
+        var lambda: Float
+        func validate() throws {
+            guard lambda >= 0, lambda.isFinite else { throw ValidationError("--lambda must be a finite number >= 0") }
+        }
+        func run() throws {
+            _ = try target.send(Control(command: .setLambda, lambdas: [lambda]))
+            print("λ = \(lambda) accepted")
+        }
+    }
+}

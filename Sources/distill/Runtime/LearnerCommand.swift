@@ -1,0 +1,106 @@
+import ArgumentParser
+import DistillCore
+import DistillRuntime
+import DistillWire
+import Foundation
+
+/// `distill learner`: the learner process.
+struct LearnerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "learner",
+        abstract: "Apply the update rule to actors' trajectories and broadcast parameters.",
+        discussion: """
+            Binds three sockets: unrolls (PULL), parameters (PUB) and control (ROUTER, the one \
+            endpoint actors and `distill control` need), printing "endpoint NAME ENDPOINT" for \
+            each. One update per unroll (--episodes-per-iteration episodes, like `distill train`), \
+            with V-trace weights for policy lag; parameters are published every --publish-every \
+            updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir it \
+            resumes from the newest checkpoint (versions continue) and writes atomic checkpoints \
+            periodically and at stop; with --out it writes metrics.csv and summary.json. SIGINT or \
+            SIGTERM stop it cleanly (exit 0). Environment variables: DISTILL_BIND_CONTROL, ...
+
+            Examples:
+              distill learner --env gridworld --seed 1 --method n-distill+R --checkpoint-dir ckpt --out run
+              distill learner --config run/config.json --bind-control 'tcp://*:5559' --steps 2000000
+            """)
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var teacher: TeacherOptions
+    @OptionGroup var method: MethodOptions
+    @OptionGroup var role: RoleOptions
+
+    @Option(help: "Endpoint of the unroll socket (PULL).")
+    var bindUnrolls = "tcp://*:5557"
+
+    @Option(help: "Endpoint of the parameter socket (PUB).")
+    var bindParams = "tcp://*:5558"
+
+    @Option(help: "Endpoint of the control socket (ROUTER): what actors and `distill control` connect to.")
+    var bindControl = "tcp://*:5559"
+
+    @Option(help: ArgumentHelp("Checkpoint directory: resumed from when it holds one.", valueName: "dir"))
+    var checkpointDir: String?
+
+    @Option(help: ArgumentHelp("Directory for metrics.csv and summary.json.", valueName: "dir"))
+    var out: String?
+
+    @Option(help: "Stop after learning from this many environment steps (default: run until stopped).")
+    var steps: UInt64?
+
+    @Option(help: "Publish parameters after this many updates...")
+    var publishEvery = 10
+
+    @Option(help: "...or this many milliseconds after the last publication.")
+    var publishIntervalMs = 20
+
+    @Option(help: "Seconds between periodic checkpoints.")
+    var checkpointInterval = 30.0
+
+    @Option(help: "Seconds between metrics rows.")
+    var metricsInterval = 1.0
+
+    @Option(help: "Milliseconds of silence after which an actor is marked dead.")
+    var actorTimeoutMs = 3000
+
+    @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
+    var noReferenceTeacher = false
+
+    @Option(help: "This learner's id in its messages.")
+    var id = "learner"
+
+    func validate() throws {
+        guard publishEvery >= 1, publishIntervalMs >= 1 else {
+            throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
+        }
+        guard checkpointInterval > 0, metricsInterval > 0 else {
+            throw ValidationError("--checkpoint-interval and --metrics-interval must be positive")
+        }
+        guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
+        if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
+    }
+
+    func run() throws {
+        let logger = role.start(role: "learner")
+        let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
+        let env = try buildEnvironment(configuration)
+        let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
+        let problem = LearnerProblem(
+            environment: env, environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
+            method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
+            configurationJSON: try configuration.json())
+        var settings = LearnerConfiguration(bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
+        settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
+        settings.outputDirectory = out.map { URL(fileURLWithPath: $0) }
+        settings.maxEnvSteps = steps
+        settings.publishEveryUpdates = publishEvery
+        settings.publishIntervalMilliseconds = publishIntervalMs
+        settings.checkpointIntervalSeconds = checkpointInterval
+        settings.metricsIntervalSeconds = metricsInterval
+        settings.actorTimeoutMilliseconds = actorTimeoutMs
+        try runRole(logger) {
+            var learner = try Learner(
+                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)
+            try learner.run()
+        }
+    }
+}

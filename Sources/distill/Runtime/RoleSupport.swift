@@ -1,0 +1,89 @@
+import ArgumentParser
+import DistillCore
+import DistillRuntime
+import Foundation
+import Logging
+
+/// `--config` and `--log-level`, shared by the role commands.
+struct RoleOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Run configuration (OUT/config.json of a run, or `distill cluster --write-config FILE`); "
+                + "replaces the environment, teacher and method flags.", valueName: "file"))
+    var config: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger.
+    func start(role: String) -> Logger {
+        StopSignal.install()
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "distill.\(role)")
+    }
+
+    /// The run configuration: from --config, or else from the flags.
+    func resolve(
+        environment: EnvironmentOptions, teacher: TeacherOptions?, method: MethodOptions?
+    ) throws -> RunConfiguration {
+        if let config { return try RunConfiguration.read(from: config) }
+        let environmentSpec = try environment.spec()
+        let teacherSpec = try teacher?.spec(defaultSeed: environment.seed) ?? TeacherSpec()
+        let methodSpec = try method?.spec() ?? MethodSpec()
+        return RunConfiguration(environment: environmentSpec, teacher: teacherSpec, method: methodSpec)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Builds the environment and teacher of a configuration, with errors a person can act on.
+func buildEnvironment(_ configuration: RunConfiguration) throws -> Environment {
+    try validating { try configuration.environment.build() }
+}
+
+func buildTeacher(_ configuration: RunConfiguration, for environment: Environment) throws -> Teacher {
+    try validating { try configuration.teacher.build(for: environment) }
+}
+
+/// Runs a role loop, turning its errors into a message and a non-zero exit.
+func runRole(_ logger: Logger, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as RuntimeError {
+        logger.critical("\(error.description)")
+        throw ExitCode(1)
+    }
+}
+
+/// Reads `DISTILL_*` environment variables as flags of the subcommand being run, so cluster
+/// engines (Slurm, Kubernetes) can configure roles through the environment:
+/// `DISTILL_BIND_UNROLLS=tcp://*:5557` is `--bind-unrolls tcp://*:5557`. A flag given on the
+/// command line wins over the environment.
+enum EnvironmentFlags {
+    /// Variables that configure the process itself rather than a flag.
+    static let reserved: Set<String> = [StopSignal.parentVariable, "DISTILL_BINARY", "DISTILL_PYTHON"]
+
+    static func arguments(_ arguments: [String], environment: [String: String]) -> [String] {
+        guard let name = arguments.first,
+            let command = Distill.configuration.subcommands.first(where: { $0._commandName == name })
+        else { return arguments }
+        let help = Distill.helpMessage(for: command, columns: 10_000)
+        var result = arguments
+        for (key, value) in environment.sorted(by: { $0.key < $1.key })
+        where key.hasPrefix("DISTILL_") && !reserved.contains(key) {
+            let flag = "--" + key.dropFirst("DISTILL_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+            guard !arguments.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) else { continue }
+            if help.contains(flag + " <") {
+                result += [flag, value]
+            } else if help.contains(flag), ["1", "true", "yes"].contains(value.lowercased()) {
+                result.append(flag)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import DistillCore
+import DistillRuntime
+import DistillWire
+import Foundation
+
+/// `distill teacher`: a teacher server.
+struct TeacherCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "teacher",
+        abstract: "Serve a teacher's policy, value and Q-values to actors (ZeroMQ ROUTER).",
+        discussion: """
+            Builds the teacher (training it first for q-learning), binds, prints \
+            "endpoint teacher ENDPOINT" on stdout, and answers batched TeacherQuery messages until \
+            SIGINT or SIGTERM. Queries from all actors are batched: a batch is answered when it \
+            holds --max-batch rows or its oldest query waited --batch-deadline-ms. Every flag can \
+            also come from the environment: --bind is DISTILL_BIND, and so on.
+
+            Examples:
+              distill teacher --env gridworld --seed 1 --teacher q-learning --bind 'tcp://*:5556'
+              distill teacher --config run/config.json --bind 'tcp://*:5556'
+              distill teacher --env chain --teacher adversarial --bind 'tcp://*:6556'
+            """)
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var teacher: TeacherOptions
+    @OptionGroup var role: RoleOptions
+
+    @Option(help: "Endpoint to bind the ROUTER socket to.")
+    var bind = "tcp://*:5556"
+
+    @Option(help: "Answer a batch once it holds this many rows.")
+    var maxBatch = 4096
+
+    @Option(help: "Answer a batch once its oldest query waited this many milliseconds.")
+    var batchDeadlineMs = 2
+
+    @Option(help: "This server's id in its messages.")
+    var id = "teacher"
+
+    func validate() throws {
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard batchDeadlineMs >= 0 else { throw ValidationError("--batch-deadline-ms must be >= 0") }
+        guard !id.isEmpty, id.utf8.count <= 128 else { throw ValidationError("--id must be 1 to 128 bytes") }
+    }
+
+    func run() throws {
+        let logger = role.start(role: "teacher")
+        let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
+        let env = try buildEnvironment(configuration)
+        let table = try buildTeacher(configuration, for: env)
+        var settings = TeacherServerConfiguration(bind: bind)
+        settings.maxBatchRows = maxBatch
+        settings.batchDeadlineMilliseconds = batchDeadlineMs
+        var server = TeacherServer(
+            teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
+        try runRole(logger) { try server.run() }
+    }
+}
