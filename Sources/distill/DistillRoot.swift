@@ -6,5 +6,5 @@ struct Distill: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill",
         abstract: "Policy distillation (Czarnecki et al. 2019): analysis, training and benchmarks.",
-        subcommands: [])
+        subcommands: [Analyze.self, Train.self, Bench.self])
 }
