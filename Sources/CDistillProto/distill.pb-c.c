@@ -232,6 +232,51 @@ void   distill__v1__unroll__free_unpacked
   assert(message->base.descriptor == &distill__v1__unroll__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   distill__v1__unroll_ack__init
+                     (Distill__V1__UnrollAck         *message)
+{
+  static const Distill__V1__UnrollAck init_value = DISTILL__V1__UNROLL_ACK__INIT;
+  *message = init_value;
+}
+size_t distill__v1__unroll_ack__get_packed_size
+                     (const Distill__V1__UnrollAck *message)
+{
+  assert(message->base.descriptor == &distill__v1__unroll_ack__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__unroll_ack__pack
+                     (const Distill__V1__UnrollAck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__unroll_ack__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__unroll_ack__pack_to_buffer
+                     (const Distill__V1__UnrollAck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__unroll_ack__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__UnrollAck *
+       distill__v1__unroll_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__UnrollAck *)
+     protobuf_c_message_unpack (&distill__v1__unroll_ack__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__unroll_ack__free_unpacked
+                     (Distill__V1__UnrollAck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__unroll_ack__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   distill__v1__parameters__init
                      (Distill__V1__Parameters         *message)
 {
@@ -1139,6 +1184,57 @@ const ProtobufCMessageDescriptor distill__v1__unroll__descriptor =
   (ProtobufCMessageInit) distill__v1__unroll__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor distill__v1__unroll_ack__field_descriptors[2] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__UnrollAck, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parameter_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__UnrollAck, parameter_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__unroll_ack__field_indices_by_name[] = {
+  1,   /* field[1] = parameter_version */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange distill__v1__unroll_ack__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor distill__v1__unroll_ack__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.UnrollAck",
+  "UnrollAck",
+  "Distill__V1__UnrollAck",
+  "distill.v1",
+  sizeof(Distill__V1__UnrollAck),
+  2,
+  distill__v1__unroll_ack__field_descriptors,
+  distill__v1__unroll_ack__field_indices_by_name,
+  1,  distill__v1__unroll_ack__number_ranges,
+  (ProtobufCMessageInit) distill__v1__unroll_ack__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor distill__v1__parameters__field_descriptors[4] =
 {
   {
@@ -1918,7 +2014,7 @@ const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor =
   (ProtobufCMessageInit) distill__v1__checkpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[13] =
+static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[14] =
 {
   {
     "protocol_version",
@@ -2076,6 +2172,18 @@ static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[1
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unroll_ack",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Distill__V1__Envelope, body_case),
+    offsetof(Distill__V1__Envelope, unroll_ack),
+    &distill__v1__unroll_ack__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__envelope__field_indices_by_name[] = {
   11,   /* field[11] = checkpoint */
@@ -2090,13 +2198,14 @@ static const unsigned distill__v1__envelope__field_indices_by_name[] = {
   2,   /* field[2] = teacher_query */
   3,   /* field[3] = teacher_reply */
   4,   /* field[4] = unroll */
+  13,   /* field[13] = unroll_ack */
   12,   /* field[12] = welcome */
 };
 static const ProtobufCIntRange distill__v1__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
 {
@@ -2106,7 +2215,7 @@ const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
   "Distill__V1__Envelope",
   "distill.v1",
   sizeof(Distill__V1__Envelope),
-  13,
+  14,
   distill__v1__envelope__field_descriptors,
   distill__v1__envelope__field_indices_by_name,
   2,  distill__v1__envelope__number_ranges,

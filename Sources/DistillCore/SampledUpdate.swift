@@ -139,17 +139,32 @@ public struct UpdateAccumulator: Sendable {
     public var episodes: Int = 0
     /// Steps accumulated since the last ``finish(policy:)``.
     public var steps: Int = 0
+    /// Whether each row received a contribution since the last finish.
+    public var isTouched: [Bool]
+    /// The rows that received a contribution, in first-touch order.
+    public var touchedRows: [Int32] = []
 
     /// An empty accumulator for `rowCount × actionCount` parameters.
     public init(rowCount: Int, actionCount: Int) {
         direct = [Double](repeating: 0, count: rowCount * actionCount)
         policyScale = [Double](repeating: 0, count: rowCount)
+        isTouched = [Bool](repeating: false, count: rowCount)
         self.actionCount = actionCount
+    }
+
+    /// Marks `row` as receiving a contribution (rows never touched stay exactly zero).
+    @inlinable
+    public mutating func touch(_ row: Int) {
+        if !isTouched[row] {
+            isTouched[row] = true
+            touchedRows.append(Int32(row))
+        }
     }
 
     /// Adds `weight·∇_z log π_θ(action|row)`.
     @inlinable
     public mutating func addScore(row: Int, action: Int, weight: Double) {
+        touch(row)
         direct[row * actionCount + action] += weight
         policyScale[row] += weight
     }
@@ -158,21 +173,51 @@ public struct UpdateAccumulator: Sendable {
     /// (an unbiased estimate of the expected update of one episode); resets the accumulator.
     public mutating func finish(policy: StudentPolicy, perEpisode: Bool = true) -> [Double] {
         let na = actionCount
-        var out = direct
-        for r in 0..<policyScale.count {
+        var out = [Double](repeating: 0, count: direct.count)
+        let scale = perEpisode && episodes > 0 ? 1 / Double(episodes) : 1
+        for r32 in touchedRows {
+            let r = Int(r32)
             let w = policyScale[r]
-            if w == 0 { continue }
-            for a in 0..<na { out[r * na + a] -= policy.probabilities[r * na + a] * w }
+            for a in 0..<na { out[r * na + a] = (direct[r * na + a] - policy.probabilities[r * na + a] * w) * scale }
         }
-        if perEpisode && episodes > 0 {
-            let inv = 1 / Double(episodes)
-            for i in 0..<out.count { out[i] *= inv }
+        clear()
+        return out
+    }
+
+    /// The fast path of SGD: `θ ← θ + α·u` on the touched rows only (the others have `u = 0`),
+    /// refreshing those rows of the policy cache; returns `‖u‖²`. Same `u` as ``finish(policy:perEpisode:)``.
+    public mutating func applyStochasticGradientStep(
+        learningRate: Double, to parameters: inout StudentParameters, policy: inout StudentPolicy, perEpisode: Bool = true
+    ) -> Double {
+        let na = actionCount
+        let scale = perEpisode && episodes > 0 ? 1 / Double(episodes) : 1
+        var squared = 0.0
+        for r32 in touchedRows {
+            let r = Int(r32)
+            let w = policyScale[r]
+            for a in 0..<na {
+                let u = (direct[r * na + a] - policy.probabilities[r * na + a] * w) * scale
+                squared += u * u
+                parameters.logits[r * na + a] += learningRate * u
+            }
         }
-        for i in 0..<direct.count { direct[i] = 0 }
-        for i in 0..<policyScale.count { policyScale[i] = 0 }
+        for r32 in touchedRows { policy.refresh(row: Int(r32), from: parameters) }
+        clear()
+        return squared
+    }
+
+    /// Zeroes the touched rows and the counters.
+    public mutating func clear() {
+        let na = actionCount
+        for r32 in touchedRows {
+            let r = Int(r32)
+            for a in 0..<na { direct[r * na + a] = 0 }
+            policyScale[r] = 0
+            isTouched[r] = false
+        }
+        touchedRows.removeAll(keepingCapacity: true)
         episodes = 0
         steps = 0
-        return out
     }
 }
 
@@ -233,6 +278,7 @@ public enum LossKernel {
     ) {
         let na = policy.actionCount
         let base = row * na
+        if loss != .none { acc.touch(row) }
         switch loss {
         case .none:
             return

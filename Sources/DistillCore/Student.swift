@@ -70,42 +70,45 @@ public struct StudentPolicy: Sendable {
     /// `rowOfState[s]`.
     public let rowOfState: [Int32]
     /// `π_θ(a|row)` row-major.
-    public let probabilities: [Double]
+    public private(set) var probabilities: [Double]
     /// `log π_θ(a|row)` row-major.
-    public let logProbabilities: [Double]
+    public private(set) var logProbabilities: [Double]
     /// Running sums of probabilities per row (last entry forced to 1), for sampling.
-    public let cumulative: [Double]
+    public private(set) var cumulative: [Double]
     /// The raw logits `z_θ` row-major (Rusu's MSE regresses them).
-    public let logits: [Double]
+    public private(set) var logits: [Double]
 
     /// Computes the cache for `parameters` (numerically stable log-softmax).
     public init(_ parameters: StudentParameters) {
-        let na = parameters.actionCount
-        actionCount = na
+        actionCount = parameters.actionCount
         rowOfState = parameters.rowOfState
-        var p = [Double](repeating: 0, count: parameters.logits.count)
-        var lp = p
-        var c = p
-        for r in 0..<parameters.rowCount {
-            let base = r * na
-            var m = -Double.infinity
-            for a in 0..<na { m = max(m, parameters.logits[base + a]) }
-            var z = 0.0
-            for a in 0..<na { z += Foundation.exp(parameters.logits[base + a] - m) }
-            let logZ = m + Foundation.log(z)
-            var acc = 0.0
-            for a in 0..<na {
-                lp[base + a] = parameters.logits[base + a] - logZ
-                p[base + a] = Foundation.exp(lp[base + a])
-                acc += p[base + a]
-                c[base + a] = acc
-            }
-            c[base + na - 1] = 1
-        }
-        probabilities = p
-        logProbabilities = lp
-        cumulative = c
+        probabilities = [Double](repeating: 0, count: parameters.logits.count)
+        logProbabilities = probabilities
+        cumulative = probabilities
         logits = parameters.logits
+        for r in 0..<parameters.rowCount { refresh(row: r, from: parameters) }
+    }
+
+    /// Recomputes the cache of one parameter row after its logits changed.
+    public mutating func refresh(row r: Int, from parameters: StudentParameters) {
+        let na = actionCount
+        let base = r * na
+        var m = -Double.infinity
+        for a in 0..<na { m = max(m, parameters.logits[base + a]) }
+        var z = 0.0
+        for a in 0..<na { z += Foundation.exp(parameters.logits[base + a] - m) }
+        let logZ = m + Foundation.log(z)
+        var acc = 0.0
+        for a in 0..<na {
+            let x = parameters.logits[base + a]
+            logits[base + a] = x
+            logProbabilities[base + a] = x - logZ
+            let p = Foundation.exp(x - logZ)
+            probabilities[base + a] = p
+            acc += p
+            cumulative[base + a] = acc
+        }
+        cumulative[base + na - 1] = 1
     }
 
     /// `π_θ(·|s)` for every state (expanding tied rows), row-major `[states × actions]`.

@@ -59,8 +59,10 @@ public struct TabularMDP: Sendable {
     public let outcomeCumulative: [Double]
     /// Reward of each outcome.
     public let outcomeReward: [Double]
-    /// Running sum of `ρ0` (for sampling start states).
+    /// Running sum of `ρ0` over ``startStates`` (for sampling start states).
     public let startCumulative: [Double]
+    /// The states with `ρ0(s) > 0`, in increasing order.
+    public let startStates: [Int32]
 
     /// Creates an MDP from per-(state, action) outcome lists; used by the built-in environments.
     ///
@@ -112,14 +114,20 @@ public struct TabularMDP: Sendable {
         outcomeReward = reward
         var running = 0.0
         var startCum: [Double] = []
+        var starts: [Int32] = []
         for (s, p) in startDistribution.enumerated() {
             precondition(p >= 0, "start probability of state \(s) is negative")
             precondition(p == 0 || !isTerminal[s], "start distribution puts mass on terminal state \(s)")
-            running += p
-            startCum.append(running)
+            if p > 0 {
+                running += p
+                startCum.append(running)
+                starts.append(Int32(s))
+            }
         }
         precondition(abs(running - 1) < 1e-9, "start distribution sums to \(running)")
+        startCum[startCum.count - 1] = 1
         startCumulative = startCum
+        startStates = starts
     }
 
     /// The outcomes of taking `action` in `state` (empty for terminal states).
@@ -134,9 +142,9 @@ public struct TabularMDP: Sendable {
     @inlinable
     public func reset<G: RandomNumberGenerator>(_ rng: inout G) -> Int32 {
         let u = rng.unitInterval()
-        var s = 0
-        while s < stateCount - 1 && startCumulative[s] <= u { s += 1 }
-        return Int32(s)
+        var k = 0
+        while k < startStates.count - 1 && startCumulative[k] <= u { k += 1 }
+        return startStates[k]
     }
 
     /// Samples one transition from `state` under `action`.

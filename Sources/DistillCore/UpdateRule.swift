@@ -92,6 +92,14 @@ public struct UpdateRule: Sendable, Hashable, Codable {
         gatesLossOnValue || subtractsBaseline || returnEstimate == .bootstrapStudentValue
     }
 
+    /// A compact description, e.g. `ℓ = crossEntropy ×1, r̂ = negativeNextLoss + r, return = monteCarlo`.
+    public var summary: String {
+        var parts = ["ℓ = \(loss) ×\(lossWeight)\(gatesLossOnValue ? " ×1[V_π > V_θ]" : "")"]
+        parts.append("r̂ = \(pseudoReward.rawValue)\(addsReward ? " + r" : "")")
+        parts.append("return = \(returnEstimate.rawValue)\(subtractsBaseline ? " − V̂_θ(s)" : "")")
+        return parts.joined(separator: ", ")
+    }
+
     /// Whether the rule has a score-function (REINFORCE) term at all.
     public var hasScoreTerm: Bool {
         returnEstimate != .monteCarlo || addsReward || pseudoReward != .none

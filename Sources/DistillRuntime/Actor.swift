@@ -10,14 +10,15 @@ public struct ActorSettings: Codable, Sendable, Equatable {
     public var control: ControlPolicy
     /// Episodes longer than this are cut (and flagged as not terminated).
     public var maxEpisodeSteps: Int
-    /// Episodes per unroll (the learner makes one update per unroll).
-    public var unrollEpisodes: Int
+    /// An unroll holds whole episodes totalling at least this many steps. This is network
+    /// batching only: the learner updates every `episodesPerIteration` episodes, across unrolls.
+    public var unrollSteps: Int
 
     /// Creates settings.
-    public init(control: ControlPolicy, maxEpisodeSteps: Int, unrollEpisodes: Int) {
+    public init(control: ControlPolicy, maxEpisodeSteps: Int, unrollSteps: Int) {
         self.control = control
         self.maxEpisodeSteps = maxEpisodeSteps
-        self.unrollEpisodes = unrollEpisodes
+        self.unrollSteps = unrollSteps
     }
 }
 
@@ -37,6 +38,9 @@ public struct ActorConfiguration: Sendable {
     public var maxBackoffMilliseconds: Int = 5000
     /// Stop after this many environment steps (nil: run until stopped).
     public var maxEnvSteps: UInt64?
+    /// Unrolls pushed but not yet acknowledged by the learner, at most (flow control: bounds
+    /// the policy lag whatever the speed of actors and learner).
+    public var maxUnrollsInFlight = 8
 
     /// Creates a configuration.
     public init(learner: Endpoint, teacher: String, seed: UInt64) {
@@ -140,25 +144,34 @@ struct UnrollBuilder {
 
     func unroll(sequence: UInt64, cache: TeacherCache) -> Unroll {
         let na = cache.actionCount
-        var probabilities = [Float]()
-        probabilities.reserveCapacity(observations.count * na)
-        var values = [Float]()
-        values.reserveCapacity(observations.count)
-        var q = [Float]()
-        for state in observations {
-            let s = Int(state)
-            probabilities.append(contentsOf: cache.probabilities[(s * na)..<((s + 1) * na)])
-            values.append(cache.values[s])
-            if cache.hasActionValues { q.append(contentsOf: cache.actionValues[(s * na)..<((s + 1) * na)]) }
-        }
+        let rows = observations.count
+        // Row copies through raw buffers: this runs once per unroll for every visited state.
+        let probabilities = Self.gather(cache.probabilities, rows: observations, width: na)
+        let values = Self.gather(cache.values, rows: observations, width: 1)
+        let q = cache.hasActionValues ? Self.gather(cache.actionValues, rows: observations, width: na) : []
         return Unroll(
             sequence: sequence, parameterVersion: parameterVersion, teacherID: cache.teacherID,
             teacherVersion: cache.teacherVersion, actionCount: na, episodeLengths: lengths,
             episodeTerminated: terminated, observations: observations, actions: actions, rewards: rewards,
-            behaviourProbabilities: behaviour,
-            teacherProbabilities: Tensor(shape: [observations.count, na], values: probabilities),
-            teacherValues: values,
-            teacherQValues: q.isEmpty ? .empty : Tensor(shape: [observations.count, na], values: q))
+            behaviourProbabilities: behaviour, teacherProbabilities: Tensor(shape: [rows, na], values: probabilities),
+            teacherValues: values, teacherQValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q))
+    }
+
+    /// `table[row * width ..< (row + 1) * width]` for each row, concatenated.
+    private static func gather(_ table: [Float], rows: [Int32], width: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows.count * width) { out, count in
+            table.withUnsafeBufferPointer { source in
+                rows.withUnsafeBufferPointer { rows in
+                    var offset = 0
+                    for row in rows {
+                        let start = Int(row) * width
+                        for k in 0..<width { out[offset + k] = source[start + k] }
+                        offset += width
+                    }
+                }
+            }
+            count = rows.count * width
+        }
     }
 
     mutating func reset() {
@@ -190,7 +203,7 @@ public struct Actor: RoleLoop {
     private var rng: Xoshiro256StarStar
 
     private var phase = Phase.awaitingWelcome
-    private var settings = ActorSettings(control: .student, maxEpisodeSteps: 10_000, unrollEpisodes: 8)
+    private var settings = ActorSettings(control: .student, maxEpisodeSteps: 10_000, unrollSteps: 1000)
     private var parameters: StudentParameters
     private var policy: StudentPolicy
     private var version: UInt64 = 0
@@ -205,6 +218,8 @@ public struct Actor: RoleLoop {
     private var pendingQuery: (id: UInt64, states: [Int32], sentAt: Int64, backoff: Int)?
     private var nextQueryID: UInt64 = 1
     private var sequence: UInt64 = 0
+    private var consumed: UInt64 = 0
+    private var creditBlockedSince: Int64 = 0
     private var heartbeatSequence: UInt64 = 0
     private var envSteps: UInt64 = 0
     private var unrollsWithheld: UInt64 = 0
@@ -246,13 +261,14 @@ public struct Actor: RoleLoop {
     public mutating func run() throws {
         let sockets = try SocketFactory()
         let control = try sockets.open(.dealer)
-        try control.set(.routingID(Array("\(sender.id)-\(String(sender.runNonce, radix: 16))".utf8)))
+        try control.set(.routingID(routingID(of: sender)))
         try sockets.connect(control, configuration.learner.description, purpose: "learner control")
         var teacher = try sockets.open(.dealer)
         try sockets.connect(teacher, teacherEndpoint, purpose: "teacher")
         // Small queues: a slow or absent learner holds the actor back instead of letting it run
         // far ahead (bounded memory, bounded policy lag).
-        let push = try sockets.open(.push, highWaterMark: 4)
+        let push = try sockets.open(.push, highWaterMark: 2)
+        try push.set(.sendBuffer(bytes: 128 << 10))
         let sub = try sockets.open(.sub, highWaterMark: 16)
         try sub.set(.subscribe(prefix: []))
         var learnerPorts: (Int, Int)?
@@ -270,8 +286,10 @@ public struct Actor: RoleLoop {
             poller.add(sub)
             poller.add(teacher)
             poller.add(push, events: phase == .sending ? .writable : [])
-            let busy = phase == .playing
-            let ready = try poller.poll(timeoutMilliseconds: busy ? 0 : 20)
+            let busy =
+                phase == .playing
+                || (phase == .sending && sequence - consumed < UInt64(configuration.maxUnrollsInFlight))
+            let ready = try poller.poll(timeoutMilliseconds: busy ? 0 : 5)
 
             if !ready[0].isEmpty {
                 while let frames = try control.receive(dontWait: true) {
@@ -281,8 +299,10 @@ public struct Actor: RoleLoop {
                                 try? push.disconnect(configuration.learner.with(port: old.0).description)
                                 try? sub.disconnect(configuration.learner.with(port: old.1).description)
                             }
-                            try sockets.connect(push, configuration.learner.with(port: ports.0).description, purpose: "unroll")
-                            try sockets.connect(sub, configuration.learner.with(port: ports.1).description, purpose: "parameter")
+                            try sockets.connect(
+                                push, configuration.learner.with(port: ports.0).description, purpose: "unroll")
+                            try sockets.connect(
+                                sub, configuration.learner.with(port: ports.1).description, purpose: "parameter")
                             learnerPorts = ports
                         }
                     }
@@ -302,16 +322,24 @@ public struct Actor: RoleLoop {
             }
             if now - lastHeartbeatAt >= Int64(configuration.heartbeatMilliseconds) { sendHeartbeat(control) }
 
-            switch phase {
-            case .awaitingWelcome:
-                break
-            case .playing:
-                play()
-            case .awaitingTeacher:
-                retryQueryIfDue(teacher)
-            case .sending:
-                trySend(push)
-            }
+            // Work for up to a millisecond between polls: a poll per small unroll would cost
+            // more system time than the episodes themselves.
+            let workUntil = monotonicMilliseconds() + 1
+            repeat {
+                let before = (phase, sequence)
+                switch phase {
+                case .awaitingWelcome:
+                    break
+                case .playing:
+                    play()
+                case .awaitingTeacher:
+                    retryQueryIfDue(teacher)
+                case .sending:
+                    trySend(push)
+                }
+                if before == (phase, sequence) { break }  // blocked: poll for what unblocks it
+                if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
+            } while monotonicMilliseconds() < workUntil
         }
         logger.info(
             "actor stopping (\(StopSignal.isRequested ? StopSignal.reason : "step limit reached"))",
@@ -320,7 +348,7 @@ public struct Actor: RoleLoop {
 
     // MARK: Acting
 
-    /// Plays episodes until an unroll's worth of episodes is collected, then moves on to the teacher.
+    /// Plays episodes until an unroll's worth of steps is collected, then moves on to the teacher.
     private mutating func play() {
         if settings.control != .student && !cache.isComplete {
             // Teacher-driven control needs π before each action: fetch every state first.
@@ -329,7 +357,7 @@ public struct Actor: RoleLoop {
         }
         let actingTeacher = settings.control == .student ? placeholderTeacher : cache.asTeacher()
         builder.parameterVersion = version
-        while builder.lengths.count < settings.unrollEpisodes {
+        while builder.steps < settings.unrollSteps {
             collectEpisode(
                 environment.mdp, policy: policy, teacher: actingTeacher, control: settings.control,
                 maxSteps: settings.maxEpisodeSteps, rng: &rng, into: &episode)
@@ -404,6 +432,16 @@ public struct Actor: RoleLoop {
     }
 
     private mutating func trySend(_ push: ZMQSocket) {
+        if sequence - consumed >= UInt64(configuration.maxUnrollsInFlight) {
+            // Wait for receipts; if none come for long, the learner lost them (it restarted):
+            // forgive the window rather than stall forever.
+            let now = monotonicMilliseconds()
+            if creditBlockedSince == 0 { creditBlockedSince = now }
+            guard now - creditBlockedSince > 3000 else { return }
+            logger.notice("no receipts from the learner for 3 s; resuming with a fresh window")
+            consumed = sequence
+        }
+        creditBlockedSince = 0
         let unroll = builder.unroll(sequence: sequence, cache: cache)
         let bytes = codec.encode(Envelope(sender: sender, message: .unroll(unroll)))
         guard (try? push.send(bytes, dontWait: true)) == true else { return }  // learner busy or away
@@ -445,7 +483,8 @@ public struct Actor: RoleLoop {
     ) -> (Int, Int)? {
         let envelope: Envelope
         do {
-            envelope = try codec.decode(payload, expecting: [.welcome, .heartbeat, .parameters, .control, .error])
+            envelope = try codec.decode(
+                payload, expecting: [.welcome, .heartbeat, .parameters, .control, .error, .unrollAck])
         } catch {
             if let line = rejections.record(error, from: "learner") { logger.warning("\(line)") }
             return nil
@@ -457,6 +496,7 @@ public struct Actor: RoleLoop {
             } catch {
                 logger.error("the learner's actor settings are unreadable (\(error)); keeping \(settings)")
             }
+            if learnerNonce != envelope.sender.runNonce { consumed = sequence }
             learnerNonce = envelope.sender.runNonce
             needsHello = false
             adopt(welcome.parameters, force: true)
@@ -477,6 +517,9 @@ public struct Actor: RoleLoop {
             }
         case .parameters(let parameters):
             adopt(parameters, force: envelope.sender.runNonce != learnerNonce)
+        case .unrollAck(let ack):
+            if envelope.sender.runNonce == learnerNonce { consumed = max(consumed, min(ack.sequence + 1, sequence)) }
+            learnerVersion = max(learnerVersion, ack.parameterVersion)
         case .control(let command):
             switch command.command {
             case .stop:

@@ -36,7 +36,7 @@ final class ManagedProcess: @unchecked Sendable {
         environment[StopSignal.parentVariable] = String(getpid())
         process.environment = environment
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         guard let log = FileHandle(forWritingAtPath: logFile.path) else {
             throw RuntimeError("cannot write the log file \(logFile.path)")
@@ -243,9 +243,11 @@ public struct Launcher: RoleLoop {
                 }
                 guard learner.mayRestart() else {
                     throw RuntimeError(
-                        "the learner keeps failing (status \(learner.terminationStatus)); stopping:\n" + tail(of: learner.logFile))
+                        "the learner keeps failing (status \(learner.terminationStatus)); stopping:\n"
+                            + tail(of: learner.logFile))
                 }
-                logger.warning("the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
+                logger.warning(
+                    "the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
                 try learner.start()
                 _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
             }
@@ -259,7 +261,8 @@ public struct Launcher: RoleLoop {
             if monotonicSeconds() >= nextProgress {
                 nextProgress += configuration.progressIntervalSeconds
                 if let status = try? client.status(timeoutMilliseconds: 500) {
-                    progress(Self.progressLine(status, elapsed: monotonicSeconds() - started, actors: configuration.actors))
+                    progress(
+                        Self.progressLine(status, elapsed: monotonicSeconds() - started, actors: configuration.actors))
                 }
             }
         }
@@ -288,7 +291,8 @@ public struct Launcher: RoleLoop {
         parts.append(String(format: "version %.0f", number("version") ?? 0))
         if let student = number("student_return") {
             if let teacher = number("teacher_return"), teacher != 0 {
-                parts.append(String(format: "return %.3f / teacher %.3f (%.0f%%)", student, teacher, 100 * student / teacher))
+                parts.append(
+                    String(format: "return %.3f / teacher %.3f (%.0f%%)", student, teacher, 100 * student / teacher))
             } else {
                 parts.append(String(format: "return %.3f", student))
             }

@@ -16,23 +16,23 @@ public struct LearnerProblem: Sendable {
     public var teacherKind: TeacherSpec.Kind?
     /// The teacher as configured, for the exact teacher return in metrics.
     public var referenceTeacher: Teacher?
-    /// Episodes per unroll, which is the learner's batch: one update per unroll, as
-    /// `distill train` makes one update per `episodesPerIteration` episodes.
-    public var unrollEpisodes: Int
+    /// Steps per unroll message (whole episodes): network batching only. The learner updates
+    /// every `method.episodesPerIteration` episodes, across messages, exactly as `distill train`.
+    public var unrollSteps: Int
     /// The run's configuration as JSON; checkpoints record it and a resume checks it.
     public var configurationJSON: String
 
-    /// Creates a problem; one update per unroll of `method.episodesPerIteration` episodes.
+    /// Creates a problem.
     public init(
         environment: Environment, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
-        referenceTeacher: Teacher?, configurationJSON: String
+        referenceTeacher: Teacher?, unrollSteps: Int = 1000, configurationJSON: String
     ) {
         self.environment = environment
         self.environmentIdentity = environmentIdentity
         self.method = method
         self.teacherKind = teacherKind
         self.referenceTeacher = referenceTeacher
-        self.unrollEpisodes = method.episodesPerIteration
+        self.unrollSteps = unrollSteps
         self.configurationJSON = configurationJSON
     }
 }
@@ -50,7 +50,7 @@ public struct LearnerConfiguration: Sendable {
     /// Directory for metrics.csv and summary.json; nil: none written.
     public var outputDirectory: URL?
     /// Publish parameters after this many updates...
-    public var publishEveryUpdates: Int = 10
+    public var publishEveryUpdates: Int = 100
     /// ...or this many milliseconds after the last publication, whichever comes first.
     public var publishIntervalMilliseconds: Int = 20
     /// Seconds between periodic checkpoints.
@@ -119,6 +119,7 @@ public struct Learner: RoleLoop {
     private var unrollPort = 0
     private var parametersPort = 0
     private var learnedSteps: UInt64 = 0
+    private var receipts: [[UInt8]: UInt64] = [:]
 
     /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
     public init(problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger) throws {
@@ -162,7 +163,9 @@ public struct Learner: RoleLoop {
                 """)
         }
         guard checkpoint.parameters.count == parameters.logits.count else {
-            throw RuntimeError("the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)")
+            throw RuntimeError(
+                "the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)"
+            )
         }
         parameters.logits = checkpoint.parameters
         let half = checkpoint.optimiserState.count / 2
@@ -190,7 +193,9 @@ public struct Learner: RoleLoop {
     /// publication, checkpoint, metrics row and summary.
     public mutating func run() throws {
         let sockets = try SocketFactory()
-        let pull = try sockets.open(.pull, highWaterMark: 8)
+        let pull = try sockets.open(.pull, highWaterMark: 4)
+        // Small kernel buffers too: unrolls queued anywhere are policy lag.
+        try pull.set(.receiveBuffer(bytes: 256 << 10))
         let pub = try sockets.open(.pub, highWaterMark: 16)
         let router = try sockets.open(.router, highWaterMark: 10_000)
         defer { for socket in [pull, pub, router] { socket.close() } }
@@ -241,6 +246,7 @@ public struct Learner: RoleLoop {
                     }
                 }
             }
+            sendReceipts(router)
             if !ready[1].isEmpty {
                 while let frames = try router.receive(dontWait: true) { serve(frames, on: router) }
             }
@@ -301,49 +307,71 @@ public struct Learner: RoleLoop {
             teacherSwitches.append((envSteps, unroll.teacherID))
         }
 
-        let context = UpdateContext(
-            discount: problem.environment.mdp.discount, control: control, clipping: problem.method.clipping,
-            studentValues: critic?.values)
-        let episodes = UnrollEpisode.episodes(of: unroll)
-        var crossEntropy = 0.0
-        var returns = 0.0
+        receipts[routingID(of: actor)] = unroll.sequence
         let na = unroll.actionCount
-        for episode in episodes {
-            accumulateSampledUpdate(episode, policy: policy, rule: rule, context: context, into: &accumulator)
-            // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric under the behaviour policy).
-            var discount = 1.0
-            for t in 0..<episode.length {
-                let row = Int(policy.rowOfState[episode.state(t)]) * na
-                for a in 0..<na {
-                    let p = episode.teacherProbability(t, a)
-                    if p > 0 { crossEntropy += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
-                }
-                returns += discount * episode.reward(t)
-                discount *= problem.environment.mdp.discount
-            }
-        }
-        if rule.needsStudentValues {
+        let discount = problem.environment.mdp.discount
+        var context = batchContext()
+        UnrollEpisode.withEpisodes(of: unroll) { episodes in
             for episode in episodes {
-                critic!.update(
-                    states: episode.states, rewards: episode.rewards, terminated: episode.terminated,
-                    discount: problem.environment.mdp.discount)
+                accumulateSampledUpdate(episode, policy: policy, rule: rule, context: context, into: &accumulator)
+                // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
+                var kl = 0.0
+                var episodeReturn = 0.0
+                var weight = 1.0
+                for t in 0..<episode.length {
+                    let row = Int(policy.rowOfState[episode.state(t)]) * na
+                    for a in 0..<na {
+                        let p = episode.teacherProbability(t, a)
+                        if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
+                    }
+                    episodeReturn += weight * episode.reward(t)
+                    weight *= discount
+                }
+                if rule.needsStudentValues {
+                    critic!.update(
+                        states: episode.states, rewards: episode.rewardList, terminated: episode.terminated,
+                        discount: discount)
+                }
+                let steps = UInt64(episode.length)
+                envSteps += steps
+                learnedSteps += steps
+                let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
+                window.add(steps: steps, episodes: 1, klSum: kl, returnSum: episodeReturn, lag: lag)
+                totals.add(steps: steps, episodes: 1, klSum: kl, returnSum: episodeReturn, lag: lag)
+                // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
+                if accumulator.episodes >= problem.method.episodesPerIteration {
+                    applyUpdate()
+                    context = batchContext()
+                }
             }
         }
-        let update = accumulator.finish(policy: policy)
-        optimiser.apply(update, to: &parameters)
-        policy = StudentPolicy(parameters)
+    }
+
+    /// The context of the batch being accumulated (the critic's values as the batch starts).
+    private func batchContext() -> UpdateContext {
+        UpdateContext(
+            discount: problem.environment.mdp.discount, control: control, clipping: problem.method.clipping,
+            studentValues: rule.needsStudentValues ? critic?.values : nil)
+    }
+
+    /// Applies the accumulated update: a new parameter version.
+    private mutating func applyUpdate() {
+        if optimiser.kind == .sgd {
+            // Only the rows the batch touched change: update and refresh just those.
+            _ = accumulator.applyStochasticGradientStep(
+                learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
+            optimiser.stepCount += 1
+        } else {
+            let update = accumulator.finish(policy: policy)
+            optimiser.apply(update, to: &parameters)
+            policy = StudentPolicy(parameters)
+        }
         version += 1
         updates += 1
         // Schedules (λ for kickstarting, β for a mixture control) advance once per update.
         rule = problem.method.rule(at: Int(updates), teacherKind: problem.teacherKind)
         if let lambdaOverride { rule.lossWeight = lambdaOverride }
         control = problem.method.controlPolicy(at: Int(updates))
-        let steps = UInt64(unroll.stepCount)
-        envSteps += steps
-        learnedSteps += steps
-        let lag = version - 1 >= unroll.parameterVersion ? Double(version - 1 - unroll.parameterVersion) : 0
-        window.add(steps: steps, episodes: episodes.count, klSum: crossEntropy, returnSum: returns, lag: lag)
-        totals.add(steps: steps, episodes: episodes.count, klSum: crossEntropy, returnSum: returns, lag: lag)
     }
 
     /// Why an unroll cannot be learned from in this run, or nil.
@@ -356,9 +384,19 @@ public struct Learner: RoleLoop {
             return "the unroll visits state \(bad), this learner's environment has \(mdp.stateCount) states"
         }
         if rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
-            return "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
+            return
+                "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
         }
         return nil
+    }
+
+    /// Acknowledges the unrolls consumed since the last call, one receipt per actor.
+    private mutating func sendReceipts(_ router: ZMQSocket) {
+        guard !receipts.isEmpty else { return }
+        for (routing, sequence) in receipts {
+            reply(.unrollAck(UnrollAck(sequence: sequence, parameterVersion: version)), to: routing, router)
+        }
+        receipts.removeAll(keepingCapacity: true)
     }
 
     private func currentParameters() -> Parameters {
@@ -411,7 +449,7 @@ public struct Learner: RoleLoop {
                 if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
             }
             let settings = ActorSettings(
-                control: control, maxEpisodeSteps: problem.method.maxEpisodeSteps, unrollEpisodes: problem.unrollEpisodes)
+                control: control, maxEpisodeSteps: problem.method.maxEpisodeSteps, unrollSteps: problem.unrollSteps)
             let json = (try? String(decoding: JSONEncoder().encode(settings), as: UTF8.self)) ?? "{}"
             let welcome = Welcome(
                 unrollPort: unrollPort, parametersPort: parametersPort, teacherEndpoint: teacherEndpoint,
@@ -427,7 +465,9 @@ public struct Learner: RoleLoop {
                 record.unrollsWithheld = beat.unrollsWithheld
                 actors[routing] = record
             }
-            reply(.heartbeat(Heartbeat(sequence: beat.sequence, envSteps: envSteps, parameterVersion: version)), to: routing, router)
+            reply(
+                .heartbeat(Heartbeat(sequence: beat.sequence, envSteps: envSteps, parameterVersion: version)),
+                to: routing, router)
         case .getParams(let request):
             if request.haveVersion < version { reply(.parameters(currentParameters()), to: routing, router) }
         case .control(let command):
@@ -449,7 +489,9 @@ public struct Learner: RoleLoop {
             logger.notice("moving every actor to the teacher server at \(command.teacherEndpoint)")
             teacherEndpoint = command.teacherEndpoint
             for (actorRouting, record) in actors where record.alive {
-                reply(.control(Control(command: .swapTeacher, teacherEndpoint: command.teacherEndpoint)), to: actorRouting, router)
+                reply(
+                    .control(Control(command: .swapTeacher, teacherEndpoint: command.teacherEndpoint)),
+                    to: actorRouting, router)
             }
         case .setLambda:
             guard command.lambdas.count == 1, rule.loss != .none else {
@@ -457,7 +499,9 @@ public struct Learner: RoleLoop {
                     rule.loss == .none
                     ? "method \(problem.method.method.rawValue) has no distillation term to weight"
                     : "this learner distils from one teacher server at a time: give exactly one lambda"
-                reply(.error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)), to: routing, router)
+                reply(
+                    .error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)),
+                    to: routing, router)
                 return
             }
             lambdaOverride = Double(command.lambdas[0])
@@ -475,7 +519,8 @@ public struct Learner: RoleLoop {
     }
 
     private mutating func sweepLiveness(_ now: Int64) {
-        for (routing, record) in actors where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
+        for (routing, record) in actors
+        where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
             actors[routing]!.alive = false
             logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
         }
@@ -492,7 +537,9 @@ public struct Learner: RoleLoop {
     private mutating func exactReturns() -> (student: Double, teacher: Double?) {
         let mdp = problem.environment.mdp
         let student = (try? PolicyEvaluation.expectedReturn(mdp, policy: policy.stateTable())) ?? .nan
-        let teacher = problem.referenceTeacher.flatMap { try? PolicyEvaluation.expectedReturn(mdp, policy: $0.probabilities) }
+        let teacher = problem.referenceTeacher.flatMap {
+            try? PolicyEvaluation.expectedReturn(mdp, policy: $0.probabilities)
+        }
         return (student, teacher)
     }
 
@@ -545,13 +592,16 @@ public struct Learner: RoleLoop {
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds
         var summary: [String: Any] = [
-            "method": problem.method.method.rawValue, "environment": problem.environmentIdentity, "stopped_because": reason,
+            "method": problem.method.method.rawValue, "environment": problem.environmentIdentity,
+            "stopped_because": reason,
             "student_return": student.isFinite ? student : NSNull(), "env_steps": envSteps,
             "env_steps_this_run": learnedSteps, "updates": updates, "version": version, "wall_seconds": elapsed,
             "env_steps_per_second": elapsed > 0 ? Double(learnedSteps) / elapsed : 0,
             "kl_per_episode": totals.klPerEpisode.isFinite ? totals.klPerEpisode : NSNull(),
             "mean_policy_lag": totals.meanLag, "max_policy_lag": totals.maxLag,
-            "teachers": teacherSwitches.map { ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any] },
+            "teachers": teacherSwitches.map {
+                ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any]
+            },
             "actors_seen": actors.count, "messages_rejected": rejections.total,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
         ]

@@ -39,7 +39,8 @@ public struct MetricsRow: Sendable {
     /// The row as CSV (empty cells for unknown values).
     public var csvLine: String {
         func number(_ value: Double) -> String { value.isFinite ? String(format: "%.6g", value) : "" }
-        let teacher = teacherID.contains(",") || teacherID.contains("\"")
+        let teacher =
+            teacherID.contains(",") || teacherID.contains("\"")
             ? "\"" + teacherID.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : teacherID
         return [
             String(format: "%.3f", seconds), String(envSteps), String(updates), String(version),
@@ -64,7 +65,8 @@ struct MetricsFile {
         let file = directory.appendingPathComponent("metrics.csv")
         let exists = FileManager.default.fileExists(atPath: file.path)
         if !(appending && exists) {
-            guard FileManager.default.createFile(atPath: file.path, contents: Data((MetricsRow.header + "\n").utf8)) else {
+            guard FileManager.default.createFile(atPath: file.path, contents: Data((MetricsRow.header + "\n").utf8))
+            else {
                 throw RuntimeError("cannot create \(file.path): is the directory writable?")
             }
         }

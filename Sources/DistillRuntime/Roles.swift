@@ -39,6 +39,13 @@ public func announceEndpoint(_ name: String, _ endpoint: String) {
     FileHandle.standardOutput.write(Data("endpoint \(name) \(endpoint)\n".utf8))
 }
 
+/// The ZeroMQ routing id an actor's control DEALER uses ("ID-NONCEHEX"): unique per process
+/// run, and computable by the learner from the sender of any message, so it can address
+/// receipts for unrolls that came in on another socket.
+public func routingID(of sender: Sender) -> [UInt8] {
+    Array("\(sender.id)-\(String(sender.runNonce, radix: 16))".utf8)
+}
+
 /// Milliseconds on a monotonic clock, for deadlines inside poll loops.
 @inline(__always)
 func monotonicMilliseconds() -> Int64 {

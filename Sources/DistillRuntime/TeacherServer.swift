@@ -83,7 +83,11 @@ public struct TeacherServer: RoleLoop {
             let wait =
                 pending.isEmpty
                 ? 50
-                : max(0, Int(oldestPendingMilliseconds + Int64(configuration.batchDeadlineMilliseconds) - monotonicMilliseconds()))
+                : max(
+                    0,
+                    Int(
+                        oldestPendingMilliseconds + Int64(configuration.batchDeadlineMilliseconds)
+                            - monotonicMilliseconds()))
             if try !poller.poll(timeoutMilliseconds: wait)[0].isEmpty {
                 // Drain what is queued now, flushing whenever a batch fills.
                 while let frames = try router.receive(dontWait: true) {
@@ -118,7 +122,9 @@ public struct TeacherServer: RoleLoop {
     private mutating func accept(_ frames: [[UInt8]], on router: ZMQSocket) throws {
         guard frames.count == 2 else {
             // A ROUTER sees [routing id, payload]: anything else is not our protocol.
-            reject(DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)"), routing: frames.first, router)
+            reject(
+                DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)"), routing: frames.first,
+                router)
             return
         }
         let query: TeacherQuery
@@ -184,7 +190,8 @@ public struct TeacherServer: RoleLoop {
                 probabilities: Tensor(shape: [rows, na], values: probabilities), values: values,
                 qValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q), cacheable: true)
             // ROUTER drops replies to peers that left; the client retries on its own.
-            _ = try router.send([routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)
+            _ = try router.send(
+                [routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)
             statistics.queries += 1
             statistics.rows += UInt64(rows)
         }

@@ -2,58 +2,79 @@ import DistillCore
 import DistillWire
 import Foundation
 
-/// One episode of a received `Unroll`, read in place by the update rules (no copies).
+/// One episode of a received `Unroll`, read in place by the update rules.
 ///
-/// Slot `t` (0...T) is the episode's t-th state; its teacher outputs sit at row
-/// `stateBase + t` of the unroll's state arrays, its steps at `stepBase + t`.
+/// It holds raw buffer pointers into the unroll's arrays, so the hot loops of the update rules
+/// pay no reference counting per access; it is only valid inside `UnrollEpisode.withEpisodes`.
+/// Slot `t` (0...T) is the episode's t-th state: its teacher outputs sit at row `stateBase + t`
+/// of the unroll's state arrays, its step at `stepBase + t` of the step arrays.
 public struct UnrollEpisode: EpisodeView {
-    /// The unroll holding the episode.
-    public let unroll: Unroll
-    /// Index of the episode's first step in the step arrays.
-    public let stepBase: Int
-    /// Index of the episode's first state in the state arrays.
-    public let stateBase: Int
+    @usableFromInline let observations: UnsafeBufferPointer<Int32>
+    @usableFromInline let actions: UnsafeBufferPointer<Int32>
+    @usableFromInline let rewards: UnsafeBufferPointer<Float>
+    @usableFromInline let behaviour: UnsafeBufferPointer<Float>
+    @usableFromInline let teacherProbabilities: UnsafeBufferPointer<Float>
+    @usableFromInline let teacherValues: UnsafeBufferPointer<Float>
+    @usableFromInline let teacherQ: UnsafeBufferPointer<Float>
+    @usableFromInline let actionCount: Int
+    @usableFromInline let stepBase: Int
+    @usableFromInline let stateBase: Int
     /// Number of steps.
     public let length: Int
     /// Whether the episode terminated (false: cut at the length cap).
     public let terminated: Bool
 
-    /// The episodes of an unroll, in order.
-    public static func episodes(of unroll: Unroll) -> [UnrollEpisode] {
-        var episodes: [UnrollEpisode] = []
-        episodes.reserveCapacity(unroll.episodeLengths.count)
-        var step = 0
-        var state = 0
-        for (index, length) in unroll.episodeLengths.enumerated() {
-            episodes.append(
-                UnrollEpisode(
-                    unroll: unroll, stepBase: step, stateBase: state, length: Int(length),
-                    terminated: unroll.episodeTerminated[index]))
-            step += Int(length)
-            state += Int(length) + 1
+    /// Calls `body` with the episodes of `unroll`, in order.
+    public static func withEpisodes<R>(of unroll: Unroll, _ body: ([UnrollEpisode]) throws -> R) rethrows -> R {
+        try unroll.observations.withUnsafeBufferPointer { observations in
+            try unroll.actions.withUnsafeBufferPointer { actions in
+                try unroll.rewards.withUnsafeBufferPointer { rewards in
+                    try unroll.behaviourProbabilities.withUnsafeBufferPointer { behaviour in
+                        try unroll.teacherProbabilities.values.withUnsafeBufferPointer { probabilities in
+                            try unroll.teacherValues.withUnsafeBufferPointer { values in
+                                try unroll.teacherQValues.values.withUnsafeBufferPointer { q in
+                                    var episodes: [UnrollEpisode] = []
+                                    episodes.reserveCapacity(unroll.episodeLengths.count)
+                                    var step = 0
+                                    var state = 0
+                                    for (index, length) in unroll.episodeLengths.enumerated() {
+                                        episodes.append(
+                                            UnrollEpisode(
+                                                observations: observations, actions: actions, rewards: rewards,
+                                                behaviour: behaviour, teacherProbabilities: probabilities,
+                                                teacherValues: values, teacherQ: q, actionCount: unroll.actionCount,
+                                                stepBase: step, stateBase: state, length: Int(length),
+                                                terminated: unroll.episodeTerminated[index]))
+                                        step += Int(length)
+                                        state += Int(length) + 1
+                                    }
+                                    return try body(episodes)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        return episodes
     }
 
-    @inlinable public func state(_ t: Int) -> Int { Int(unroll.observations[stateBase + t]) }
-    @inlinable public func action(_ t: Int) -> Int { Int(unroll.actions[stepBase + t]) }
-    @inlinable public func reward(_ t: Int) -> Double { Double(unroll.rewards[stepBase + t]) }
-    @inlinable public func behaviourProbability(_ t: Int) -> Double {
-        Double(unroll.behaviourProbabilities[stepBase + t])
-    }
+    @inlinable public func state(_ t: Int) -> Int { Int(observations[stateBase + t]) }
+    @inlinable public func action(_ t: Int) -> Int { Int(actions[stepBase + t]) }
+    @inlinable public func reward(_ t: Int) -> Double { Double(rewards[stepBase + t]) }
+    @inlinable public func behaviourProbability(_ t: Int) -> Double { Double(behaviour[stepBase + t]) }
     @inlinable public func teacherProbability(_ slot: Int, _ action: Int) -> Double {
-        Double(unroll.teacherProbabilities.values[(stateBase + slot) * unroll.actionCount + action])
+        Double(teacherProbabilities[(stateBase + slot) * actionCount + action])
     }
     @inlinable public func teacherLogProbability(_ slot: Int, _ action: Int) -> Double {
         Foundation.log(max(teacherProbability(slot, action), teacherLogProbabilityFloor))
     }
-    @inlinable public func teacherValue(_ slot: Int) -> Double { Double(unroll.teacherValues[stateBase + slot]) }
+    @inlinable public func teacherValue(_ slot: Int) -> Double { Double(teacherValues[stateBase + slot]) }
     @inlinable public func teacherActionValue(_ slot: Int, _ action: Int) -> Double {
-        Double(unroll.teacherQValues.values[(stateBase + slot) * unroll.actionCount + action])
+        Double(teacherQ[(stateBase + slot) * actionCount + action])
     }
 
     /// The states s_0...s_T.
-    public var states: [Int32] { Array(unroll.observations[stateBase...(stateBase + length)]) }
+    public var states: [Int32] { Array(observations[stateBase...(stateBase + length)]) }
     /// The rewards r_0...r_{T-1}.
-    public var rewards: [Double] { unroll.rewards[stepBase..<(stepBase + length)].map(Double.init) }
+    public var rewardList: [Double] { rewards[stepBase..<(stepBase + length)].map(Double.init) }
 }

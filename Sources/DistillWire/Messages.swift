@@ -198,6 +198,20 @@ public struct Unroll: Sendable, Equatable {
     public var stepCount: Int { actions.count }
 }
 
+/// The learner's receipt for an actor's unrolls (flow control).
+public struct UnrollAck: Sendable, Equatable {
+    /// The highest unroll sequence of the actor the learner has consumed.
+    public var sequence: UInt64
+    /// The learner's parameter version after consuming it.
+    public var parameterVersion: UInt64
+
+    /// Creates a receipt.
+    public init(sequence: UInt64, parameterVersion: UInt64) {
+        self.sequence = sequence
+        self.parameterVersion = parameterVersion
+    }
+}
+
 /// The student's parameters with their version and checksum.
 public struct Parameters: Sendable, Equatable {
     /// Increases with every applied update, across learner restarts.
@@ -439,6 +453,7 @@ public enum Message: Sendable, Equatable {
     case error(ErrorReply)
     case checkpoint(Checkpoint)
     case welcome(Welcome)
+    case unrollAck(UnrollAck)
 
     /// The kind of this message, for dispatch and error messages.
     public var kind: MessageKind {
@@ -454,6 +469,7 @@ public enum Message: Sendable, Equatable {
         case .error: .error
         case .checkpoint: .checkpoint
         case .welcome: .welcome
+        case .unrollAck: .unrollAck
         }
     }
 }
@@ -471,6 +487,7 @@ public enum MessageKind: String, Sendable, CaseIterable {
     case error = "Error"
     case checkpoint = "Checkpoint"
     case welcome = "Welcome"
+    case unrollAck = "UnrollAck"
 }
 
 /// A message with the protocol header: what actually travels in one ZeroMQ frame.

@@ -97,6 +97,13 @@ public struct WireCodec: Sendable {
         case .parameters(let parameters):
             root.body_case = DISTILL__V1__ENVELOPE__BODY_PARAMETERS
             root.parameters = arena.parameters(parameters)
+        case .unrollAck(let ack):
+            var m = Distill__V1__UnrollAck()
+            distill__v1__unroll_ack__init(&m)
+            m.sequence = ack.sequence
+            m.parameter_version = ack.parameterVersion
+            root.body_case = DISTILL__V1__ENVELOPE__BODY_UNROLL_ACK
+            root.unroll_ack = arena.store(m)
         case .welcome(let welcome):
             var m = Distill__V1__Welcome()
             distill__v1__welcome__init(&m)
@@ -275,6 +282,9 @@ public struct WireCodec: Sendable {
             message = .error(try readError(root.error.pointee))
         case DISTILL__V1__ENVELOPE__BODY_CHECKPOINT:
             message = .checkpoint(try readCheckpoint(root.checkpoint.pointee))
+        case DISTILL__V1__ENVELOPE__BODY_UNROLL_ACK:
+            let m = root.unroll_ack.pointee
+            message = .unrollAck(UnrollAck(sequence: m.sequence, parameterVersion: m.parameter_version))
         case DISTILL__V1__ENVELOPE__BODY_WELCOME:
             message = .welcome(try readWelcome(root.welcome.pointee))
         default:

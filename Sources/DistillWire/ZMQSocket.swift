@@ -93,6 +93,10 @@ public enum SocketOption: Sendable {
     case sendHighWaterMark(Int)
     /// Incoming queue limit in messages (ZMQ_RCVHWM); 0 is unlimited.
     case receiveHighWaterMark(Int)
+    /// Kernel send buffer of the TCP connections, in bytes (ZMQ_SNDBUF); 0 keeps the OS default.
+    case sendBuffer(bytes: Int)
+    /// Kernel receive buffer of the TCP connections, in bytes (ZMQ_RCVBUF); 0 keeps the OS default.
+    case receiveBuffer(bytes: Int)
     /// Largest accepted inbound message (ZMQ_MAXMSGSIZE); a peer sending more is disconnected.
     case maxMessageSize(Int)
     /// First reconnect delay (ZMQ_RECONNECT_IVL).
@@ -211,6 +215,8 @@ public final class ZMQSocket {
         case .linger(let ms): try setInt(ZMQ_LINGER, ms, "ZMQ_LINGER")
         case .sendHighWaterMark(let n): try setInt(ZMQ_SNDHWM, n, "ZMQ_SNDHWM")
         case .receiveHighWaterMark(let n): try setInt(ZMQ_RCVHWM, n, "ZMQ_RCVHWM")
+        case .sendBuffer(let bytes): try setInt(ZMQ_SNDBUF, bytes, "ZMQ_SNDBUF")
+        case .receiveBuffer(let bytes): try setInt(ZMQ_RCVBUF, bytes, "ZMQ_RCVBUF")
         case .maxMessageSize(let bytes):
             var value = Int64(bytes)
             try setRaw(ZMQ_MAXMSGSIZE, &value, MemoryLayout<Int64>.size, "ZMQ_MAXMSGSIZE=\(bytes)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `distill` command: policy distillation on a distributed actor-learner cluster.
 @main
@@ -11,13 +12,30 @@ struct Distill: ParsableCommand {
             over ZeroMQ between real processes.
 
             Examples:
+              distill cluster                                   # the main job, on defaults
+              distill cluster --env chain --teacher adversarial --method teacher-v-reward --steps 200000
+              distill train --env gridworld --method n-distill+R --iterations 300
+              distill analyze gradient-field --env random --method on-policy-distill
+              distill control status --learner tcp://127.0.0.1:5559
               distill probe --socket pull --bind 'tcp://*:5555' --count 10
-              distill probe --socket push --connect tcp://learner-host:5555 --count 10
-              distill bench codec
+              distill bench core
+
+            Every role flag can also come from the environment: --bind-control is
+            DISTILL_BIND_CONTROL, --learner is DISTILL_LEARNER (a flag on the command line wins).
             """,
         version: distillVersion,
-        subcommands: [Probe.self, Bench.self]
+        subcommands: [
+            ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
+            Train.self, Analyze.self, PlotCommand.self, Probe.self, Bench.self,
+        ]
     )
+
+    /// Parses the command line, with `DISTILL_*` environment variables as defaults for flags.
+    static func main() {
+        let arguments = EnvironmentFlags.arguments(
+            Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        main(arguments)
+    }
 }
 
 /// The release of this build, printed by `distill --version`.
@@ -27,6 +45,6 @@ let distillVersion = "0.1.0"
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print throughput and latency figures (benchmarks, not tests).",
-        subcommands: [BenchCodec.self]
+        subcommands: [BenchCore.self, BenchCodec.self]
     )
 }

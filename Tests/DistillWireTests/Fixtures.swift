@@ -32,6 +32,7 @@ enum Fixtures {
                 unrollPort: 5557, parametersPort: 5558, teacherEndpoint: "tcp://10.0.0.9:5556",
                 parameters: Parameters(version: 9, values: Tensor(shape: [2], values: [0.5, -0.5]), envSteps: 10),
                 actorSettingsJSON: #"{"control":"student"}"#)),
+        .unrollAck(UnrollAck(sequence: 17, parameterVersion: 901)),
         .hello(
             Hello(
                 environment: "gridworld(seed=1,20x20)", stateCount: 401, actionCount: 4,

@@ -20,6 +20,7 @@ typedef struct Distill__V1__Tensor Distill__V1__Tensor;
 typedef struct Distill__V1__TeacherQuery Distill__V1__TeacherQuery;
 typedef struct Distill__V1__TeacherReply Distill__V1__TeacherReply;
 typedef struct Distill__V1__Unroll Distill__V1__Unroll;
+typedef struct Distill__V1__UnrollAck Distill__V1__UnrollAck;
 typedef struct Distill__V1__Parameters Distill__V1__Parameters;
 typedef struct Distill__V1__Hello Distill__V1__Hello;
 typedef struct Distill__V1__Welcome Distill__V1__Welcome;
@@ -332,6 +333,29 @@ struct  Distill__V1__Unroll
 
 
 /*
+ * The learner's receipt for unrolls, sent to the actor's DEALER (routing id "ID-NONCEHEX", the
+ * sender's id and run nonce in hexadecimal). Flow control: an actor keeps at most a small window
+ * of unacknowledged unrolls in flight, so no queue between actor and learner grows stale, and
+ * the policy lag stays bounded however fast the actors are.
+ */
+struct  Distill__V1__UnrollAck
+{
+  ProtobufCMessage base;
+  /*
+   * The highest `Unroll.sequence` of this actor (this run nonce) the learner has consumed.
+   */
+  uint64_t sequence;
+  /*
+   * The learner's parameter version after consuming it.
+   */
+  uint64_t parameter_version;
+};
+#define DISTILL__V1__UNROLL_ACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__unroll_ack__descriptor) \
+    , 0, 0 }
+
+
+/*
  * The student's parameters. Published by the learner's PUB socket, and sent in reply to
  * `GetParams` and `Hello` on its ROUTER.
  */
@@ -613,7 +637,8 @@ typedef enum {
   DISTILL__V1__ENVELOPE__BODY_CONTROL = 17,
   DISTILL__V1__ENVELOPE__BODY_ERROR = 18,
   DISTILL__V1__ENVELOPE__BODY_CHECKPOINT = 19,
-  DISTILL__V1__ENVELOPE__BODY_WELCOME = 20
+  DISTILL__V1__ENVELOPE__BODY_WELCOME = 20,
+  DISTILL__V1__ENVELOPE__BODY_UNROLL_ACK = 21
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ENVELOPE__BODY__CASE)
 } Distill__V1__Envelope__BodyCase;
 
@@ -645,6 +670,7 @@ struct  Distill__V1__Envelope
     Distill__V1__Error *error;
     Distill__V1__Checkpoint *checkpoint;
     Distill__V1__Welcome *welcome;
+    Distill__V1__UnrollAck *unroll_ack;
   };
 };
 #define DISTILL__V1__ENVELOPE__INIT \
@@ -746,6 +772,25 @@ Distill__V1__Unroll *
                       const uint8_t       *data);
 void   distill__v1__unroll__free_unpacked
                      (Distill__V1__Unroll *message,
+                      ProtobufCAllocator *allocator);
+/* Distill__V1__UnrollAck methods */
+void   distill__v1__unroll_ack__init
+                     (Distill__V1__UnrollAck         *message);
+size_t distill__v1__unroll_ack__get_packed_size
+                     (const Distill__V1__UnrollAck   *message);
+size_t distill__v1__unroll_ack__pack
+                     (const Distill__V1__UnrollAck   *message,
+                      uint8_t             *out);
+size_t distill__v1__unroll_ack__pack_to_buffer
+                     (const Distill__V1__UnrollAck   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__UnrollAck *
+       distill__v1__unroll_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__unroll_ack__free_unpacked
+                     (Distill__V1__UnrollAck *message,
                       ProtobufCAllocator *allocator);
 /* Distill__V1__Parameters methods */
 void   distill__v1__parameters__init
@@ -935,6 +980,9 @@ typedef void (*Distill__V1__TeacherReply_Closure)
 typedef void (*Distill__V1__Unroll_Closure)
                  (const Distill__V1__Unroll *message,
                   void *closure_data);
+typedef void (*Distill__V1__UnrollAck_Closure)
+                 (const Distill__V1__UnrollAck *message,
+                  void *closure_data);
 typedef void (*Distill__V1__Parameters_Closure)
                  (const Distill__V1__Parameters *message,
                   void *closure_data);
@@ -974,6 +1022,7 @@ extern const ProtobufCMessageDescriptor distill__v1__tensor__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__teacher_query__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__unroll__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__unroll_ack__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__parameters__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__welcome__descriptor;

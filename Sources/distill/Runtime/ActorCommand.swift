@@ -42,6 +42,9 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Stop after this many environment steps (default: run until stopped).")
     var maxEnvSteps: UInt64?
 
+    @Option(help: "Unrolls pushed but not yet acknowledged by the learner, at most (bounds the policy lag).")
+    var maxInFlight = 8
+
     func validate() throws {
         do {
             _ = try Endpoint(parsing: learner)
@@ -49,6 +52,7 @@ struct ActorCommand: ParsableCommand {
         } catch let error as RuntimeError {
             throw ValidationError(error.description)
         }
+        guard maxInFlight >= 1 else { throw ValidationError("--max-in-flight must be at least 1") }
         if let id, id.isEmpty || id.utf8.count > 128 { throw ValidationError("--id must be 1 to 128 bytes") }
     }
 
@@ -60,6 +64,7 @@ struct ActorCommand: ParsableCommand {
             learner: try Endpoint(parsing: learner), teacher: teacherEndpoint,
             seed: actorSeed ?? UInt64.random(in: 1...UInt64.max))
         settings.maxEnvSteps = maxEnvSteps
+        settings.maxUnrollsInFlight = maxInFlight
         let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var actor = Actor(
             environment: env,

@@ -63,8 +63,7 @@ struct ClusterCommand: ParsableCommand {
     }
 
     func run() throws {
-        StopSignal.install()
-        let configuration = try RoleOptions().resolve(environment: environment, teacher: teacher, method: method)
+        let configuration = try RoleOptions.resolve(environment: environment, teacher: teacher, method: method)
         // Build once here so a bad flag fails before any process starts.
         let env = try buildEnvironment(configuration)
         if let writeConfig {
@@ -91,7 +90,7 @@ struct ClusterCommand: ParsableCommand {
                 learnerArguments: ["--steps", String(steps)] + learnerFlags.split(separator: " ").map(String.init),
                 actorArguments: [], actors: actors,
                 actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
-            logger: RoleOptions().start(role: "launcher"), progress: { print($0) })
+            logger: RoleOptions.start(role: "launcher", level: .info), progress: { print($0) })
         do {
             try launcher.run()
         } catch let error as RuntimeError {
@@ -120,8 +119,14 @@ struct ClusterCommand: ParsableCommand {
             (summary[key] as? NSNumber).map { String(format: "%.4g", $0.doubleValue) } ?? "n/a"
         }
         print("summary (\(file.path)):")
-        print("  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))")
-        print("  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s")
-        print("  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))")
+        print(
+            "  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))"
+        )
+        print(
+            "  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s"
+        )
+        print(
+            "  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))"
+        )
     }
 }

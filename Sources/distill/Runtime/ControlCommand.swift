@@ -25,8 +25,12 @@ struct ControlCommand: ParsableCommand {
         var timeoutMs = 5000
 
         func validate() throws {
-            guard !learner.isEmpty else { throw ValidationError("give the learner's control endpoint with --learner tcp://HOST:PORT") }
-            do { _ = try Endpoint(parsing: learner) } catch let error as RuntimeError { throw ValidationError(error.description) }
+            guard !learner.isEmpty else {
+                throw ValidationError("give the learner's control endpoint with --learner tcp://HOST:PORT")
+            }
+            do { _ = try Endpoint(parsing: learner) } catch let error as RuntimeError {
+                throw ValidationError(error.description)
+            }
         }
 
         func send(_ command: Control) throws -> Control {
@@ -63,7 +67,9 @@ struct ControlCommand: ParsableCommand {
         @Option(help: "The new teacher server's endpoint, tcp://HOST:PORT.")
         var to: String
         func validate() throws {
-            do { _ = try Endpoint(parsing: to) } catch let error as RuntimeError { throw ValidationError(error.description) }
+            do { _ = try Endpoint(parsing: to) } catch let error as RuntimeError {
+                throw ValidationError(error.description)
+            }
         }
         func run() throws {
             _ = try target.send(Control(command: .swapTeacher, teacherEndpoint: to))

@@ -12,8 +12,8 @@ struct LearnerCommand: ParsableCommand {
         discussion: """
             Binds three sockets: unrolls (PULL), parameters (PUB) and control (ROUTER, the one \
             endpoint actors and `distill control` need), printing "endpoint NAME ENDPOINT" for \
-            each. One update per unroll (--episodes-per-iteration episodes, like `distill train`), \
-            with V-trace weights for policy lag; parameters are published every --publish-every \
+            each. One update per --episodes-per-iteration episodes (as `distill train`, whatever the \
+            unroll size), with V-trace weights for policy lag; parameters are published every --publish-every \
             updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir it \
             resumes from the newest checkpoint (versions continue) and writes atomic checkpoints \
             periodically and at stop; with --out it writes metrics.csv and summary.json. SIGINT or \
@@ -47,8 +47,11 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Stop after learning from this many environment steps (default: run until stopped).")
     var steps: UInt64?
 
+    @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
+    var unrollSteps = 1000
+
     @Option(help: "Publish parameters after this many updates...")
-    var publishEvery = 10
+    var publishEvery = 100
 
     @Option(help: "...or this many milliseconds after the last publication.")
     var publishIntervalMs = 20
@@ -75,6 +78,7 @@ struct LearnerCommand: ParsableCommand {
         guard checkpointInterval > 0, metricsInterval > 0 else {
             throw ValidationError("--checkpoint-interval and --metrics-interval must be positive")
         }
+        guard unrollSteps >= 1 else { throw ValidationError("--unroll-steps must be at least 1") }
         guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
         if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
     }
@@ -88,7 +92,8 @@ struct LearnerCommand: ParsableCommand {
             environment: env, environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
             configurationJSON: try configuration.json())
-        var settings = LearnerConfiguration(bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
+        var settings = LearnerConfiguration(
+            bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
         settings.outputDirectory = out.map { URL(fileURLWithPath: $0) }
         settings.maxEnvSteps = steps

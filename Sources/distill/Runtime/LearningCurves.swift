@@ -76,7 +76,9 @@ enum LearningCurves {
         if process.terminationStatus == 0 {
             report("learning curves: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
         } else if text.contains("No module named 'matplotlib'") {
-            report("no learning_curves.png: matplotlib is missing (scripts/setup --plots installs it; then distill plot \(runDirectory.path))")
+            report(
+                "no learning_curves.png: matplotlib is missing (scripts/setup --plots installs it; then distill plot \(runDirectory.path))"
+            )
         } else {
             report("no learning_curves.png: the plot failed:\n\(text)")
         }
@@ -96,14 +98,18 @@ struct PlotCommand: ParsableCommand {
             """)
 
     @Argument(help: "A run directory (the --out of distill cluster or distill learner).")
-    var run: String
+    var directory: String
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("metrics.csv").path) else {
-            throw ValidationError("\(run) has no metrics.csv: give the --out directory of a cluster or learner run")
+        guard
+            FileManager.default.fileExists(
+                atPath: URL(fileURLWithPath: directory).appendingPathComponent("metrics.csv").path)
+        else {
+            throw ValidationError(
+                "\(directory) has no metrics.csv: give the --out directory of a cluster or learner run")
         }
         var failed = false
-        LearningCurves.draw(runDirectory: URL(fileURLWithPath: run)) { line in
+        LearningCurves.draw(runDirectory: URL(fileURLWithPath: directory)) { line in
             print(line)
             failed = line.hasPrefix("no ")
         }

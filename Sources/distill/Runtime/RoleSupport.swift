@@ -16,9 +16,11 @@ struct RoleOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger.
-    func start(role: String) -> Logger {
+    func start(role: String) -> Logger { Self.start(role: role, level: logLevel) }
+
+    /// As `start(role:)`, for commands without these options.
+    static func start(role: String, level: Logger.Level) -> Logger {
         StopSignal.install()
-        let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -32,6 +34,13 @@ struct RoleOptions: ParsableArguments {
         environment: EnvironmentOptions, teacher: TeacherOptions?, method: MethodOptions?
     ) throws -> RunConfiguration {
         if let config { return try RunConfiguration.read(from: config) }
+        return try Self.resolve(environment: environment, teacher: teacher, method: method)
+    }
+
+    /// The run configuration from the flags.
+    static func resolve(
+        environment: EnvironmentOptions, teacher: TeacherOptions?, method: MethodOptions?
+    ) throws -> RunConfiguration {
         let environmentSpec = try environment.spec()
         let teacherSpec = try teacher?.spec(defaultSeed: environment.seed) ?? TeacherSpec()
         let methodSpec = try method?.spec() ?? MethodSpec()

@@ -1,0 +1,183 @@
+import Foundation
+
+/// Everything a training run is: the problem, the method, the run length. Codable so that
+/// metrics and checkpoints can record it.
+public struct TrainingConfiguration: Sendable, Hashable, Codable {
+    /// The environment.
+    public var environment = EnvironmentSpec()
+    /// The teacher.
+    public var teacher = TeacherSpec()
+    /// The method and optimiser.
+    public var method = MethodSpec()
+    /// Number of optimisation steps.
+    public var iterations = 1000
+    /// Use exact expected updates instead of sampled ones.
+    public var exact = false
+    /// Compute exact metrics every this many iterations (and at the last one); 0 = never.
+    public var evaluateEvery = 100
+    /// Seed of the run's sampling.
+    public var seed: UInt64 = 0
+
+    /// The defaults.
+    public init() {}
+}
+
+/// One row of training metrics.
+public struct IterationRecord: Sendable, Hashable, Codable {
+    /// 1-based optimisation step.
+    public var iteration: Int
+    /// Environment steps consumed by this step's update (0 for exact updates).
+    public var environmentSteps: Int
+    /// Episodes consumed by this step's update.
+    public var episodes: Int
+    /// Environment steps consumed so far.
+    public var totalEnvironmentSteps: Int
+    /// Mean discounted return of this step's episodes (under the control policy).
+    public var sampledReturn: Double?
+    /// Mean of `Σ_t H×(π(s_t)‖π_θ(s_t))` over this step's episodes (under the control policy).
+    public var sampledCrossEntropy: Double?
+    /// Exact metrics after the step, when evaluated.
+    public var exact: ExactMetrics?
+    /// λ used (weight of ℓ).
+    public var lossWeight: Double
+    /// β of the mixture control (nil for other controls).
+    public var beta: Double?
+    /// Euclidean norm of the applied update direction.
+    public var updateNorm: Double
+}
+
+/// The single-process trainer: sampled (or exact) updates of a tabular student.
+public struct Trainer: Sendable {
+    /// The configuration.
+    public let configuration: TrainingConfiguration
+    /// The environment.
+    public let environment: Environment
+    /// The teacher.
+    public let teacher: Teacher
+    /// The student.
+    public private(set) var parameters: StudentParameters
+    /// The optimiser state.
+    public private(set) var optimiser: Optimiser
+    /// The student critic.
+    public private(set) var critic: TabularCritic
+    /// The sampling generator.
+    public private(set) var rng: Xoshiro256StarStar
+    /// Optimisation steps done.
+    public private(set) var iteration = 0
+    /// Environment steps consumed.
+    public private(set) var totalEnvironmentSteps = 0
+    private var buffer = EpisodeBuffer()
+    private var policy: StudentPolicy
+    private var accumulator: UpdateAccumulator
+
+    /// Builds the environment and teacher from the configuration (files already embedded).
+    public init(_ configuration: TrainingConfiguration) throws {
+        try configuration.method.validate()
+        guard configuration.iterations >= 0 else { throw DistillError(.invalidConfiguration, "iterations must be non-negative") }
+        let environment = try configuration.environment.build()
+        try self.init(configuration, environment: environment, teacher: try configuration.teacher.build(for: environment))
+    }
+
+    /// Uses a prebuilt environment and teacher.
+    public init(_ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher) throws {
+        self.configuration = configuration
+        self.environment = environment
+        self.teacher = teacher
+        let rule = configuration.method.rule(at: 0, teacherKind: configuration.teacher.kind)
+        if rule.loss.needsActionValues && teacher.actionValues == nil {
+            throw DistillError(.invalidConfiguration, "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none")
+        }
+        parameters = Trainer.initialStudent(for: environment)
+        policy = StudentPolicy(parameters)
+        accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: parameters.actionCount)
+        optimiser = Optimiser(kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)
+        critic = TabularCritic(stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate, target: configuration.method.criticTarget)
+        rng = Xoshiro256StarStar(seed: configuration.seed)
+    }
+
+    /// The initial student: uniform tabular logits; for fig2 the tied sigmoid student with
+    /// π(R) = 0.1 in both parameter rows (Fig. 2).
+    public static func initialStudent(for environment: Environment) -> StudentParameters {
+        let mdp = environment.mdp
+        if let rows = environment.tiedRows {
+            let rowCount = Int(rows.max()!) + 1
+            var p = StudentParameters(rowOfState: rows, rowCount: rowCount, actionCount: mdp.actionCount)
+            for r in 0..<rowCount { p.setRow(r, probabilities: [0.9, 0.1]) }
+            return p
+        }
+        return StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
+    }
+
+    /// Runs one optimisation step and returns its metrics.
+    public mutating func runIteration() throws -> IterationRecord {
+        let spec = configuration.method
+        let rule = spec.rule(at: iteration, teacherKind: configuration.teacher.kind)
+        let control = spec.controlPolicy(at: iteration)
+        let mdp = environment.mdp
+        var record = IterationRecord(
+            iteration: iteration + 1, environmentSteps: 0, episodes: 0, totalEnvironmentSteps: totalEnvironmentSteps,
+            lossWeight: rule.lossWeight, updateNorm: 0)
+        if case .mixture(let b) = control { record.beta = b }
+        if configuration.exact {
+            let context = UpdateContext(discount: mdp.discount, control: control, clipping: spec.clipping)
+            let update = try ExactUpdate.expectedUpdate(mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
+            optimiser.apply(update, to: &parameters)
+            policy = StudentPolicy(parameters)
+            record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        } else {
+            let context = UpdateContext(
+                discount: mdp.discount, control: control, clipping: spec.clipping,
+                studentValues: rule.needsStudentValues ? critic.values : nil)
+            var returns = 0.0
+            var crossEntropy = 0.0
+            let o = TabularTeacherOutputs(teacher)
+            for _ in 0..<spec.episodesPerIteration {
+                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: spec.maxEpisodeSteps, rng: &rng, into: &buffer)
+                accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &accumulator)
+                var discount = 1.0
+                for t in 0..<buffer.length {
+                    returns += discount * buffer.rewards[t]
+                    discount *= mdp.discount
+                    let s = Int(buffer.states[t])
+                    crossEntropy += LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+                }
+                record.environmentSteps += buffer.length
+                if rule.needsStudentValues {
+                    critic.update(states: buffer.states, rewards: buffer.rewards, terminated: buffer.terminated, discount: mdp.discount)
+                }
+            }
+            record.episodes = spec.episodesPerIteration
+            record.sampledReturn = returns / Double(spec.episodesPerIteration)
+            record.sampledCrossEntropy = crossEntropy / Double(spec.episodesPerIteration)
+            if optimiser.kind == .sgd {
+                // Sparse fast path: only rows the episodes touched change.
+                let squared = accumulator.applyStochasticGradientStep(learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
+                optimiser.stepCount += 1
+                record.updateNorm = squared.squareRoot()
+            } else {
+                let update = accumulator.finish(policy: policy)
+                optimiser.apply(update, to: &parameters)
+                policy = StudentPolicy(parameters)
+                record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            }
+        }
+        iteration += 1
+        totalEnvironmentSteps += record.environmentSteps
+        record.totalEnvironmentSteps = totalEnvironmentSteps
+        let every = configuration.evaluateEvery
+        if every > 0 && (iteration % every == 0 || iteration == configuration.iterations) {
+            record.exact = try ExactMetrics(mdp, teacher: teacher, parameters: parameters)
+        }
+        return record
+    }
+}
+
+/// `accumulateSampledUpdate` for an episode record whose teacher outputs are looked up from a
+/// tabular teacher (the fast path of `distill train` and `distill bench core`); same rule code as
+/// the trajectory path.
+public func accumulateSampledUpdate(
+    episode: EpisodeBuffer, teacher: Teacher, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext,
+    into acc: inout UpdateAccumulator
+) {
+    accumulateSampledUpdate(TabularEpisode(episode, teacher: teacher), policy: policy, rule: rule, context: context, into: &acc)
+}

@@ -1,0 +1,272 @@
+import ArgumentParser
+import DistillCore
+import Foundation
+
+extension EnvironmentSpec.Kind: ExpressibleByArgument {}
+extension TeacherSpec.Kind: ExpressibleByArgument {}
+extension TeacherSpec.ValueEstimate: ExpressibleByArgument {}
+extension Method: ExpressibleByArgument {}
+extension MethodSpec.LossChoice: ExpressibleByArgument {}
+extension MethodSpec.ControlChoice: ExpressibleByArgument {}
+extension OptimiserKind: ExpressibleByArgument {}
+extension TabularCritic.Target: ExpressibleByArgument {}
+
+/// How a schedule is shaped on the command line.
+enum ScheduleShape: String, CaseIterable, ExpressibleByArgument {
+    case constant, linear, exponential
+}
+
+/// Reads a file for a command; DistillCore itself does no I/O.
+func readInputFile(_ path: String, flag: String) throws -> Data {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("\(flag): cannot read '\(path)' (missing or unreadable)")
+    }
+    return data
+}
+
+/// Turns a DistillCore error into a command-line validation error with the same message.
+func validating<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as DistillError {
+        throw ValidationError(error.message)
+    }
+}
+
+/// `--env`, `--env-file`, `--seed` and the environment knobs (shared with the runtime commands).
+struct EnvironmentOptions: ParsableArguments {
+    @Option(help: "Environment: gridworld, chain, many-actions, fig2, random (ignored with --env-file).")
+    var env: EnvironmentSpec.Kind = .gridworld
+
+    @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in the README); replaces --env.", valueName: "path"))
+    var envFile: String?
+
+    @Option(help: "Seed of the environment generator; also the default seed of the teacher and of the run.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Gridworld side length (paper: 20).")
+    var gridSize = 20
+
+    @Option(help: "Gridworld slip probability η (default 0.1).")
+    var slip = 0.1
+
+    @Option(help: "Gridworld probability that the episode ends after an action (paper: 0.01).")
+    var endProbability = 0.01
+
+    @Option(help: "Gridworld wall probability per cell (default 0.1).")
+    var wallProbability = 0.1
+
+    @Option(help: "Gridworld −1 reward probability per cell (default 0.08).")
+    var penaltyProbability = 0.08
+
+    @Option(help: "Gridworld probability of each terminal reward +10, +5, −5, −10 per cell (default 0.01).")
+    var terminalProbability = 0.01
+
+    @Option(help: "Number of actions of many-actions (Fig. 4: 4, 40, 400, 4000).")
+    var actions = 40
+
+    @Option(help: "Chain half-length T (corridor of 2T+1 cells; Sec. 4.2: 5).")
+    var chainLength = 5
+
+    @Option(help: "Non-terminal states of the random MDP.")
+    var randomStates = 5
+
+    @Option(help: "Actions of the random MDP.")
+    var randomActions = 3
+
+    @Option(help: "Override the environment's discount γ (gridworld default 0.99, chain 0.99, fig2 1).")
+    var discount: Double?
+
+    /// The Codable description (reads --env-file).
+    func spec() throws -> EnvironmentSpec {
+        var spec = EnvironmentSpec()
+        spec.kind = env
+        spec.seed = seed
+        spec.gridworld.size = gridSize
+        spec.gridworld.slip = slip
+        spec.gridworld.endProbability = endProbability
+        spec.gridworld.wallProbability = wallProbability
+        spec.gridworld.penaltyProbability = penaltyProbability
+        spec.gridworld.terminalProbability = terminalProbability
+        spec.manyActionsCount = actions
+        spec.chainHalfLength = chainLength
+        spec.randomStates = randomStates
+        spec.randomActions = randomActions
+        spec.discount = discount
+        if let envFile {
+            spec.kind = .file
+            spec.path = envFile
+            let data = try readInputFile(envFile, flag: "--env-file")
+            spec.mdp = try validating { try JSONInput.decode(MDPDescription.self, from: data, what: "MDP") }
+        }
+        return spec
+    }
+
+    /// Builds the environment; errors become `ValidationError`s naming the problem.
+    func build() throws -> (EnvironmentSpec, Environment) {
+        let s = try spec()
+        return (s, try validating { try s.build() })
+    }
+}
+
+/// `--teacher`, `--teacher-file` and the teacher knobs (shared with the runtime commands).
+struct TeacherOptions: ParsableArguments {
+    @Option(help: "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file).")
+    var teacher: TeacherSpec.Kind = .qLearning
+
+    @Option(help: ArgumentHelp("Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
+    var teacherFile: String?
+
+    @Option(help: "Teacher policy temperature T for q-learning: softmax(Q/T), 0 = greedy (Fig. 3: 0, 0.01, 0.1).")
+    var temperature = 0.01
+
+    @Option(help: "Q-learning ε of the ε-greedy behaviour (paper: 0.1).")
+    var epsilon = 0.1
+
+    @Option(help: "Q-learning step size (ours: 0.1).")
+    var qLearningRate = 0.1
+
+    @Option(help: "Q-learning environment steps (ours: 200000).")
+    var qLearningSteps = 200_000
+
+    @Option(help: "Noisy teacher: fraction of visited states whose best action is flipped (Fig. 5: 0.15, 0.25).")
+    var noise = 0.25
+
+    @Option(help: "Base teacher of the noisy teacher.")
+    var noisyBase: TeacherSpec.Kind = .qLearning
+
+    @Option(help: "Seed of the teacher's randomness (default: --seed).")
+    var teacherSeed: UInt64?
+
+    @Option(help: "How V_π is obtained: exact (policy evaluation) or monte-carlo (rollouts per state).")
+    var teacherValue: TeacherSpec.ValueEstimate = .exact
+
+    @Option(help: "Rollouts per state for --teacher-value monte-carlo (paper: 100).")
+    var valueRollouts = 100
+
+    /// The Codable description (reads --teacher-file).
+    func spec(defaultSeed: UInt64) throws -> TeacherSpec {
+        var spec = TeacherSpec()
+        spec.kind = teacher
+        spec.qLearning.temperature = temperature
+        spec.qLearning.epsilon = epsilon
+        spec.qLearning.learningRate = qLearningRate
+        spec.qLearning.steps = qLearningSteps
+        spec.noiseFraction = noise
+        spec.noisyBase = noisyBase
+        spec.seed = teacherSeed ?? defaultSeed
+        spec.valueEstimate = teacherValue
+        spec.valueRollouts = valueRollouts
+        if let teacherFile {
+            spec.kind = .file
+            spec.path = teacherFile
+            let data = try readInputFile(teacherFile, flag: "--teacher-file")
+            spec.table = try validating { try JSONInput.decode(TeacherDescription.self, from: data, what: "teacher") }
+        }
+        return spec
+    }
+
+    /// Builds the teacher for `environment`.
+    func build(for environment: Environment, defaultSeed: UInt64) throws -> (TeacherSpec, Teacher) {
+        let s = try spec(defaultSeed: defaultSeed)
+        return (s, try validating { try s.build(for: environment) })
+    }
+}
+
+/// `--method`, the control policy, schedules and optimiser (shared with the runtime commands).
+struct MethodOptions: ParsableArguments {
+    @Option(help: "Update rule (see the README for the list), e.g. n-distill+R, on-policy-distill, teacher-v-reward.")
+    var method: Method = .nDistillR
+
+    @Option(help: "Control policy: student, teacher, uniform, mixture (default: the method's, Table 1).")
+    var control: MethodSpec.ControlChoice?
+
+    @Option(help: "Mixture control β at the start.")
+    var beta = 0.5
+
+    @Option(help: "Mixture β at the end of --beta-steps (linear anneal; default: constant β).")
+    var betaEnd: Double?
+
+    @Option(help: "Steps over which β anneals linearly to --beta-end.")
+    var betaSteps = 1000
+
+    @Option(help: "Weight λ of the distillation loss ℓ (kickstarting's λ).")
+    var lambda = 1.0
+
+    @Option(help: "λ schedule: constant, linear (to 0 over --lambda-steps), exponential (× --lambda-decay per step).")
+    var lambdaSchedule: ScheduleShape = .constant
+
+    @Option(help: "Steps of the linear λ anneal.")
+    var lambdaSteps = 1000
+
+    @Option(help: "Per-step factor of the exponential λ decay.")
+    var lambdaDecay = 0.999
+
+    @Option(help: "Distillation loss: cross-entropy (Table 1) or agreement (Fig. 2); default: agreement for the fig2 teacher.")
+    var distillLoss: MethodSpec.LossChoice?
+
+    @Option(help: "κ of the agreement loss −κ·Σ π π_θ (Fig. 2: 4).")
+    var agreementScale = 4.0
+
+    @Option(help: "Rusu temperature τ of teacher-distill-kl (Rusu et al.: 0.01).")
+    var rusuTemperature = 0.01
+
+    @Option(help: "Optimiser: sgd or adam.")
+    var optimiser: OptimiserKind = .sgd
+
+    @Option(help: "Learning rate (ours: 0.1).")
+    var learningRate = 0.1
+
+    @Option(help: "V-trace ρ̄ (clip of the score-function weight).")
+    var rhoBar = 1.0
+
+    @Option(help: "V-trace c̄ (clip of the trace weights).")
+    var cBar = 1.0
+
+    @Option(help: "V-trace λ (trace decay).")
+    var traceLambda = 1.0
+
+    @Option(help: "Episodes per sampled update (ours: 8).")
+    var episodesPerIteration = 8
+
+    @Option(help: "Episode cap; longer episodes are truncated (ours: 10000).")
+    var maxEpisodeSteps = 10_000
+
+    @Option(help: "Step size of the tabular student critic.")
+    var criticLearningRate = 0.1
+
+    @Option(help: "Student critic target: mc (Monte Carlo) or td (one-step).")
+    var criticTarget: TabularCritic.Target = .monteCarlo
+
+    @Flag(inversion: .prefixedNo, help: "Subtract the student critic as a baseline (default: only baseline and actor-critic).")
+    var baseline: Bool?
+
+    /// The Codable description.
+    func spec() throws -> MethodSpec {
+        var spec = MethodSpec()
+        spec.method = method
+        spec.control = control
+        spec.beta = betaEnd.map { .linear(start: beta, end: $0, steps: betaSteps) } ?? .constant(beta)
+        switch lambdaSchedule {
+        case .constant: spec.lambda = .constant(lambda)
+        case .linear: spec.lambda = .linear(start: lambda, end: 0, steps: lambdaSteps)
+        case .exponential: spec.lambda = .exponential(initial: lambda, decay: lambdaDecay)
+        }
+        spec.distillationLoss = distillLoss
+        spec.agreementScale = agreementScale
+        spec.rusuTemperature = rusuTemperature
+        spec.optimiser = optimiser
+        spec.learningRate = learningRate
+        guard rhoBar > 0, cBar > 0, traceLambda >= 0, traceLambda <= 1 else {
+            throw ValidationError("--rho-bar and --c-bar must be positive and --trace-lambda in [0, 1]")
+        }
+        spec.clipping = VTraceClipping(rhoBar: rhoBar, cBar: cBar, lambda: traceLambda)
+        spec.episodesPerIteration = episodesPerIteration
+        spec.maxEpisodeSteps = maxEpisodeSteps
+        spec.criticLearningRate = criticLearningRate
+        spec.criticTarget = criticTarget
+        spec.baseline = baseline
+        try validating { try spec.validate() }
+        return spec
+    }
+}
