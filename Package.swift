@@ -50,11 +50,16 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Starting and watching real `distill` processes, for the multi-process tests.
+        .target(name: "DistillTestSupport", path: "Tests/DistillTestSupport", swiftSettings: strictSwift),
         .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore"], swiftSettings: strictSwift),
         .testTarget(
-            name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "distill"], swiftSettings: strictSwift),
+            name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "DistillTestSupport", "distill"],
+            swiftSettings: strictSwift),
         // Depends on the executable so `swift test` builds the `distill` binary its multi-process tests start.
-        .testTarget(name: "DistillWireTests", dependencies: ["DistillWire", "distill"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "DistillWireTests", dependencies: ["DistillWire", "DistillTestSupport", "distill"],
+            swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
 )

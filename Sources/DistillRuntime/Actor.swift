@@ -41,6 +41,8 @@ public struct ActorConfiguration: Sendable {
     /// Unrolls pushed but not yet acknowledged by the learner, at most (flow control: bounds
     /// the policy lag whatever the speed of actors and learner).
     public var maxUnrollsInFlight = 8
+    /// Largest message accepted.
+    public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
 
     /// Creates a configuration.
     public init(learner: Endpoint, teacher: String, seed: UInt64) {
@@ -199,7 +201,7 @@ public struct Actor: RoleLoop {
     private var configuration: ActorConfiguration
     private let sender: Sender
     private let logger: Logger
-    private let codec = WireCodec()
+    private let codec: WireCodec
     private var rng: Xoshiro256StarStar
 
     private var phase = Phase.awaitingWelcome
@@ -241,6 +243,7 @@ public struct Actor: RoleLoop {
         self.sender = sender
         self.logger = logger
         self.rng = Xoshiro256StarStar(seed: configuration.seed)
+        self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
         let mdp = environment.mdp
         if let tied = environment.tiedRows {
             parameters = StudentParameters(
@@ -259,7 +262,7 @@ public struct Actor: RoleLoop {
 
     /// Acts until a stop is requested, the learner says stop, or `maxEnvSteps` is reached.
     public mutating func run() throws {
-        let sockets = try SocketFactory()
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
         let control = try sockets.open(.dealer)
         try control.set(.routingID(routingID(of: sender)))
         try sockets.connect(control, configuration.learner.description, purpose: "learner control")

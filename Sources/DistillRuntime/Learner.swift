@@ -61,6 +61,8 @@ public struct LearnerConfiguration: Sendable {
     public var actorTimeoutMilliseconds: Int = 3000
     /// Stop once this many environment steps were learned from (nil: run until stopped).
     public var maxEnvSteps: UInt64?
+    /// Largest message accepted.
+    public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
 
     /// Creates a configuration.
     public init(bindUnrolls: String, bindParameters: String, bindControl: String) {
@@ -92,7 +94,7 @@ public struct Learner: RoleLoop {
     private let configuration: LearnerConfiguration
     private let sender: Sender
     private let logger: Logger
-    private let codec = WireCodec()
+    private let codec: WireCodec
 
     private var parameters: StudentParameters
     private var policy: StudentPolicy
@@ -127,6 +129,7 @@ public struct Learner: RoleLoop {
         self.configuration = configuration
         self.sender = sender
         self.logger = logger
+        codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
         optimiser = Optimiser(kind: problem.method.optimiser, learningRate: problem.method.learningRate)
         rule = problem.method.rule(at: 0, teacherKind: problem.teacherKind)
         control = problem.method.controlPolicy(at: 0)
@@ -192,7 +195,7 @@ public struct Learner: RoleLoop {
     /// Learns until a stop is requested or `maxEnvSteps` is reached; always ends with a final
     /// publication, checkpoint, metrics row and summary.
     public mutating func run() throws {
-        let sockets = try SocketFactory()
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
         let pull = try sockets.open(.pull, highWaterMark: 4)
         // Small kernel buffers too: unrolls queued anywhere are policy lag.
         try pull.set(.receiveBuffer(bytes: 256 << 10))
@@ -566,6 +569,13 @@ public struct Learner: RoleLoop {
             "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
             "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
             "teacher_id": currentTeacherID, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
+            "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
+            "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
+                [
+                    "id": record.id, "alive": record.alive, "version": record.version, "env_steps": record.envSteps,
+                    "unrolls_withheld": record.unrollsWithheld, "run_nonce": String(record.nonce, radix: 16),
+                ]
+            },
         ]
         let data = (try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)

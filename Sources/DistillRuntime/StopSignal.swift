@@ -22,6 +22,13 @@ public enum StopSignal {
     /// SIGPIPE. When `DISTILL_PARENT_PID` is set, a changed parent also counts as a stop request,
     /// so a role never outlives a launcher killed with SIGKILL.
     public static func install() {
+        // A parent may have spawned us with these signals blocked (the mask is inherited):
+        // unblock them, or SIGTERM would never reach the handler.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGINT)
+        sigaddset(&mask, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         Glibc.signal(SIGINT) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
         Glibc.signal(SIGTERM) { number in StopSignal.signalNumber.store(number, ordering: .relaxed) }
         Glibc.signal(SIGPIPE, SIG_IGN)

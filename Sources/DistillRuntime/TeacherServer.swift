@@ -13,6 +13,8 @@ public struct TeacherServerConfiguration: Sendable {
     public var batchDeadlineMilliseconds: Int = 2
     /// Seconds between status lines in the log.
     public var statusIntervalSeconds: Double = 10
+    /// Largest message accepted.
+    public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
 
     /// Creates a configuration with the default batching.
     public init(bind: String) {
@@ -60,7 +62,7 @@ public struct TeacherServer: RoleLoop {
         self.configuration = configuration
         self.sender = sender
         self.logger = logger
-        self.codec = WireCodec()
+        self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
         self.probabilities = teacher.probabilities.map { Float($0) }
         self.values = teacher.values.map { Float($0) }
         self.actionValues = teacher.actionValues.map { $0.map { Float($0) } }
@@ -68,7 +70,7 @@ public struct TeacherServer: RoleLoop {
 
     /// Serves until a stop is requested.
     public mutating func run() throws {
-        let sockets = try SocketFactory()
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
         let router = try sockets.open(.router, highWaterMark: 10_000)
         defer { router.close() }
         let bound = try sockets.bind(router, configuration.bind, purpose: "teacher")

@@ -1,15 +1,7 @@
+import DistillTestSupport
 import DistillWire
 import Foundation
 import Testing
-
-/// Runs blocking socket work on a thread of its own: never on Swift's cooperative pool, which
-/// has one thread per core here and deadlocks when they all wait on ZeroMQ.
-func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.start()
-    }
-}
 
 /// What the test process saw of a link, checked after the blocking part ends.
 struct LinkReport: Sendable {
@@ -46,12 +38,7 @@ struct SocketPatternTests {
         return try socket.receive(dontWait: true)
     }
 
-    static func endpoint(of child: ChildProcess) throws -> String {
-        guard let line = child.waitForLine(startingWith: "bound ") else {
-            throw ChildProcessError("the child never bound: \(child.standardError)")
-        }
-        return String(line.dropFirst("bound ".count))
-    }
+    static func endpoint(of child: ChildProcess) throws -> String { try child.endpoint("bound") }
 
     static func finish(_ child: ChildProcess, _ report: inout LinkReport) {
         report.childStatus = child.waitForExit()

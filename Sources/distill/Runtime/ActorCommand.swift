@@ -65,6 +65,7 @@ struct ActorCommand: ParsableCommand {
             seed: actorSeed ?? UInt64.random(in: 1...UInt64.max))
         settings.maxEnvSteps = maxEnvSteps
         settings.maxUnrollsInFlight = maxInFlight
+        settings.maxMessageBytes = role.maxMessageBytes
         let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var actor = Actor(
             environment: env,

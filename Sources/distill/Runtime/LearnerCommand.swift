@@ -102,6 +102,7 @@ struct LearnerCommand: ParsableCommand {
         settings.checkpointIntervalSeconds = checkpointInterval
         settings.metricsIntervalSeconds = metricsInterval
         settings.actorTimeoutMilliseconds = actorTimeoutMs
+        settings.maxMessageBytes = role.maxMessageBytes
         try runRole(logger) {
             var learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DistillCore
 import DistillRuntime
+import DistillWire
 import Foundation
 import Logging
 
@@ -14,6 +15,13 @@ struct RoleOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(help: "Largest message accepted, in bytes; a peer sending more is disconnected.")
+    var maxMessageBytes = WireCodec.defaultMaxMessageBytes
+
+    func validate() throws {
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+    }
 
     /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger.
     func start(role: String) -> Logger { Self.start(role: role, level: logLevel) }

@@ -52,6 +52,7 @@ struct TeacherCommand: ParsableCommand {
         var settings = TeacherServerConfiguration(bind: bind)
         settings.maxBatchRows = maxBatch
         settings.batchDeadlineMilliseconds = batchDeadlineMs
+        settings.maxMessageBytes = role.maxMessageBytes
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
         try runRole(logger) { try server.run() }

@@ -1,9 +1,12 @@
 import Foundation
-import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A `distill` child process started by a test, with its stdout collected line by line.
 /// Tests kill only the processes they started, and always do (on deinit).
-final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: @unchecked Sendable {
     private let process = Process()
     private let lock = NSLock()
     private var lines: [String] = []
@@ -11,7 +14,7 @@ final class ChildProcess: @unchecked Sendable {
     private var errorText = Data()
 
     /// The built `distill` binary: beside the test bundle in .build/<configuration>/.
-    static var distillBinary: URL {
+    public static var distillBinary: URL {
         if let override = ProcessInfo.processInfo.environment["DISTILL_BINARY"] {
             return URL(fileURLWithPath: override)
         }
@@ -19,7 +22,8 @@ final class ChildProcess: @unchecked Sendable {
         return exe.deletingLastPathComponent().appendingPathComponent("distill")
     }
 
-    init(_ arguments: [String]) throws {
+    /// Starts `distill` with `arguments` (and `environment` added to this process's).
+    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let binary = Self.distillBinary
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw ChildProcessError(
@@ -27,6 +31,9 @@ final class ChildProcess: @unchecked Sendable {
         }
         process.executableURL = binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -41,8 +48,17 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
+        stop()
+    }
+
+    /// Stops the process if it still runs: SIGTERM, then SIGKILL after `grace`.
+    public func stop(grace: Duration = .seconds(5)) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -58,12 +74,12 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Lines printed so far.
-    var output: [String] { lock.withLock { lines } }
+    public var output: [String] { lock.withLock { lines } }
     /// Everything printed on stderr so far.
-    var standardError: String { lock.withLock { String(decoding: errorText, as: UTF8.self) } }
+    public var standardError: String { lock.withLock { String(decoding: errorText, as: UTF8.self) } }
 
     /// Waits for a line starting with `prefix`; returns it, or nil after `timeout`.
-    func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(20)) -> String? {
+    public func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(20)) -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let line = output.first(where: { $0.hasPrefix(prefix) }) { return line }
@@ -73,22 +89,50 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit; returns its status, or nil (after killing it) on timeout.
-    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
+    public func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
         if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+            stop()
             return nil
         }
         Thread.sleep(forTimeInterval: 0.05)  // let the pipe handlers drain the last lines
         return process.terminationStatus
     }
 
-    var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { process.isRunning }
+
+    /// The process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Sends a signal (SIGKILL for a crash, SIGTERM for a clean stop).
+    public func send(signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// The endpoint the process announced with `endpoint NAME ENDPOINT` (roles) or
+    /// `bound ENDPOINT` (probe, name "bound").
+    public func endpoint(_ name: String, timeout: Duration = .seconds(60)) throws -> String {
+        let prefix = name == "bound" ? "bound " : "endpoint \(name) "
+        guard let line = waitForLine(startingWith: prefix, timeout: timeout) else {
+            throw ChildProcessError(
+                "no '\(prefix)' line from distill \(process.arguments?.first ?? ""): \(standardError.suffix(2000))")
+        }
+        return String(line.dropFirst(prefix.count))
+    }
 }
 
-struct ChildProcessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+/// Runs blocking work on a thread of its own: never on Swift's cooperative pool, which has one
+/// thread per core here and deadlocks when they all wait on ZeroMQ or on child processes.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}
+
+/// A child process did not do what the test expected.
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,124 @@
+import DistillRuntime
+import DistillTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `distill cluster` end to end: clean stops, what it leaves behind, and that it learns what the
+/// single-process trainer learns.
+@Suite("distill cluster end to end", .serialized)
+struct ClusterTests {
+    /// Rows of a CSV file as dictionaries.
+    static func csv(_ file: URL) throws -> [[String: String]] {
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
+        guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map(String.init) else {
+            return []
+        }
+        return lines.dropFirst().map { line in
+            Dictionary(
+                uniqueKeysWithValues: zip(
+                    header, line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+        }
+    }
+
+    @Test func sigtermStopsTheClusterCleanlyWithCheckpointAndMetricsAndExitZero() async throws {
+        let out = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let (status, progress) = try await onOwnThread {
+            let cluster = try ChildProcess(
+                ["cluster"] + Roles.problem + [
+                    "--actors", "2", "--steps", "1000000000", "--out", out.path, "--no-plot",
+                ])
+            _ = cluster.waitForLine(startingWith: "[", timeout: .seconds(60))  // the first progress line
+            cluster.send(signal: SIGTERM)
+            return (cluster.waitForExit(timeout: .seconds(60)), cluster.output)
+        }
+        #expect(status == 0, "\(progress)")
+        #expect(progress.contains { $0.contains("steps") && $0.contains("version") && $0.contains("lag") })
+        let summary = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: out.appendingPathComponent("summary.json")))
+        #expect((summary as? [String: Any])?["stopped_because"] as? String == "SIGTERM")
+        let rows = try Self.csv(out.appendingPathComponent("metrics.csv"))
+        #expect(!rows.isEmpty)
+        let store = try CheckpointStore(directory: out.appendingPathComponent("checkpoints"))
+        let checkpoint = try #require(try store.latest()).checkpoint
+        #expect(checkpoint.version > 0)
+        #expect(String(checkpoint.version) == rows.last?["version"], "the final checkpoint is the final version")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("logs/learner.log").path))
+    }
+
+    /// n-distill+R through the cluster reaches ≥ 95 % of the teacher's return, and its exact
+    /// return at matched env steps lies within the band of independent `distill train` runs.
+    @Test func clusterLearnsAsTheSingleProcessTrainerDoes() async throws {
+        let out = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let problem = ["--env", "gridworld", "--seed", "1", "--teacher", "q-learning", "--method", "n-distill+R"]
+        let steps = 60_000
+        let trainSeeds = 8
+        let result = try await onOwnThread { () -> ([[String: String]], [[[String: String]]], String) in
+            let cluster = try ChildProcess(
+                ["cluster"] + problem + [
+                    "--actors", "2", "--steps", String(steps), "--out", out.path, "--no-plot",
+                    "--learner-flags=--metrics-interval 0.01 --unroll-steps 200",
+                ])
+            _ = cluster.waitForExit(timeout: .seconds(120))
+            var trains: [[[String: String]]] = []
+            for seed in 1...trainSeeds {
+                let dir = out.appendingPathComponent("train-\(seed)")
+                let train = try ChildProcess(
+                    ["train"] + problem + [
+                        "--iterations", "250", "--evaluate-every", "5", "--run-seed", String(seed), "--quiet", "--out",
+                        dir.path,
+                    ])
+                _ = train.waitForExit(timeout: .seconds(120))
+                trains.append(try Self.csv(dir.appendingPathComponent("metrics.csv")))
+            }
+            return (try Self.csv(out.appendingPathComponent("metrics.csv")), trains, cluster.standardError)
+        }
+        let (clusterRows, trainRuns, errors) = result
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
+                as? [String: Any],
+            "\(errors)")
+        let student = try #require((summary["student_return"] as? NSNumber)?.doubleValue)
+        let teacher = try #require((summary["teacher_return"] as? NSNumber)?.doubleValue)
+        #expect(student >= 0.95 * teacher, "student \(student) vs teacher \(teacher)")
+
+        // The trainer's exact return as a function of env steps, per seed (linear interpolation).
+        func curve(_ rows: [[String: String]]) -> [(Double, Double)] {
+            rows.compactMap { row in
+                guard let s = Double(row["total_env_steps"] ?? ""), let r = Double(row["exact_return"] ?? "") else {
+                    return nil
+                }
+                return (s, r)
+            }
+        }
+        func value(_ curve: [(Double, Double)], at step: Double) -> Double? {
+            guard let upper = curve.firstIndex(where: { $0.0 >= step }) else { return nil }
+            guard upper > 0 else { return curve[0].1 }
+            let (s0, r0) = curve[upper - 1]
+            let (s1, r1) = curve[upper]
+            return r0 + (r1 - r0) * (step - s0) / max(s1 - s0, 1)
+        }
+        let trainCurves = trainRuns.map(curve)
+        var compared = 0
+        for row in clusterRows {
+            guard let step = Double(row["env_steps"] ?? ""), step >= 2_000, let r = Double(row["student_return"] ?? "")
+            else { continue }
+            let values = trainCurves.compactMap { value($0, at: step) }
+            guard values.count == trainSeeds else { continue }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+            // A single run's value lies within mean ± 4 sd of the runs' spread (plus a floor for
+            // the stretch where every run has converged and the spread vanishes).
+            let band = 4 * sd + 0.02 * abs(teacher)
+            #expect(abs(r - mean) <= band, "at \(step) steps: cluster \(r), train \(mean) ± \(band)")
+            compared += 1
+        }
+        #expect(compared >= 3, "too few matched points: \(clusterRows.count) cluster rows")
+    }
+}
