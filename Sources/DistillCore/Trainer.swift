@@ -131,20 +131,25 @@ public struct Trainer: Sendable {
             var returns = 0.0
             var crossEntropy = 0.0
             let o = TabularTeacherOutputs(teacher)
-            for _ in 0..<spec.episodesPerIteration {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: spec.maxEpisodeSteps, rng: &rng, into: &buffer)
-                accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &accumulator)
+            let current = policy
+            var episodes: [EpisodeBuffer] = []
+            record.environmentSteps = collectAndAccumulate(
+                mdp, teacher: teacher, policy: current, rule: rule, context: context, episodes: spec.episodesPerIteration,
+                maxSteps: spec.maxEpisodeSteps, rng: &rng, buffer: &buffer, into: &accumulator
+            ) { episode in
                 var discount = 1.0
-                for t in 0..<buffer.length {
-                    returns += discount * buffer.rewards[t]
+                for t in 0..<episode.length {
+                    returns += discount * episode.reward(t)
                     discount *= mdp.discount
-                    let s = Int(buffer.states[t])
-                    crossEntropy += LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+                    let s = Int(episode.state(t))
+                    crossEntropy += LossKernel.value(.crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
                 }
-                record.environmentSteps += buffer.length
-                if rule.needsStudentValues {
-                    critic.update(states: buffer.states, rewards: buffer.rewards, terminated: buffer.terminated, discount: mdp.discount)
-                }
+                if rule.needsStudentValues { episodes.append(episode) }
+            }
+            // The critic learns after the update is accumulated, so the update used the critic
+            // of the parameters that generated the episodes.
+            for e in episodes {
+                critic.update(states: e.states, rewards: e.rewards, terminated: e.terminated, discount: mdp.discount)
             }
             record.episodes = spec.episodesPerIteration
             record.sampledReturn = returns / Double(spec.episodesPerIteration)
@@ -172,6 +177,8 @@ public struct Trainer: Sendable {
     }
 }
 
+private let emptyActionValues: [Double] = []
+
 /// `accumulateSampledUpdate` for an episode record whose teacher outputs are looked up from a
 /// tabular teacher (the fast path of `distill train` and `distill bench core`); same rule code as
 /// the trajectory path.
@@ -179,5 +186,50 @@ public func accumulateSampledUpdate(
     episode: EpisodeBuffer, teacher: Teacher, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext,
     into acc: inout UpdateAccumulator
 ) {
-    accumulateSampledUpdate(TabularEpisode(episode, teacher: teacher), policy: policy, rule: rule, context: context, into: &acc)
+    precondition(teacher.actionCount == policy.actionCount, "teacher and student disagree on |A|")
+    precondition(!rule.loss.needsActionValues || teacher.actionValues != nil, "this loss needs teacher Q-values")
+    if episode.length == 0 {
+        acc.episodes += 1
+        return
+    }
+    episode.stateStorage.withUnsafeBufferPointer { states in
+        episode.actionStorage.withUnsafeBufferPointer { actions in
+            episode.rewardStorage.withUnsafeBufferPointer { rewards in
+                episode.behaviourStorage.withUnsafeBufferPointer { behaviour in
+                    teacher.probabilities.withUnsafeBufferPointer { p in
+                        teacher.logProbabilities.withUnsafeBufferPointer { lp in
+                            teacher.values.withUnsafeBufferPointer { v in
+                                (teacher.actionValues ?? emptyActionValues).withUnsafeBufferPointer { q in
+                                    let view = UnsafeTabularEpisode(
+                                        states: states.baseAddress!, actions: actions.baseAddress!, rewards: rewards.baseAddress!, behaviour: behaviour.baseAddress!,
+                                        probabilities: p.baseAddress!, logProbabilities: lp.baseAddress!, values: v.baseAddress!,
+                                        actionValues: q.baseAddress, actionCount: teacher.actionCount, length: episode.length,
+                                        terminated: episode.terminated)
+                                    accumulateSampledUpdate(view, policy: policy, rule: rule, context: context, into: &acc)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fast path of `distill train` and `distill bench core`: collects `episodes` episodes with
+/// `context.control` and accumulates the rule's sampled update of each; returns the environment
+/// steps consumed. `inspect` sees each episode after it is accumulated (metrics, critic).
+public func collectAndAccumulate(
+    _ mdp: TabularMDP, teacher: Teacher, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, episodes: Int,
+    maxSteps: Int, rng: inout Xoshiro256StarStar, buffer: inout EpisodeBuffer, into acc: inout UpdateAccumulator,
+    inspect: (EpisodeBuffer) -> Void = { _ in }
+) -> Int {
+    var steps = 0
+    for _ in 0..<episodes {
+        collectEpisode(mdp, policy: policy, teacher: teacher, control: context.control, maxSteps: maxSteps, rng: &rng, into: &buffer)
+        accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
+        steps += buffer.length
+        inspect(buffer)
+    }
+    return steps
 }

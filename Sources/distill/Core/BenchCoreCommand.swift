@@ -56,7 +56,11 @@ struct BenchCore: ParsableCommand {
             discount: mdp.discount, control: method.defaultControl, studentValues: rule.needsStudentValues ? [Double](repeating: 0, count: mdp.stateCount) : nil)
         print("bench core: \(env.name) (\(mdp.stateCount) states, \(mdp.actionCount) actions), teacher \(teacher.identity), method \(method.rawValue), tabular student, 1 core")
 
-        // 1. Full sampled loop.
+        // 1. Full sampled loop. Options are read once: property-wrapper access is not free.
+        let episodesPerIteration = self.episodesPerIteration
+        let learningRate = self.learningRate
+        let seconds = self.seconds
+        let control = method.defaultControl
         var params = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
         var policy = StudentPolicy(params)
         var rng = Xoshiro256StarStar(seed: seed)
@@ -66,11 +70,9 @@ struct BenchCore: ParsableCommand {
         var updates = 0
         var start = Date()
         while Date().timeIntervalSince(start) < seconds {
-            for _ in 0..<episodesPerIteration {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
-                accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
-                steps += buffer.length
-            }
+            steps += collectAndAccumulate(
+                mdp, teacher: teacher, policy: policy, rule: rule, context: context, episodes: episodesPerIteration, maxSteps: 10_000,
+                rng: &rng, buffer: &buffer, into: &acc)
             _ = acc.applyStochasticGradientStep(learningRate: learningRate, to: &params, policy: &policy)
             updates += 1
         }
@@ -84,7 +86,7 @@ struct BenchCore: ParsableCommand {
         start = Date()
         while Date().timeIntervalSince(start) < seconds {
             for _ in 0..<64 {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
+                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
                 steps += buffer.length
             }
         }
@@ -94,7 +96,7 @@ struct BenchCore: ParsableCommand {
         // 3. Update pass alone, over 256 recorded episodes.
         var recorded: [EpisodeBuffer] = []
         for _ in 0..<256 {
-            collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
+            collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
             recorded.append(buffer)
         }
         steps = 0
