@@ -54,7 +54,7 @@ struct ExpectedUpdateCommand: ParsableCommand {
         discussion: """
             The update is the expectation of one episode's sampled update (METHODS.md §4):
               Σ_s d(s) [ Σ_a q(a|s) ∇log π_θ(a|s) Q̂(s,a) − ∇ℓ(s) ]
-            as the ascent direction on the student's logits. The student is the initial one (uniform;
+            as the ascent direction on the student's logits. The student is the initial one (uniform; \
             fig2: π(R) = 0.1 in both rows) unless --random-student is given.
 
             Examples:
@@ -118,14 +118,25 @@ struct ExpectedUpdateCommand: ParsableCommand {
     }
 }
 
+/// The JSON output of `analyze gradient-field`.
+struct GradientFieldReport: Codable {
+    var environment: String
+    var teacher: String
+    var method: String
+    var discount: Double
+    var parameters: Int
+    var step: Double
+    var asymmetry: Double
+}
+
 struct GradientFieldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gradient-field",
         abstract: "Print ‖J − Jᵀ‖_F / ‖J‖_F of the expected update's Jacobian (≈0 iff a gradient field).",
         discussion: """
-            J is computed by central differences of the exact expected update with respect to the
-            student's logits (2·n exact updates for n logits). Table 1's "is ∇?" column is this check
-            with γ = 1: about 1e-9 for gradient fields, clearly non-zero for on-policy-distill. On the
+            J is computed by central differences of the exact expected update with respect to the \
+            student's logits (2·n exact updates for n logits). Table 1's "is ∇?" column is this check \
+            with γ = 1: about 1e-9 for gradient fields, clearly non-zero for on-policy-distill. On the \
             20×20 gridworld (1604 logits, 401-state solves) it takes minutes; use --env random or chain.
 
             Examples:
@@ -172,10 +183,9 @@ struct GradientFieldCommand: ParsableCommand {
         }
         let asymmetry = GradientField.asymmetry(j, size: n)
         if json {
-            let object: [String: String] = [
-                "environment": env.name, "teacher": teach.identity, "method": method.method.rawValue,
-                "discount": "\(env.mdp.discount)", "parameters": "\(n)", "step": "\(step)", "asymmetry": "\(asymmetry)",
-            ]
+            let object = GradientFieldReport(
+                environment: env.name, teacher: teach.identity, method: method.method.rawValue, discount: env.mdp.discount,
+                parameters: n, step: step, asymmetry: asymmetry)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(object), as: UTF8.self))

@@ -8,9 +8,9 @@ struct BenchCore: ParsableCommand {
         commandName: "core",
         abstract: "Measure sampled-update throughput (env steps/s) and the time of one exact update on the gridworld.",
         discussion: """
-            Runs on one core in this process: (1) the full sampled loop of `distill train` (refresh the
-            student's probability cache, collect episodes with the student, accumulate the method's
-            sampled update, apply SGD), (2) episode collection alone, (3) the update pass alone over
+            Runs on one core in this process: (1) the full sampled loop of `distill train` (refresh the \
+            student's probability cache, collect episodes with the student, accumulate the method's \
+            sampled update, apply SGD), (2) episode collection alone, (3) the update pass alone over \
             recorded episodes, (4) exact expected updates. Figures vary with the machine and its load.
 
             Examples:

@@ -7,13 +7,13 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a tabular student with sampled (or exact) updates and write per-iteration metrics as CSV.",
         discussion: """
-            Each iteration collects --episodes-per-iteration episodes with the control policy, applies
-            the method's sampled update averaged over those episodes (or, with --exact, the exact
-            expected update of one episode) and records: env steps consumed, the episodes' mean return
-            and Σ H×(π‖π_θ), and every --evaluate-every iterations the exact metrics (student return,
+            Each iteration collects --episodes-per-iteration episodes with the control policy, applies \
+            the method's sampled update averaged over those episodes (or, with --exact, the exact \
+            expected update of one episode) and records: env steps consumed, the episodes' mean return \
+            and Σ H×(π‖π_θ), and every --evaluate-every iterations the exact metrics (student return, \
             E_z[Σ H×] under student, teacher, uniform). Progress goes to stderr.
 
-            Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration,
+            Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration, \
             files embedded); without, the CSV goes to stdout.
 
             Examples:
