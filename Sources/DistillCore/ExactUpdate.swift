@@ -194,3 +194,47 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
         crossEntropyUnderUniform = try expected([Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
     }
 }
+
+/// Monte-Carlo estimates of the quantities of ``ExactMetrics`` from `episodes` rollouts under each
+/// policy z (the sampled equivalents; each field is a mean over episodes).
+public struct SampledMetrics: Sendable, Hashable, Codable {
+    /// Mean discounted return of the student's episodes.
+    public var studentReturn: Double
+    /// Mean `Σ_t H×(π(s_t)‖π_θ(s_t))` over the student's episodes.
+    public var crossEntropyUnderStudent: Double
+    /// The same over the teacher's episodes.
+    public var crossEntropyUnderTeacher: Double
+    /// The same over uniform episodes.
+    public var crossEntropyUnderUniform: Double
+
+    /// Rolls out `episodes` episodes under the student, the teacher and the uniform policy.
+    public init(
+        _ mdp: TabularMDP, teacher: Teacher, parameters: StudentParameters, episodes: Int, maxSteps: Int = 10_000,
+        rng: inout Xoshiro256StarStar
+    ) {
+        precondition(episodes > 0, "need at least one episode")
+        let policy = StudentPolicy(parameters)
+        let o = TabularTeacherOutputs(teacher)
+        var buffer = EpisodeBuffer()
+        func run(_ control: ControlPolicy) -> (ret: Double, h: Double) {
+            var ret = 0.0
+            var h = 0.0
+            for _ in 0..<episodes {
+                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: maxSteps, rng: &rng, into: &buffer)
+                var discount = 1.0
+                for t in 0..<buffer.length {
+                    ret += discount * buffer.reward(t)
+                    discount *= mdp.discount
+                    let s = Int(buffer.state(t))
+                    h += LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+                }
+            }
+            return (ret / Double(episodes), h / Double(episodes))
+        }
+        let student = run(.student)
+        studentReturn = student.ret
+        crossEntropyUnderStudent = student.h
+        crossEntropyUnderTeacher = run(.teacher).h
+        crossEntropyUnderUniform = run(.uniform).h
+    }
+}

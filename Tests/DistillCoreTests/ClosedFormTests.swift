@@ -138,3 +138,21 @@ import Testing
         #expect(abs(Schedule.exponential(initial: 2, decay: 0.5).value(at: 3) - 0.25) < 1e-15)
     }
 }
+
+/// Sampled metrics estimate the exact ones.
+@Suite struct MetricTests {
+    @Test func sampledMetricsAgreeWithExactMetrics() throws {
+        let problem = try RandomProblem(seed: 61, discount: 0.9)
+        let exact = try ExactMetrics(problem.mdp, teacher: problem.teacher, parameters: problem.student)
+        var rng = Xoshiro256StarStar(seed: 8)
+        let n = 40_000
+        let sampled = SampledMetrics(problem.mdp, teacher: problem.teacher, parameters: problem.student, episodes: n, rng: &rng)
+        // Per-episode sums here have standard deviation below 4 (short episodes, |r| ≤ 1, H× ≤ 3):
+        // a 4.5σ band (Bonferroni over 4 quantities at 99.9 %) is 4.5·4/√n.
+        let band = 4.5 * 4 / Double(n).squareRoot()
+        #expect(abs(sampled.studentReturn - exact.studentReturn) < band)
+        #expect(abs(sampled.crossEntropyUnderStudent - exact.crossEntropyUnderStudent) < band)
+        #expect(abs(sampled.crossEntropyUnderTeacher - exact.crossEntropyUnderTeacher) < band)
+        #expect(abs(sampled.crossEntropyUnderUniform - exact.crossEntropyUnderUniform) < band)
+    }
+}
