@@ -28,7 +28,8 @@ public enum ExactUpdate {
         precondition(parameters.stateCount == n && parameters.actionCount == na, "student shape does not match the MDP")
         precondition(teacher.stateCount == n && teacher.actionCount == na, "teacher shape does not match the MDP")
         if rule.loss.needsActionValues && teacher.actionValues == nil {
-            throw DistillError(.invalidConfiguration, "loss \(rule.loss) needs teacher Q-values; teacher \(teacher.identity) has none")
+            throw DistillError(
+                .invalidConfiguration, "loss \(rule.loss) needs teacher Q-values; teacher \(teacher.identity) has none")
         }
         let policy = StudentPolicy(parameters)
         let q = controlTable(context.control, policy: policy, teacher: teacher)
@@ -56,9 +57,12 @@ public enum ExactUpdate {
                 var total = 0.0
                 for k in Int(mdp.outcomeOffsets[i])..<Int(mdp.outcomeOffsets[i + 1]) {
                     let next = Int(mdp.outcomeNext[k])
-                    total += mdp.outcomeProbability[k] * ownStepReward(
-                        rule, o, slot: s, nextSlot: next, nextIsLive: !mdp.isTerminal[next], action: a,
-                        reward: mdp.outcomeReward[k], policy: policy, row: row(s), nextRow: row(next), discount: gamma)
+                    total +=
+                        mdp.outcomeProbability[k]
+                        * ownStepReward(
+                            rule, o, slot: s, nextSlot: next, nextIsLive: !mdp.isTerminal[next], action: a,
+                            reward: mdp.outcomeReward[k], policy: policy, row: row(s), nextRow: row(next),
+                            discount: gamma)
                 }
                 xBar[i] = total
             }
@@ -109,7 +113,10 @@ public enum ExactUpdate {
             }
             if rule.loss != .none {
                 let w = stepLossWeight(rule, o, slot: s, studentValue: rule.gatesLossOnValue ? sv[s] : nil)
-                if w != 0 { LossKernel.addNegativeGradient(rule.loss, o, slot: s, policy: policy, row: r, weight: d[s] * w, into: &acc) }
+                if w != 0 {
+                    LossKernel.addNegativeGradient(
+                        rule.loss, o, slot: s, policy: policy, row: r, weight: d[s] * w, into: &acc)
+                }
             }
         }
         return acc.finish(policy: policy, perEpisode: false)
@@ -120,7 +127,9 @@ public enum ExactUpdate {
 /// iff the field is (locally) a gradient.
 public enum GradientField {
     /// `J[i][j] = ∂f_i/∂θ_j` by central differences with step `h`, row-major `n × n`.
-    public static func jacobian(at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]) rethrows -> [Double] {
+    public static func jacobian(at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]) rethrows
+        -> [Double]
+    {
         let n = theta.count
         var j = [Double](repeating: 0, count: n * n)
         var point = theta
@@ -183,7 +192,8 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
         studentReturn = try PolicyEvaluation.expectedReturn(mdp, policy: student)
         let o = TabularTeacherOutputs(teacher)
         let h = (0..<mdp.stateCount).map { s in
-            mdp.isTerminal[s] ? 0 : LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+            mdp.isTerminal[s]
+                ? 0 : LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
         }
         func expected(_ z: [Double]) throws -> Double {
             let d = try PolicyEvaluation.visits(mdp, policy: z)
@@ -220,7 +230,9 @@ public struct SampledMetrics: Sendable, Hashable, Codable {
             var ret = 0.0
             var h = 0.0
             for _ in 0..<episodes {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: maxSteps, rng: &rng, into: &buffer)
+                collectEpisode(
+                    mdp, policy: policy, teacher: teacher, control: control, maxSteps: maxSteps, rng: &rng,
+                    into: &buffer)
                 var discount = 1.0
                 for t in 0..<buffer.length {
                     ret += discount * buffer.reward(t)

@@ -79,7 +79,8 @@ public enum VTrace {
     /// `ρ_t = min(ρ̄, q/μ)` and `c_t = λ·min(c̄, q/μ)` for target probability `q` (the control
     /// policy with the current student) and behaviour probability `μ` of the action taken.
     @inlinable
-    public static func weights(target: Double, behaviour: Double, clipping: VTraceClipping) -> (rho: Double, c: Double) {
+    public static func weights(target: Double, behaviour: Double, clipping: VTraceClipping) -> (rho: Double, c: Double)
+    {
         precondition(behaviour > 0, "behaviour probability of a taken action must be positive, got \(behaviour)")
         let ratio = target / behaviour
         return (min(clipping.rhoBar, ratio), clipping.lambda * min(clipping.cBar, ratio))
@@ -91,7 +92,9 @@ public enum VTrace {
     /// `x_t` is the part of `r̂_t` fixed by `(s_t, a_t, s_{t+1})`; `y_t` the part of `r̂_{t−1}`
     /// fixed by the next action `a_t` (only exp. entropy regularised has one). With no clipping
     /// and `λ = 1`, `E_μ[Ĝ_t | s_t, a_t]` is the pseudo-return of the target policy.
-    public static func correctedReturns(own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double) -> [Double] {
+    public static func correctedReturns(own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double)
+        -> [Double]
+    {
         precondition(x.count == y.count && x.count == c.count, "x, y, c must have one entry per step")
         var g = [Double](repeating: 0, count: x.count)
         var carry = 0.0
@@ -115,7 +118,9 @@ public struct UpdateContext: Sendable {
     public var studentValues: [Double]?
 
     /// Creates a context.
-    public init(discount: Double, control: ControlPolicy, clipping: VTraceClipping = .init(), studentValues: [Double]? = nil) {
+    public init(
+        discount: Double, control: ControlPolicy, clipping: VTraceClipping = .init(), studentValues: [Double]? = nil
+    ) {
         self.discount = discount
         self.control = control
         self.clipping = clipping
@@ -187,7 +192,8 @@ public struct UpdateAccumulator: Sendable {
     /// The fast path of SGD: `θ ← θ + α·u` on the touched rows only (the others have `u = 0`),
     /// refreshing those rows of the policy cache; returns `‖u‖²`. Same `u` as ``finish(policy:perEpisode:)``.
     public mutating func applyStochasticGradientStep(
-        learningRate: Double, to parameters: inout StudentParameters, policy: inout StudentPolicy, perEpisode: Bool = true
+        learningRate: Double, to parameters: inout StudentParameters, policy: inout StudentPolicy,
+        perEpisode: Bool = true
     ) -> Double {
         let na = actionCount
         let scale = perEpisode && episodes > 0 ? 1 / Double(episodes) : 1
@@ -225,7 +231,9 @@ public struct UpdateAccumulator: Sendable {
 public enum LossKernel {
     /// `ℓ(slot)` for the student row `row` (see ``DistillationLoss`` for the formulas).
     @inlinable
-    public static func value<O: TeacherOutputs>(_ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int) -> Double {
+    public static func value<O: TeacherOutputs>(
+        _ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int
+    ) -> Double {
         let na = policy.actionCount
         let base = row * na
         switch loss {
@@ -291,7 +299,11 @@ public enum LossKernel {
             let l = value(loss, o, slot: slot, policy: policy, row: row)
             for a in 0..<na {
                 let f: Double
-                if case .agreement(let k) = loss { f = k * o.teacherProbability(slot, a) } else { f = o.teacherLogProbability(slot, a) }
+                if case .agreement(let k) = loss {
+                    f = k * o.teacherProbability(slot, a)
+                } else {
+                    f = o.teacherLogProbability(slot, a)
+                }
                 acc.direct[base + a] += w * policy.probabilities[base + a] * (f + l)
             }
         case .rusuKL(let tau):
@@ -305,7 +317,9 @@ public enum LossKernel {
             acc.direct[base + greedyAction(o, slot: slot, actionCount: na)] += w
             acc.policyScale[row] += w
         case .rusuMSE:
-            for a in 0..<na { acc.direct[base + a] += w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a]) }
+            for a in 0..<na {
+                acc.direct[base + a] += w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a])
+            }
         }
     }
 
@@ -313,7 +327,9 @@ public enum LossKernel {
     @inlinable
     public static func greedyAction<O: TeacherOutputs>(_ o: O, slot: Int, actionCount: Int) -> Int {
         var best = 0
-        for a in 1..<max(1, actionCount) where o.teacherActionValue(slot, a) > o.teacherActionValue(slot, best) { best = a }
+        for a in 1..<max(1, actionCount) where o.teacherActionValue(slot, a) > o.teacherActionValue(slot, best) {
+            best = a
+        }
         return best
     }
 }
@@ -332,7 +348,11 @@ public func ownStepReward<O: TeacherOutputs>(
     case .teacherLogProbability:
         x += o.teacherLogProbability(slot, action)
     case .negativeNextLoss:
-        if nextIsLive { x -= stepLossWeight(rule, o, slot: nextSlot, studentValue: nil) * LossKernel.value(rule.loss, o, slot: nextSlot, policy: policy, row: nextRow) }
+        if nextIsLive {
+            x -=
+                stepLossWeight(rule, o, slot: nextSlot, studentValue: nil)
+                * LossKernel.value(rule.loss, o, slot: nextSlot, policy: policy, row: nextRow)
+        }
     case .teacherValueShaping:
         x += (nextIsLive ? discount * o.teacherValue(nextSlot) : 0) - o.teacherValue(slot)
     case .klRegularised:
@@ -365,7 +385,8 @@ public func accumulateSampledUpdate<E: EpisodeView>(
     let na = policy.actionCount
     let gamma = context.discount
     let uniform = 1 / Double(na)
-    precondition(!rule.needsStudentValues || context.studentValues != nil, "this rule needs the student critic's values")
+    precondition(
+        !rule.needsStudentValues || context.studentValues != nil, "this rule needs the student critic's values")
     let studentValues = context.studentValues ?? []
     let hasScore = rule.hasScoreTerm
     let hasLoss = rule.loss != .none
@@ -398,7 +419,9 @@ public func accumulateSampledUpdate<E: EpisodeView>(
         }
         if hasLoss {
             let w = stepLossWeight(rule, e, slot: t, studentValue: rule.gatesLossOnValue ? studentValues[s] : nil)
-            if w != 0 { LossKernel.addNegativeGradient(rule.loss, e, slot: t, policy: policy, row: row, weight: w, into: &acc) }
+            if w != 0 {
+                LossKernel.addNegativeGradient(rule.loss, e, slot: t, policy: policy, row: row, weight: w, into: &acc)
+            }
         }
         t -= 1
     }

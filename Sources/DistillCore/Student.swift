@@ -154,7 +154,9 @@ public struct Optimiser: Sendable, Hashable, Codable {
 
     /// Moves `parameters` along `update` (ascent).
     public mutating func apply(_ update: [Double], to parameters: inout StudentParameters) {
-        precondition(update.count == parameters.logits.count, "update has \(update.count) entries, expected \(parameters.logits.count)")
+        precondition(
+            update.count == parameters.logits.count,
+            "update has \(update.count) entries, expected \(parameters.logits.count)")
         stepCount += 1
         switch kind {
         case .sgd:
@@ -169,7 +171,8 @@ public struct Optimiser: Sendable, Hashable, Codable {
             for i in 0..<update.count {
                 firstMoment[i] = beta1 * firstMoment[i] + (1 - beta1) * update[i]
                 secondMoment[i] = beta2 * secondMoment[i] + (1 - beta2) * update[i] * update[i]
-                parameters.logits[i] += learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + epsilon)
+                parameters.logits[i] +=
+                    learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + epsilon)
             }
         }
     }

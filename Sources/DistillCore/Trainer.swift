@@ -73,9 +73,12 @@ public struct Trainer: Sendable {
     /// Builds the environment and teacher from the configuration (files already embedded).
     public init(_ configuration: TrainingConfiguration) throws {
         try configuration.method.validate()
-        guard configuration.iterations >= 0 else { throw DistillError(.invalidConfiguration, "iterations must be non-negative") }
+        guard configuration.iterations >= 0 else {
+            throw DistillError(.invalidConfiguration, "iterations must be non-negative")
+        }
         let environment = try configuration.environment.build()
-        try self.init(configuration, environment: environment, teacher: try configuration.teacher.build(for: environment))
+        try self.init(
+            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment))
     }
 
     /// Uses a prebuilt environment and teacher.
@@ -85,13 +88,18 @@ public struct Trainer: Sendable {
         self.teacher = teacher
         let rule = configuration.method.rule(at: 0, teacherKind: configuration.teacher.kind)
         if rule.loss.needsActionValues && teacher.actionValues == nil {
-            throw DistillError(.invalidConfiguration, "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none")
+            throw DistillError(
+                .invalidConfiguration,
+                "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none"
+            )
         }
         parameters = Trainer.initialStudent(for: environment)
         policy = StudentPolicy(parameters)
         accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: parameters.actionCount)
         optimiser = Optimiser(kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)
-        critic = TabularCritic(stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate, target: configuration.method.criticTarget)
+        critic = TabularCritic(
+            stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate,
+            target: configuration.method.criticTarget)
         rng = Xoshiro256StarStar(seed: configuration.seed)
     }
 
@@ -120,7 +128,8 @@ public struct Trainer: Sendable {
         if case .mixture(let b) = control { record.beta = b }
         if configuration.exact {
             let context = UpdateContext(discount: mdp.discount, control: control, clipping: spec.clipping)
-            let update = try ExactUpdate.expectedUpdate(mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
+            let update = try ExactUpdate.expectedUpdate(
+                mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
             optimiser.apply(update, to: &parameters)
             policy = StudentPolicy(parameters)
             record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -134,7 +143,8 @@ public struct Trainer: Sendable {
             let current = policy
             var episodes: [EpisodeBuffer] = []
             record.environmentSteps = collectAndAccumulate(
-                mdp, teacher: teacher, policy: current, rule: rule, context: context, episodes: spec.episodesPerIteration,
+                mdp, teacher: teacher, policy: current, rule: rule, context: context,
+                episodes: spec.episodesPerIteration,
                 maxSteps: spec.maxEpisodeSteps, rng: &rng, buffer: &buffer, into: &accumulator
             ) { episode in
                 var discount = 1.0
@@ -142,7 +152,8 @@ public struct Trainer: Sendable {
                     returns += discount * episode.reward(t)
                     discount *= mdp.discount
                     let s = Int(episode.state(t))
-                    crossEntropy += LossKernel.value(.crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
+                    crossEntropy += LossKernel.value(
+                        .crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
                 }
                 if rule.needsStudentValues { episodes.append(episode) }
             }
@@ -156,7 +167,8 @@ public struct Trainer: Sendable {
             record.sampledCrossEntropy = crossEntropy / Double(spec.episodesPerIteration)
             if optimiser.kind == .sgd {
                 // Sparse fast path: only rows the episodes touched change.
-                let squared = accumulator.applyStochasticGradientStep(learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
+                let squared = accumulator.applyStochasticGradientStep(
+                    learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
                 optimiser.stepCount += 1
                 record.updateNorm = squared.squareRoot()
             } else {
@@ -201,11 +213,15 @@ public func accumulateSampledUpdate(
                             teacher.values.withUnsafeBufferPointer { v in
                                 (teacher.actionValues ?? emptyActionValues).withUnsafeBufferPointer { q in
                                     let view = UnsafeTabularEpisode(
-                                        states: states.baseAddress!, actions: actions.baseAddress!, rewards: rewards.baseAddress!, behaviour: behaviour.baseAddress!,
-                                        probabilities: p.baseAddress!, logProbabilities: lp.baseAddress!, values: v.baseAddress!,
-                                        actionValues: q.baseAddress, actionCount: teacher.actionCount, length: episode.length,
+                                        states: states.baseAddress!, actions: actions.baseAddress!,
+                                        rewards: rewards.baseAddress!, behaviour: behaviour.baseAddress!,
+                                        probabilities: p.baseAddress!, logProbabilities: lp.baseAddress!,
+                                        values: v.baseAddress!,
+                                        actionValues: q.baseAddress, actionCount: teacher.actionCount,
+                                        length: episode.length,
                                         terminated: episode.terminated)
-                                    accumulateSampledUpdate(view, policy: policy, rule: rule, context: context, into: &acc)
+                                    accumulateSampledUpdate(
+                                        view, policy: policy, rule: rule, context: context, into: &acc)
                                 }
                             }
                         }
@@ -226,8 +242,11 @@ public func collectAndAccumulate(
 ) -> Int {
     var steps = 0
     for _ in 0..<episodes {
-        collectEpisode(mdp, policy: policy, teacher: teacher, control: context.control, maxSteps: maxSteps, rng: &rng, into: &buffer)
-        accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
+        collectEpisode(
+            mdp, policy: policy, teacher: teacher, control: context.control, maxSteps: maxSteps, rng: &rng,
+            into: &buffer)
+        accumulateSampledUpdate(
+            episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
         steps += buffer.length
         inspect(buffer)
     }

@@ -39,10 +39,13 @@ public struct Trajectory: Sendable, Hashable, Codable, EpisodeView {
     ) {
         let t = actions.count
         precondition(observations.count == t + 1, "need T+1 observations, got \(observations.count) for T = \(t)")
-        precondition(rewards.count == t && behaviourProbabilities.count == t, "need T rewards and behaviour probabilities")
+        precondition(
+            rewards.count == t && behaviourProbabilities.count == t, "need T rewards and behaviour probabilities")
         precondition(teacherProbabilities.count == (t + 1) * actionCount, "need (T+1)·|A| teacher probabilities")
         precondition(teacherValues.count == t + 1, "need T+1 teacher values")
-        precondition(teacherActionValues == nil || teacherActionValues!.count == (t + 1) * actionCount, "need (T+1)·|A| teacher Q-values")
+        precondition(
+            teacherActionValues == nil || teacherActionValues!.count == (t + 1) * actionCount,
+            "need (T+1)·|A| teacher Q-values")
         self.actionCount = actionCount
         self.observations = observations
         self.actions = actions
@@ -67,7 +70,9 @@ public struct Trajectory: Sendable, Hashable, Codable, EpisodeView {
     /// `μ(a_t|s_t)`.
     @inlinable public func behaviourProbability(_ t: Int) -> Double { behaviourProbabilities[t] }
     /// `π(a|s_t)`.
-    @inlinable public func teacherProbability(_ slot: Int, _ action: Int) -> Double { teacherProbabilities[slot * actionCount + action] }
+    @inlinable public func teacherProbability(_ slot: Int, _ action: Int) -> Double {
+        teacherProbabilities[slot * actionCount + action]
+    }
     /// `log max(π(a|s_t), floor)`.
     @inlinable public func teacherLogProbability(_ slot: Int, _ action: Int) -> Double {
         Foundation.log(max(teacherProbabilities[slot * actionCount + action], teacherLogProbabilityFloor))
@@ -76,7 +81,9 @@ public struct Trajectory: Sendable, Hashable, Codable, EpisodeView {
     @inlinable public func teacherValue(_ slot: Int) -> Double { teacherValues[slot] }
     /// `Q(s_t, a)`.
     @inlinable public func teacherActionValue(_ slot: Int, _ action: Int) -> Double {
-        guard let q = teacherActionValues else { preconditionFailure("this loss needs teacher Q-values, the trajectory has none") }
+        guard let q = teacherActionValues else {
+            preconditionFailure("this loss needs teacher Q-values, the trajectory has none")
+        }
         return q[slot * actionCount + action]
     }
 
@@ -102,10 +109,14 @@ public struct Trajectory: Sendable, Hashable, Codable, EpisodeView {
 
 /// `accumulateSampledUpdate` for a network trajectory (non-generic entry point for the runtime).
 public func accumulateSampledUpdate(
-    trajectory: Trajectory, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout UpdateAccumulator
+    trajectory: Trajectory, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext,
+    into acc: inout UpdateAccumulator
 ) {
-    precondition(trajectory.actionCount == policy.actionCount, "trajectory has \(trajectory.actionCount) actions, student \(policy.actionCount)")
-    precondition(!rule.loss.needsActionValues || trajectory.teacherActionValues != nil, "this loss needs teacher Q-values")
+    precondition(
+        trajectory.actionCount == policy.actionCount,
+        "trajectory has \(trajectory.actionCount) actions, student \(policy.actionCount)")
+    precondition(
+        !rule.loss.needsActionValues || trajectory.teacherActionValues != nil, "this loss needs teacher Q-values")
     accumulateSampledUpdate(trajectory, policy: policy, rule: rule, context: context, into: &acc)
 }
 
@@ -143,7 +154,9 @@ public struct EpisodeBuffer: Sendable {
 
     /// Records an episode from arrays (`states` has one more entry than the others).
     public init(states: [Int32], actions: [Int32], rewards: [Double], behaviour: [Double], terminated: Bool) {
-        precondition(states.count == actions.count + 1 && rewards.count == actions.count && behaviour.count == actions.count, "inconsistent episode sizes")
+        precondition(
+            states.count == actions.count + 1 && rewards.count == actions.count && behaviour.count == actions.count,
+            "inconsistent episode sizes")
         stateStorage = states
         actionStorage = actions
         rewardStorage = rewards
@@ -222,10 +235,16 @@ struct UnsafeTabularEpisode: EpisodeView {
     @usableFromInline func action(_ t: Int) -> Int { Int(actions[t]) }
     @usableFromInline func reward(_ t: Int) -> Double { rewards[t] }
     @usableFromInline func behaviourProbability(_ t: Int) -> Double { behaviour[t] }
-    @usableFromInline func teacherProbability(_ slot: Int, _ action: Int) -> Double { probabilities[Int(states[slot]) * actionCount + action] }
-    @usableFromInline func teacherLogProbability(_ slot: Int, _ action: Int) -> Double { logProbabilities[Int(states[slot]) * actionCount + action] }
+    @usableFromInline func teacherProbability(_ slot: Int, _ action: Int) -> Double {
+        probabilities[Int(states[slot]) * actionCount + action]
+    }
+    @usableFromInline func teacherLogProbability(_ slot: Int, _ action: Int) -> Double {
+        logProbabilities[Int(states[slot]) * actionCount + action]
+    }
     @usableFromInline func teacherValue(_ slot: Int) -> Double { values[Int(states[slot])] }
-    @usableFromInline func teacherActionValue(_ slot: Int, _ action: Int) -> Double { actionValues![Int(states[slot]) * actionCount + action] }
+    @usableFromInline func teacherActionValue(_ slot: Int, _ action: Int) -> Double {
+        actionValues![Int(states[slot]) * actionCount + action]
+    }
 }
 
 /// Runs one episode of `control` (student probabilities from the cached `policy`) and records it,
@@ -235,7 +254,9 @@ public func collectEpisode(
     rng: inout Xoshiro256StarStar, into buffer: inout EpisodeBuffer
 ) {
     precondition(maxSteps > 0, "maxSteps must be positive")
-    precondition(policy.rowOfState.count == mdp.stateCount && teacher.stateCount == mdp.stateCount, "student/teacher do not match the MDP")
+    precondition(
+        policy.rowOfState.count == mdp.stateCount && teacher.stateCount == mdp.stateCount,
+        "student/teacher do not match the MDP")
     let na = mdp.actionCount
     let uniform = 1 / Double(na)
     var s = mdp.reset(&rng)
@@ -255,51 +276,56 @@ public func collectEpisode(
                                             if t == buffer.actionStorage.count { buffer.grow() }
                                             let capacity = buffer.actionStorage.count
                                             buffer.stateStorage.withUnsafeMutableBufferPointer { states in
-                                            buffer.actionStorage.withUnsafeMutableBufferPointer { actions in
-                                            buffer.rewardStorage.withUnsafeMutableBufferPointer { rewards in
-                                            buffer.behaviourStorage.withUnsafeMutableBufferPointer { behaviour in
-                                                while t < min(maxSteps, capacity) {
-                                                    let row = Int(rows[Int(s)]) * na
-                                                    let u = rng.unitInterval()
-                                                    var a = 0
-                                                    let mu: Double
-                                                    switch control {
-                                                    case .student:
-                                                        while a < na - 1 && cum[row + a] <= u { a += 1 }
-                                                        mu = probs[row + a]
-                                                    default:
-                                                        let trow = Int(s) * na
-                                                        var acc = 0.0
-                                                        a = na - 1
-                                                        for b in 0..<na {
-                                                            acc += control.probability(student: probs[row + b], teacher: tp[trow + b], uniform: uniform)
-                                                            if u < acc {
-                                                                a = b
-                                                                break
+                                                buffer.actionStorage.withUnsafeMutableBufferPointer { actions in
+                                                    buffer.rewardStorage.withUnsafeMutableBufferPointer { rewards in
+                                                        buffer.behaviourStorage.withUnsafeMutableBufferPointer {
+                                                            behaviour in
+                                                            while t < min(maxSteps, capacity) {
+                                                                let row = Int(rows[Int(s)]) * na
+                                                                let u = rng.unitInterval()
+                                                                var a = 0
+                                                                let mu: Double
+                                                                switch control {
+                                                                case .student:
+                                                                    while a < na - 1 && cum[row + a] <= u { a += 1 }
+                                                                    mu = probs[row + a]
+                                                                default:
+                                                                    let trow = Int(s) * na
+                                                                    var acc = 0.0
+                                                                    a = na - 1
+                                                                    for b in 0..<na {
+                                                                        acc += control.probability(
+                                                                            student: probs[row + b],
+                                                                            teacher: tp[trow + b], uniform: uniform)
+                                                                        if u < acc {
+                                                                            a = b
+                                                                            break
+                                                                        }
+                                                                    }
+                                                                    mu = control.probability(
+                                                                        student: probs[row + a], teacher: tp[trow + a],
+                                                                        uniform: uniform)
+                                                                }
+                                                                let i = Int(s) * na + a
+                                                                let v = rng.unitInterval()
+                                                                var k = Int(offsets[i])
+                                                                let last = Int(offsets[i + 1]) - 1
+                                                                while k < last && ocum[k] <= v { k += 1 }
+                                                                let next = onext[k]
+                                                                actions[t] = Int32(a)
+                                                                rewards[t] = oreward[k]
+                                                                behaviour[t] = mu
+                                                                t += 1
+                                                                states[t] = next
+                                                                s = next
+                                                                if terminal[Int(next)] {
+                                                                    terminated = true
+                                                                    return
+                                                                }
                                                             }
                                                         }
-                                                        mu = control.probability(student: probs[row + a], teacher: tp[trow + a], uniform: uniform)
-                                                    }
-                                                    let i = Int(s) * na + a
-                                                    let v = rng.unitInterval()
-                                                    var k = Int(offsets[i])
-                                                    let last = Int(offsets[i + 1]) - 1
-                                                    while k < last && ocum[k] <= v { k += 1 }
-                                                    let next = onext[k]
-                                                    actions[t] = Int32(a)
-                                                    rewards[t] = oreward[k]
-                                                    behaviour[t] = mu
-                                                    t += 1
-                                                    states[t] = next
-                                                    s = next
-                                                    if terminal[Int(next)] {
-                                                        terminated = true
-                                                        return
                                                     }
                                                 }
-                                            }
-                                            }
-                                            }
                                             }
                                         }
                                     }

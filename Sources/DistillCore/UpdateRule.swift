@@ -224,7 +224,8 @@ public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
         case .entropyRegularisedR: return UpdateRule(pseudoReward: .teacherLogProbability, addsReward: true)
         case .nDistill: return UpdateRule(loss: d, pseudoReward: .negativeNextLoss)
         case .nDistillR: return UpdateRule(loss: d, pseudoReward: .negativeNextLoss, addsReward: true)
-        case .expEntropyRegularised: return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability)
+        case .expEntropyRegularised:
+            return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability)
         case .expEntropyRegularisedR:
             return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability, addsReward: true)
         case .teacherVReward: return UpdateRule(pseudoReward: .teacherValueShaping, addsReward: true)
@@ -234,7 +235,8 @@ public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
         case .klRegularised: return UpdateRule(pseudoReward: .klRegularised)
         case .klRegularisedR: return UpdateRule(pseudoReward: .klRegularised, addsReward: true)
         case .baseline: return UpdateRule(addsReward: true, subtractsBaseline: true)
-        case .actorCritic: return UpdateRule(addsReward: true, returnEstimate: .bootstrapStudentValue, subtractsBaseline: true)
+        case .actorCritic:
+            return UpdateRule(addsReward: true, returnEstimate: .bootstrapStudentValue, subtractsBaseline: true)
         }
     }
 
@@ -277,6 +279,10 @@ public enum Kickstarting {
             for i in 0..<v.count { v[i] += w / total * t.values[i] }
         }
         let name = zip(teachers, weights).map { "\($1)×\($0.identity)" }.joined(separator: "+")
-        return (Teacher(identity: "kickstart(\(name))", stateCount: first.stateCount, actionCount: first.actionCount, probabilities: p, values: v), total)
+        return (
+            Teacher(
+                identity: "kickstart(\(name))", stateCount: first.stateCount, actionCount: first.actionCount,
+                probabilities: p, values: v), total
+        )
     }
 }

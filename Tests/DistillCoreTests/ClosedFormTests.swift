@@ -29,7 +29,8 @@ import Testing
         let o = TabularTeacherOutputs(problem.teacher)
         let s = 2
         var acc = UpdateAccumulator(rowCount: problem.student.rowCount, actionCount: 3)
-        LossKernel.addNegativeGradient(loss, o, slot: s, policy: StudentPolicy(problem.student), row: s, weight: 1, into: &acc)
+        LossKernel.addNegativeGradient(
+            loss, o, slot: s, policy: StudentPolicy(problem.student), row: s, weight: 1, into: &acc)
         let analytic = acc.finish(policy: StudentPolicy(problem.student), perEpisode: false)
         for a in 0..<3 {
             let h = 1e-5
@@ -37,16 +38,20 @@ import Testing
             plus.logits[s * 3 + a] += h
             var minus = problem.student
             minus.logits[s * 3 + a] -= h
-            let fd = (LossKernel.value(loss, o, slot: s, policy: StudentPolicy(plus), row: s)
-                - LossKernel.value(loss, o, slot: s, policy: StudentPolicy(minus), row: s)) / (2 * h)
-            #expect(abs(-analytic[s * 3 + a] - fd) < 1e-7, "\(loss) action \(a): analytic \(-analytic[s * 3 + a]) vs \(fd)")
+            let fd =
+                (LossKernel.value(loss, o, slot: s, policy: StudentPolicy(plus), row: s)
+                    - LossKernel.value(loss, o, slot: s, policy: StudentPolicy(minus), row: s)) / (2 * h)
+            #expect(
+                abs(-analytic[s * 3 + a] - fd) < 1e-7, "\(loss) action \(a): analytic \(-analytic[s * 3 + a]) vs \(fd)")
         }
     }
 
     @Test func vTraceCorrectedReturnsOnAHandWorkedExample() {
         // Steps with ratios q/μ = 0.625, 2, 1 and ρ̄ = c̄ = 1: c = (0.625, 1, 1), γ = 0.5, r = (1, 2, 4).
         // Ĝ2 = 4; Ĝ1 = 2 + c2·γ·Ĝ2 = 4; Ĝ0 = 1 + c1·γ·Ĝ1 = 1 + 1·0.5·4 = 3.
-        let w = [(0.5, 0.8), (0.5, 0.25), (0.5, 0.5)].map { VTrace.weights(target: $0.0, behaviour: $0.1, clipping: .init()) }
+        let w = [(0.5, 0.8), (0.5, 0.25), (0.5, 0.5)].map {
+            VTrace.weights(target: $0.0, behaviour: $0.1, clipping: .init())
+        }
         #expect(w.map(\.rho) == [0.625, 1, 1])
         #expect(w.map(\.c) == [0.625, 1, 1])
         let g = VTrace.correctedReturns(own: [1, 2, 4], nextAction: [0, 0, 0], traces: w.map(\.c), discount: 0.5)
@@ -59,14 +64,17 @@ import Testing
         // Uniform two-action student on states 0, 1; state 2 terminal. Trajectory:
         // (s0, a0=0, r=1, μ=0.8), (s1, a1=1, r=2, μ=0.25), (s0, a2=1, r=4, μ=0.5), end in s2; γ = 0.5.
         let trajectory = Trajectory(
-            actionCount: 2, observations: [0, 1, 0, 2], actions: [0, 1, 1], rewards: [1, 2, 4], behaviourProbabilities: [0.8, 0.25, 0.5],
+            actionCount: 2, observations: [0, 1, 0, 2], actions: [0, 1, 1], rewards: [1, 2, 4],
+            behaviourProbabilities: [0.8, 0.25, 0.5],
             teacherProbabilities: [Double](repeating: 0.5, count: 8), teacherValues: [0, 0, 0, 0], end: .terminated)
         let student = StudentParameters(stateCount: 3, actionCount: 2)
         let policy = StudentPolicy(student)
         let rule = UpdateRule(addsReward: true)
         func update(_ clipping: VTraceClipping) -> [Double] {
             var acc = UpdateAccumulator(rowCount: 3, actionCount: 2)
-            accumulateSampledUpdate(trajectory: trajectory, policy: policy, rule: rule, context: UpdateContext(discount: 0.5, control: .student, clipping: clipping), into: &acc)
+            accumulateSampledUpdate(
+                trajectory: trajectory, policy: policy, rule: rule,
+                context: UpdateContext(discount: 0.5, control: .student, clipping: clipping), into: &acc)
             return acc.finish(policy: policy)
         }
         // ρ̄ = c̄ = 1: Ĝ = (3, 4, 4), ρ = (0.625, 1, 1). Row 0: 0.625·3·(½, −½) + 4·(−½, ½); row 1: 4·(−½, ½).
@@ -96,17 +104,21 @@ import Testing
         let exact = try PolicyEvaluation.values(problem.mdp, policy: problem.teacher.probabilities)
         var rng = Xoshiro256StarStar(seed: 4)
         let n = 20_000
-        let mc = PolicyEvaluation.monteCarloValues(problem.mdp, policy: problem.teacher.probabilities, rollouts: n, rng: &rng)
+        let mc = PolicyEvaluation.monteCarloValues(
+            problem.mdp, policy: problem.teacher.probabilities, rollouts: n, rng: &rng)
         // Returns here are bounded by |r| ≤ 1 over a geometric number of steps: their std is
         // below 3, so the 99.9 % band (Bonferroni over 4 states) is 3.9·3/√n.
-        for s in 0..<4 { #expect(abs(mc[s] - exact[s]) < 3.9 * 3 / Double(n).squareRoot(), "state \(s): \(mc[s]) vs \(exact[s])") }
+        for s in 0..<4 {
+            #expect(abs(mc[s] - exact[s]) < 3.9 * 3 / Double(n).squareRoot(), "state \(s): \(mc[s]) vs \(exact[s])")
+        }
     }
 
     @Test func exactMetricsMatchTheirDefinitionsOnFig2() throws {
         // Student uniform on fig2: return = ½(−1.5) + ½(−1.5) = −1.5 (γ = 1).
         let env = Environments.fig2()
         let teacher = try Teachers.uniform(env.mdp)
-        let metrics = try ExactMetrics(env.mdp, teacher: teacher, parameters: StudentParameters(stateCount: 4, actionCount: 2))
+        let metrics = try ExactMetrics(
+            env.mdp, teacher: teacher, parameters: StudentParameters(stateCount: 4, actionCount: 2))
         #expect(abs(metrics.studentReturn + 1.5) < 1e-12)
         // Two decisions per episode, each with H×(uniform‖uniform) = log 2.
         #expect(abs(metrics.crossEntropyUnderStudent - 2 * log(2)) < 1e-12)
@@ -116,15 +128,23 @@ import Testing
     @Test func kickstartingWithSeveralTeachersEqualsOneMixtureTeacher() throws {
         let a = try RandomProblem(seed: 51)
         let b = try RandomProblem(seed: 52)
-        let teacherB = Teacher(identity: "b", stateCount: 5, actionCount: 3, probabilities: b.teacher.probabilities, values: b.teacher.values)
+        let teacherB = Teacher(
+            identity: "b", stateCount: 5, actionCount: 3, probabilities: b.teacher.probabilities,
+            values: b.teacher.values)
         let (mixed, total) = Kickstarting.combine([a.teacher, teacherB], weights: [0.3, 0.9])
         let policy = StudentPolicy(a.student)
         var separate = UpdateAccumulator(rowCount: 5, actionCount: 3)
         var combined = separate
         for s in 0..<4 {
-            LossKernel.addNegativeGradient(.crossEntropy, TabularTeacherOutputs(a.teacher), slot: s, policy: policy, row: s, weight: 0.3, into: &separate)
-            LossKernel.addNegativeGradient(.crossEntropy, TabularTeacherOutputs(teacherB), slot: s, policy: policy, row: s, weight: 0.9, into: &separate)
-            LossKernel.addNegativeGradient(.crossEntropy, TabularTeacherOutputs(mixed), slot: s, policy: policy, row: s, weight: total, into: &combined)
+            LossKernel.addNegativeGradient(
+                .crossEntropy, TabularTeacherOutputs(a.teacher), slot: s, policy: policy, row: s, weight: 0.3,
+                into: &separate)
+            LossKernel.addNegativeGradient(
+                .crossEntropy, TabularTeacherOutputs(teacherB), slot: s, policy: policy, row: s, weight: 0.9,
+                into: &separate)
+            LossKernel.addNegativeGradient(
+                .crossEntropy, TabularTeacherOutputs(mixed), slot: s, policy: policy, row: s, weight: total,
+                into: &combined)
         }
         let x = separate.finish(policy: policy)
         let y = combined.finish(policy: policy)
@@ -146,7 +166,8 @@ import Testing
         let exact = try ExactMetrics(problem.mdp, teacher: problem.teacher, parameters: problem.student)
         var rng = Xoshiro256StarStar(seed: 8)
         let n = 40_000
-        let sampled = SampledMetrics(problem.mdp, teacher: problem.teacher, parameters: problem.student, episodes: n, rng: &rng)
+        let sampled = SampledMetrics(
+            problem.mdp, teacher: problem.teacher, parameters: problem.student, episodes: n, rng: &rng)
         // Per-episode sums here have standard deviation below 4 (short episodes, |r| ≤ 1, H× ≤ 3):
         // a 4.5σ band (Bonferroni over 4 quantities at 99.9 %) is 4.5·4/√n.
         let band = 4.5 * 4 / Double(n).squareRoot()

@@ -88,22 +88,26 @@ struct ExpectedUpdateCommand: ParsableCommand {
         if json {
             let q = ExactUpdate.controlTable(control, policy: policy, teacher: teach)
             let report = ExpectedUpdateReport(
-                formula: "update[row][a] = Σ_{s: row(s)=row} d_q(s)·[Σ_b q(b|s)(1[b=a] − π_θ(a|s))(Q̂(s,b) − baseline(s)) − w(s)·∂ℓ(s)/∂z(s,a)], "
+                formula:
+                    "update[row][a] = Σ_{s: row(s)=row} d_q(s)·[Σ_b q(b|s)(1[b=a] − π_θ(a|s))(Q̂(s,b) − baseline(s)) − w(s)·∂ℓ(s)/∂z(s,a)], "
                     + "d_q = ρ0ᵀ(I − P_q)⁻¹ over non-terminal states, Q̂ the expected pseudo-return (METHODS.md §2, §4); "
                     + "teacher log-probabilities are floored at teacherLogProbabilityFloor",
                 environment: envSpec, environmentName: env.name, mdp: env.mdp.jsonDescription, teacherSpec: teacherSpec,
-                teacher: teach.jsonDescription, method: methodSpec, rule: rule, control: control, discount: env.mdp.discount,
+                teacher: teach.jsonDescription, method: methodSpec, rule: rule, control: control,
+                discount: env.mdp.discount,
                 teacherLogProbabilityFloor: DistillCore.teacherLogProbabilityFloor, parameters: params,
                 studentPolicy: (0..<params.rowCount).map { Array(policy.probabilities[($0 * na)..<(($0 + 1) * na)]) },
                 studentValues: try PolicyEvaluation.values(env.mdp, policy: policy.stateTable()),
                 visits: try PolicyEvaluation.visits(env.mdp, policy: q), update: rows)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(
+                positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  control \(control)")
+        print(
+            "environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  control \(control)")
         print("rule \(rule.summary)")
         print("row  π_θ(·|row)  →  expected update (ascent direction on the logits)")
         var shown = 0
@@ -172,7 +176,8 @@ struct GradientFieldCommand: ParsableCommand {
             try GradientField.jacobian(at: params.logits, step: step) { theta in
                 var p = params
                 p.logits = theta
-                let u = try ExactUpdate.expectedUpdate(env.mdp, teacher: teach, parameters: p, rule: rule, context: context)
+                let u = try ExactUpdate.expectedUpdate(
+                    env.mdp, teacher: teach, parameters: p, rule: rule, context: context)
                 done += 1
                 if Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
@@ -184,14 +189,19 @@ struct GradientFieldCommand: ParsableCommand {
         let asymmetry = GradientField.asymmetry(j, size: n)
         if json {
             let object = GradientFieldReport(
-                environment: env.name, teacher: teach.identity, method: method.method.rawValue, discount: env.mdp.discount,
+                environment: env.name, teacher: teach.identity, method: method.method.rawValue,
+                discount: env.mdp.discount,
                 parameters: n, step: step, asymmetry: asymmetry)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(object), as: UTF8.self))
         } else {
-            print("environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  γ = \(env.mdp.discount)")
-            print("‖J − Jᵀ‖_F / ‖J‖_F = \(asymmetry)   (\(n) logits, central differences h = \(step), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            print(
+                "environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  γ = \(env.mdp.discount)"
+            )
+            print(
+                "‖J − Jᵀ‖_F / ‖J‖_F = \(asymmetry)   (\(n) logits, central differences h = \(step), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)"
+            )
         }
     }
 }

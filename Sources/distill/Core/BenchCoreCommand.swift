@@ -53,8 +53,11 @@ struct BenchCore: ParsableCommand {
         let rule = method.rule
         if rule.loss.needsActionValues && teacher.actionValues == nil { throw ValidationError("method needs Q-values") }
         let context = UpdateContext(
-            discount: mdp.discount, control: method.defaultControl, studentValues: rule.needsStudentValues ? [Double](repeating: 0, count: mdp.stateCount) : nil)
-        print("bench core: \(env.name) (\(mdp.stateCount) states, \(mdp.actionCount) actions), teacher \(teacher.identity), method \(method.rawValue), tabular student, 1 core")
+            discount: mdp.discount, control: method.defaultControl,
+            studentValues: rule.needsStudentValues ? [Double](repeating: 0, count: mdp.stateCount) : nil)
+        print(
+            "bench core: \(env.name) (\(mdp.stateCount) states, \(mdp.actionCount) actions), teacher \(teacher.identity), method \(method.rawValue), tabular student, 1 core"
+        )
 
         // 1. Full sampled loop. Options are read once: property-wrapper access is not free.
         let episodesPerIteration = self.episodesPerIteration
@@ -71,22 +74,28 @@ struct BenchCore: ParsableCommand {
         var start = Date()
         while Date().timeIntervalSince(start) < seconds {
             steps += collectAndAccumulate(
-                mdp, teacher: teacher, policy: policy, rule: rule, context: context, episodes: episodesPerIteration, maxSteps: 10_000,
+                mdp, teacher: teacher, policy: policy, rule: rule, context: context, episodes: episodesPerIteration,
+                maxSteps: 10_000,
                 rng: &rng, buffer: &buffer, into: &acc)
             _ = acc.applyStochasticGradientStep(learningRate: learningRate, to: &params, policy: &policy)
             updates += 1
         }
         let loopTime = Date().timeIntervalSince(start)
         let loopRate = Double(steps) / loopTime
-        print(String(format: "sampled loop     %12.0f env steps/s  (%.1f ns/step; %d updates of %d episodes, %.1f steps/episode)",
-                     loopRate, 1e9 / loopRate, updates, episodesPerIteration, Double(steps) / Double(updates * episodesPerIteration)))
+        print(
+            String(
+                format:
+                    "sampled loop     %12.0f env steps/s  (%.1f ns/step; %d updates of %d episodes, %.1f steps/episode)",
+                loopRate, 1e9 / loopRate, updates, episodesPerIteration,
+                Double(steps) / Double(updates * episodesPerIteration)))
 
         // 2. Collection alone.
         steps = 0
         start = Date()
         while Date().timeIntervalSince(start) < seconds {
             for _ in 0..<64 {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
+                collectEpisode(
+                    mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
                 steps += buffer.length
             }
         }
@@ -96,7 +105,8 @@ struct BenchCore: ParsableCommand {
         // 3. Update pass alone, over 256 recorded episodes.
         var recorded: [EpisodeBuffer] = []
         for _ in 0..<256 {
-            collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
+            collectEpisode(
+                mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
             recorded.append(buffer)
         }
         steps = 0
@@ -104,7 +114,8 @@ struct BenchCore: ParsableCommand {
         var sink = 0.0
         while Date().timeIntervalSince(start) < seconds {
             for e in recorded {
-                accumulateSampledUpdate(episode: e, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
+                accumulateSampledUpdate(
+                    episode: e, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
                 steps += e.length
             }
             sink += acc.finish(policy: policy)[0]
@@ -117,15 +128,21 @@ struct BenchCore: ParsableCommand {
         for _ in 0..<exactRepeats {
             let t0 = Date()
             let u = try validating {
-                try ExactUpdate.expectedUpdate(mdp, teacher: teacher, parameters: params, rule: rule, context: UpdateContext(discount: mdp.discount, control: method.defaultControl))
+                try ExactUpdate.expectedUpdate(
+                    mdp, teacher: teacher, parameters: params, rule: rule,
+                    context: UpdateContext(discount: mdp.discount, control: method.defaultControl))
             }
             sink += u[0]
             times.append(Date().timeIntervalSince(t0))
         }
         times.sort()
-        print(String(format: "exact update     %12.1f ms median (min %.1f ms, %d runs)", times[times.count / 2] * 1e3, times[0] * 1e3, exactRepeats))
+        print(
+            String(
+                format: "exact update     %12.1f ms median (min %.1f ms, %d runs)", times[times.count / 2] * 1e3,
+                times[0] * 1e3, exactRepeats))
         let n = mdp.stateCount
-        print("""
+        print(
+            """
             bounds: the sampled loop costs 2 random draws and two short inverse-CDF scans per step (collect) plus O(1) \
             accumulation and an O(|A|) loss/pseudo-reward per step (update); per update it applies SGD to, and \
             refreshes the probability cache of, only the rows the episodes visited (per-episode costs weigh more \

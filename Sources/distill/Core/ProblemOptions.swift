@@ -111,10 +111,15 @@ struct EnvironmentOptions: ParsableArguments {
 
 /// `--teacher`, `--teacher-file` and the teacher knobs (shared with the runtime commands).
 struct TeacherOptions: ParsableArguments {
-    @Option(help: "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file).")
+    @Option(
+        help:
+            "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file)."
+    )
     var teacher: TeacherSpec.Kind = .qLearning
 
-    @Option(help: ArgumentHelp("Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
     var teacherFile: String?
 
     @Option(help: "Teacher policy temperature T for q-learning: softmax(Q/T), 0 = greedy (Fig. 3: 0, 0.01, 0.1).")
@@ -202,7 +207,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Per-step factor of the exponential λ decay.")
     var lambdaDecay = 0.999
 
-    @Option(help: "Distillation loss: cross-entropy (Table 1) or agreement (Fig. 2); default: agreement for the fig2 teacher.")
+    @Option(
+        help:
+            "Distillation loss: cross-entropy (Table 1) or agreement (Fig. 2); default: agreement for the fig2 teacher."
+    )
     var distillLoss: MethodSpec.LossChoice?
 
     @Option(help: "κ of the agreement loss −κ·Σ π π_θ (Fig. 2: 4).")
@@ -238,7 +246,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Student critic target: mc (Monte Carlo) or td (one-step).")
     var criticTarget: TabularCritic.Target = .monteCarlo
 
-    @Flag(inversion: .prefixedNo, help: "Subtract the student critic as a baseline (default: only baseline and actor-critic).")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Subtract the student critic as a baseline (default: only baseline and actor-critic).")
     var baseline: Bool?
 
     /// The Codable description.

@@ -73,7 +73,9 @@ struct Train: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(config).write(to: URL(fileURLWithPath: out).appendingPathComponent("config.json"))
             let path = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                let handle = FileHandle(forWritingAtPath: path)
+            else {
                 throw ValidationError("--out: cannot write \(path)")
             }
             sink = handle
@@ -83,23 +85,34 @@ struct Train: ParsableCommand {
         let started = Date()
         var lastProgress = started
         if !quiet {
-            FileHandle.standardError.write(Data("train: \(env.name), teacher \(teach.identity), \(method.method.rawValue), \(iterations) iterations\(exact ? " (exact)" : "")\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "train: \(env.name), teacher \(teach.identity), \(method.method.rawValue), \(iterations) iterations\(exact ? " (exact)" : "")\n"
+                        .utf8))
         }
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
         for _ in 0..<iterations {
             let r = try validating { try trainer.runIteration() }
             let elapsed = Date().timeIntervalSince(started)
             let row = [
-                "\(r.iteration)", "\(r.environmentSteps)", "\(r.episodes)", "\(r.totalEnvironmentSteps)", f(r.sampledReturn),
+                "\(r.iteration)", "\(r.environmentSteps)", "\(r.episodes)", "\(r.totalEnvironmentSteps)",
+                f(r.sampledReturn),
                 f(r.sampledCrossEntropy), f(r.exact?.studentReturn), f(r.exact?.crossEntropyUnderStudent),
-                f(r.exact?.crossEntropyUnderTeacher), f(r.exact?.crossEntropyUnderUniform), "\(r.lossWeight)", f(r.beta),
+                f(r.exact?.crossEntropyUnderTeacher), f(r.exact?.crossEntropyUnderUniform), "\(r.lossWeight)",
+                f(r.beta),
                 "\(r.updateNorm)", String(format: "%.3f", elapsed),
             ]
             sink.write(Data((row.joined(separator: ",") + "\n").utf8))
             if !quiet && (Date().timeIntervalSince(lastProgress) >= 1 || r.iteration == iterations) {
                 lastProgress = Date()
-                let ret = r.exact.map { String(format: "exact return %.4f", $0.studentReturn) } ?? r.sampledReturn.map { String(format: "sampled return %.4f", $0) } ?? ""
-                FileHandle.standardError.write(Data("train: iteration \(r.iteration)/\(iterations), \(r.totalEnvironmentSteps) env steps, \(ret), \(String(format: "%.1f", elapsed)) s\n".utf8))
+                let ret =
+                    r.exact.map { String(format: "exact return %.4f", $0.studentReturn) } ?? r.sampledReturn.map {
+                        String(format: "sampled return %.4f", $0)
+                    } ?? ""
+                FileHandle.standardError.write(
+                    Data(
+                        "train: iteration \(r.iteration)/\(iterations), \(r.totalEnvironmentSteps) env steps, \(ret), \(String(format: "%.1f", elapsed)) s\n"
+                            .utf8))
             }
         }
     }
