@@ -128,12 +128,76 @@ public struct UpdateContext: Sendable {
     }
 }
 
+/// Where the update rules write: the direct part of each logit and the per-row weight of the
+/// `−π_θ(row)` part (see ``UpdateAccumulator``). ``UpdateAccumulator`` is the public sink; the
+/// sampled update writes through a pointer-backed sink with the same semantics.
+public protocol UpdateSink {
+    /// Number of actions (row length).
+    var actionCount: Int { get }
+    /// Marks a row as receiving a contribution.
+    mutating func touch(_ row: Int)
+    /// Adds to the direct part of logit `index`.
+    mutating func addDirect(_ index: Int, _ weight: Double)
+    /// Adds to the `−π_θ(row)` weight of `row`.
+    mutating func addPolicyScale(_ row: Int, _ weight: Double)
+}
+
+extension UpdateSink {
+    /// Adds `weight·∇_z log π_θ(action|row) = weight·(e_action − π_θ(row))`.
+    @inlinable
+    public mutating func addScore(row: Int, action: Int, weight: Double) {
+        touch(row)
+        addDirect(row * actionCount + action, weight)
+        addPolicyScale(row, weight)
+    }
+}
+
+/// The pointer-backed sink used inside ``accumulateSampledUpdate(_:policy:rule:context:into:)``:
+/// valid only within the scope that pinned the accumulator's storage.
+@usableFromInline
+struct UnsafeUpdateSink: UpdateSink {
+    @usableFromInline let direct: UnsafeMutablePointer<Double>
+    @usableFromInline let scale: UnsafeMutablePointer<Double>
+    @usableFromInline let touched: UnsafeMutablePointer<Bool>
+    @usableFromInline let rows: UnsafeMutablePointer<Int32>
+    @usableFromInline var count: Int
+    @usableFromInline let actionCount: Int
+
+    @inlinable
+    init(
+        direct: UnsafeMutablePointer<Double>, scale: UnsafeMutablePointer<Double>, touched: UnsafeMutablePointer<Bool>,
+        rows: UnsafeMutablePointer<Int32>, count: Int, actionCount: Int
+    ) {
+        self.direct = direct
+        self.scale = scale
+        self.touched = touched
+        self.rows = rows
+        self.count = count
+        self.actionCount = actionCount
+    }
+
+    @inlinable
+    mutating func touch(_ row: Int) {
+        if !touched[row] {
+            touched[row] = true
+            rows[count] = Int32(row)
+            count += 1
+        }
+    }
+
+    @inlinable
+    func addDirect(_ index: Int, _ weight: Double) { direct[index] += weight }
+
+    @inlinable
+    func addPolicyScale(_ row: Int, _ weight: Double) { scale[row] += weight }
+}
+
 /// Accumulates update directions over episodes without allocating per step.
 ///
 /// The score term `w·∇_z log π_θ(a|s) = w·(e_a − π_θ(s))` and the cross-entropy term
 /// `w·(π(s) − π_θ(s))` both end in `−π_θ(s)·w`; that part is summed per row in ``policyScale`` and
 /// applied once in ``finish(policy:)``, so a step costs O(1) for the score term.
-public struct UpdateAccumulator: Sendable {
+public struct UpdateAccumulator: Sendable, UpdateSink {
     /// Parts of the update added directly, row-major `[rows × actions]`.
     public var direct: [Double]
     /// Per row, the total weight of the `−π_θ(row)` parts.
@@ -146,33 +210,40 @@ public struct UpdateAccumulator: Sendable {
     public var steps: Int = 0
     /// Whether each row received a contribution since the last finish.
     public var isTouched: [Bool]
-    /// The rows that received a contribution, in first-touch order.
-    public var touchedRows: [Int32] = []
+    /// Storage for the touched rows (capacity one per row; the first ``touchedCount`` are valid).
+    public var touchedRowStorage: [Int32]
+    /// Number of rows touched since the last finish.
+    public var touchedCount = 0
 
     /// An empty accumulator for `rowCount × actionCount` parameters.
     public init(rowCount: Int, actionCount: Int) {
         direct = [Double](repeating: 0, count: rowCount * actionCount)
         policyScale = [Double](repeating: 0, count: rowCount)
         isTouched = [Bool](repeating: false, count: rowCount)
+        touchedRowStorage = [Int32](repeating: 0, count: rowCount)
         self.actionCount = actionCount
     }
+
+    /// The rows that received a contribution, in first-touch order.
+    public var touchedRows: ArraySlice<Int32> { touchedRowStorage[0..<touchedCount] }
 
     /// Marks `row` as receiving a contribution (rows never touched stay exactly zero).
     @inlinable
     public mutating func touch(_ row: Int) {
         if !isTouched[row] {
             isTouched[row] = true
-            touchedRows.append(Int32(row))
+            touchedRowStorage[touchedCount] = Int32(row)
+            touchedCount += 1
         }
     }
 
-    /// Adds `weight·∇_z log π_θ(action|row)`.
+    /// Adds `weight` to the direct part of logit `index` (row-major).
     @inlinable
-    public mutating func addScore(row: Int, action: Int, weight: Double) {
-        touch(row)
-        direct[row * actionCount + action] += weight
-        policyScale[row] += weight
-    }
+    public mutating func addDirect(_ index: Int, _ weight: Double) { direct[index] += weight }
+
+    /// Adds `weight` to the `−π_θ(row)` part of row `row`.
+    @inlinable
+    public mutating func addPolicyScale(_ row: Int, _ weight: Double) { policyScale[row] += weight }
 
     /// The update `direct − π_θ·scale`, divided by the number of episodes when `perEpisode`
     /// (an unbiased estimate of the expected update of one episode); resets the accumulator.
@@ -221,7 +292,7 @@ public struct UpdateAccumulator: Sendable {
             policyScale[r] = 0
             isTouched[r] = false
         }
-        touchedRows.removeAll(keepingCapacity: true)
+        touchedCount = 0
         episodes = 0
         steps = 0
     }
@@ -280,9 +351,9 @@ public enum LossKernel {
 
     /// Adds `−weight·∂ℓ(slot)/∂z_θ(row,·)` to the accumulator.
     @inlinable
-    public static func addNegativeGradient<O: TeacherOutputs>(
+    public static func addNegativeGradient<O: TeacherOutputs, S: UpdateSink>(
         _ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int, weight w: Double,
-        into acc: inout UpdateAccumulator
+        into acc: inout S
     ) {
         let na = policy.actionCount
         let base = row * na
@@ -292,8 +363,8 @@ public enum LossKernel {
             return
         case .crossEntropy:
             // −∂H×(π‖π_θ)/∂z = π − π_θ
-            for a in 0..<na { acc.direct[base + a] += w * o.teacherProbability(slot, a) }
-            acc.policyScale[row] += w
+            for a in 0..<na { acc.addDirect(base + a, w * o.teacherProbability(slot, a)) }
+            acc.addPolicyScale(row, w)
         case .reverseCrossEntropy, .agreement:
             // ℓ = −Σ_a π_θ(a) f(a) with f = log π or κπ:  −∂ℓ/∂z_b = π_θ(b)(f(b) + ℓ)
             let l = value(loss, o, slot: slot, policy: policy, row: row)
@@ -304,21 +375,21 @@ public enum LossKernel {
                 } else {
                     f = o.teacherLogProbability(slot, a)
                 }
-                acc.direct[base + a] += w * policy.probabilities[base + a] * (f + l)
+                acc.addDirect(base + a, w * policy.probabilities[base + a] * (f + l))
             }
         case .rusuKL(let tau):
             var m = -Double.infinity
             for a in 0..<na { m = max(m, o.teacherActionValue(slot, a) / tau) }
             var z = 0.0
             for a in 0..<na { z += Foundation.exp(o.teacherActionValue(slot, a) / tau - m) }
-            for a in 0..<na { acc.direct[base + a] += w * Foundation.exp(o.teacherActionValue(slot, a) / tau - m) / z }
-            acc.policyScale[row] += w
+            for a in 0..<na { acc.addDirect(base + a, w * Foundation.exp(o.teacherActionValue(slot, a) / tau - m) / z) }
+            acc.addPolicyScale(row, w)
         case .rusuNLL:
-            acc.direct[base + greedyAction(o, slot: slot, actionCount: na)] += w
-            acc.policyScale[row] += w
+            acc.addDirect(base + greedyAction(o, slot: slot, actionCount: na), w)
+            acc.addPolicyScale(row, w)
         case .rusuMSE:
             for a in 0..<na {
-                acc.direct[base + a] += w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a])
+                acc.addDirect(base + a, w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a]))
             }
         }
     }
@@ -381,6 +452,32 @@ public func stepLossWeight<O: TeacherOutputs>(_ rule: UpdateRule, _ o: O, slot: 
 public func accumulateSampledUpdate<E: EpisodeView>(
     _ e: E, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout UpdateAccumulator
 ) {
+    precondition(acc.actionCount == policy.actionCount, "accumulator and student disagree on |A|")
+    precondition(acc.policyScale.count * policy.actionCount == policy.probabilities.count, "accumulator has the wrong shape")
+    let count = acc.touchedCount
+    let newCount = acc.direct.withUnsafeMutableBufferPointer { direct in
+        acc.policyScale.withUnsafeMutableBufferPointer { scale in
+            acc.isTouched.withUnsafeMutableBufferPointer { touched in
+                acc.touchedRowStorage.withUnsafeMutableBufferPointer { rows in
+                    var sink = UnsafeUpdateSink(
+                        direct: direct.baseAddress!, scale: scale.baseAddress!, touched: touched.baseAddress!,
+                        rows: rows.baseAddress!, count: count, actionCount: policy.actionCount)
+                    accumulateEpisode(e, policy: policy, rule: rule, context: context, into: &sink)
+                    return sink.count
+                }
+            }
+        }
+    }
+    acc.touchedCount = newCount
+    acc.episodes += 1
+    acc.steps += e.length
+}
+
+/// The body of ``accumulateSampledUpdate(_:policy:rule:context:into:)``, generic over the sink.
+@inlinable
+public func accumulateEpisode<E: EpisodeView, S: UpdateSink>(
+    _ e: E, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout S
+) {
     let length = e.length
     let na = policy.actionCount
     let gamma = context.discount
@@ -425,6 +522,4 @@ public func accumulateSampledUpdate<E: EpisodeView>(
         }
         t -= 1
     }
-    acc.episodes += 1
-    acc.steps += length
 }

@@ -93,6 +93,23 @@ public struct Trainer: Sendable {
                 "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none"
             )
         }
+        let usesTeacherControl: Bool
+        switch configuration.method.controlPolicy(at: 0) {
+        case .teacher, .mixture: usesTeacherControl = true
+        case .student, .uniform: usesTeacherControl = false
+        }
+        if usesTeacherControl && !configuration.exact {
+            let na = teacher.actionCount
+            for s in 0..<environment.mdp.stateCount where !environment.mdp.isTerminal[s] {
+                let total = (0..<na).reduce(0) { $0 + teacher.probabilities[s * na + $1] }
+                guard abs(total - 1) < 1e-6 else {
+                    throw DistillError(
+                        .invalidConfiguration,
+                        "teacher \(teacher.identity) is not a distribution in state \(s) (sums to \(total)); it cannot be a control policy"
+                    )
+                }
+            }
+        }
         parameters = Trainer.initialStudent(for: environment)
         policy = StudentPolicy(parameters)
         accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: parameters.actionCount)

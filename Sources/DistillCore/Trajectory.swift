@@ -288,6 +288,9 @@ public func collectEpisode(
                                                                 switch control {
                                                                 case .student:
                                                                     while a < na - 1 && cum[row + a] <= u { a += 1 }
+                                                                    // Rounding can leave u above the last partial sum
+                                                                    // when trailing actions have underflowed to 0.
+                                                                    while probs[row + a] == 0 && a > 0 { a -= 1 }
                                                                     mu = probs[row + a]
                                                                 default:
                                                                     let trow = Int(s) * na
