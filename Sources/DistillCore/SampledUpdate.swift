@@ -453,7 +453,8 @@ public func accumulateSampledUpdate<E: EpisodeView>(
     _ e: E, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout UpdateAccumulator
 ) {
     precondition(acc.actionCount == policy.actionCount, "accumulator and student disagree on |A|")
-    precondition(acc.policyScale.count * policy.actionCount == policy.probabilities.count, "accumulator has the wrong shape")
+    precondition(
+        acc.policyScale.count * policy.actionCount == policy.probabilities.count, "accumulator has the wrong shape")
     let count = acc.touchedCount
     let newCount = acc.direct.withUnsafeMutableBufferPointer { direct in
         acc.policyScale.withUnsafeMutableBufferPointer { scale in

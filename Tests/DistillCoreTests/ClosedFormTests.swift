@@ -177,3 +177,27 @@ import Testing
         #expect(abs(sampled.crossEntropyUnderUniform - exact.crossEntropyUnderUniform) < band)
     }
 }
+
+/// The expected updates of Fig. 2 against their derivation by hand (Appendix C setting).
+@Suite struct Fig2ClosedFormTests {
+    // With p = π(R|s0), u = π(R|sL) = π(R|sR): J = (1−p)(−1−u) + p(−3u), and the loss is
+    // ℓ(sR) = −4u, reached with probability p. For a two-logit row, ∂/∂z_R = −∂/∂z_L.
+    //   on-policy-distill+R: ∂J/∂p·p(1−p) = p(1−p)(1−2u);  (∂J/∂u + 4p)·u(1−u) = u(1−u)(2p−1)
+    //   n-distill+R adds ∂(4pu)/∂p = 4u for s0:          p(1−p)(1+2u);  u(1−u)(2p−1)
+    @Test(arguments: [(Method.onPolicyDistillR, false), (.nDistillR, true)])
+    func fig2ExpectedUpdateMatchesTheSigmoidDerivation(method: Method, corrected: Bool) throws {
+        let env = Environments.fig2()
+        let (p, u) = (0.3, 0.6)
+        var student = StudentParameters(rowOfState: env.tiedRows!, rowCount: 2, actionCount: 2)
+        student.setRow(0, probabilities: [1 - p, p])
+        student.setRow(1, probabilities: [1 - u, u])
+        let update = try ExactUpdate.expectedUpdate(
+            env.mdp, teacher: Teachers.fig2(), parameters: student,
+            rule: method.rule(distillationLoss: .agreement(scale: 4)),
+            context: UpdateContext(discount: 1, control: .student))
+        let s0 = p * (1 - p) * (corrected ? 1 + 2 * u : 1 - 2 * u)
+        let shared = u * (1 - u) * (2 * p - 1)
+        let expected = [-s0, s0, -shared, shared]
+        #expect(zip(update, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(update) vs \(expected)")
+    }
+}

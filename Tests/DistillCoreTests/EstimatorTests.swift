@@ -119,4 +119,21 @@ import Testing
             }
         }
     }
+
+    @Test(arguments: [Method.onPolicyDistillR, .nDistillR, .nDistill])
+    func tiedStudentSampledUpdateMatchesExactExpectationOnFig2(method: Method) throws {
+        let env = Environments.fig2()
+        let teacher = Teachers.fig2()
+        var student = StudentParameters(rowOfState: env.tiedRows!, rowCount: 2, actionCount: 2)
+        student.setRow(0, probabilities: [0.7, 0.3])
+        student.setRow(1, probabilities: [0.4, 0.6])
+        let problem = RandomProblem(mdp: env.mdp, teacher: teacher, student: student)
+        let rule = method.rule(distillationLoss: .agreement(scale: 4))
+        let context = UpdateContext(discount: 1, control: .student)
+        let exact = try ExactUpdate.expectedUpdate(
+            env.mdp, teacher: teacher, parameters: student, rule: rule, context: context)
+        let m = Self.sampled(problem, rule: rule, context: context, behaviourPolicy: nil, seed: 17)
+        let bad = outsideConfidenceBand(mean: m.mean, standardError: m.standardError, exact: exact)
+        #expect(bad.isEmpty, "\(method.rawValue): \(bad)")
+    }
 }

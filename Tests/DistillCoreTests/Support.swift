@@ -7,6 +7,12 @@ struct RandomProblem {
     var teacher: Teacher
     var student: StudentParameters
 
+    init(mdp: TabularMDP, teacher: Teacher, student: StudentParameters) {
+        self.mdp = mdp
+        self.teacher = teacher
+        self.student = student
+    }
+
     init(seed: UInt64, states: Int = 4, actions: Int = 3, discount: Double = 1, endProbability: Double = 0.35) throws {
         mdp = try Environments.random(
             states: states, actions: actions, endProbability: endProbability, discount: discount, seed: seed
