@@ -287,7 +287,22 @@ public func collectEpisode(
                                                                 let mu: Double
                                                                 switch control {
                                                                 case .student:
-                                                                    while a < na - 1 && cum[row + a] <= u { a += 1 }
+                                                                    if na <= 16 {
+                                                                        while a < na - 1 && cum[row + a] <= u { a += 1 }
+                                                                    } else {
+                                                                        // Many actions (Fig. 4): first a with cum > u.
+                                                                        var lo = 0
+                                                                        var hi = na - 1
+                                                                        while lo < hi {
+                                                                            let mid = (lo + hi) / 2
+                                                                            if cum[row + mid] <= u {
+                                                                                lo = mid + 1
+                                                                            } else {
+                                                                                hi = mid
+                                                                            }
+                                                                        }
+                                                                        a = lo
+                                                                    }
                                                                     // Rounding can leave u above the last partial sum
                                                                     // when trailing actions have underflowed to 0.
                                                                     while probs[row + a] == 0 && a > 0 { a -= 1 }

@@ -141,7 +141,7 @@ struct GradientFieldCommand: ParsableCommand {
             J is computed by central differences of the exact expected update with respect to the \
             student's logits (2·n exact updates for n logits). Table 1's "is ∇?" column is this check \
             with γ = 1: about 1e-9 for gradient fields, clearly non-zero for on-policy-distill. On the \
-            20×20 gridworld (1604 logits, 401-state solves) it takes minutes; use --env random or chain.
+            20×20 gridworld (1604 logits, 401-state solves) it takes about half a minute.
 
             Examples:
               distill analyze gradient-field --env random --seed 1 --teacher uniform --method on-policy-distill --random-student
