@@ -180,7 +180,7 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
     public var studentReturn: Double
     /// `E_{π_θ}[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
     public var crossEntropyUnderStudent: Double
-    /// `E_π[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
+    /// `E_π[Σ_t H×(π(s_t)‖π_θ(s_t))]` (∞ when the teacher's episodes need not end).
     public var crossEntropyUnderTeacher: Double
     /// `E_uniform[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
     public var crossEntropyUnderUniform: Double
@@ -199,9 +199,17 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
             let d = try PolicyEvaluation.visits(mdp, policy: z)
             return zip(d, h).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        crossEntropyUnderStudent = try expected(student)
-        crossEntropyUnderTeacher = try expected(teacher.probabilities)
-        crossEntropyUnderUniform = try expected([Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
+        // A teacher (or, with γ = 1, any policy) may loop forever: its expected sum is then infinite.
+        func orInfinity(_ z: [Double]) throws -> Double {
+            do {
+                return try expected(z)
+            } catch let error as DistillError where error.code == .singularSystem {
+                return .infinity
+            }
+        }
+        crossEntropyUnderStudent = try orInfinity(student)
+        crossEntropyUnderTeacher = try orInfinity(teacher.probabilities)
+        crossEntropyUnderUniform = try orInfinity([Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
     }
 }
 
