@@ -209,7 +209,8 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
         }
         crossEntropyUnderStudent = try orInfinity(student)
         crossEntropyUnderTeacher = try orInfinity(teacher.probabilities)
-        crossEntropyUnderUniform = try orInfinity([Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
+        crossEntropyUnderUniform = try orInfinity(
+            [Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
     }
 }
 

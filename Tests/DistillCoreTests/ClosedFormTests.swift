@@ -201,3 +201,33 @@ import Testing
         #expect(zip(update, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(update) vs \(expected)")
     }
 }
+
+/// Episode ends: terminal next states carry no pseudo-reward, truncated ones keep their teacher outputs.
+@Suite struct EpisodeEndTests {
+    static func nDistillUpdate(end: EpisodeEnd) -> [Double] {
+        // Two states, two actions, uniform student. One step s0 --a=1--> s1 with teacher π(·|s1) = (0.8, 0.2)
+        // and π(·|s0) = (0.5, 0.5).
+        let trajectory = Trajectory(
+            actionCount: 2, observations: [0, 1], actions: [1], rewards: [0], behaviourProbabilities: [0.5],
+            teacherProbabilities: [0.5, 0.5, 0.8, 0.2], teacherValues: [0, 0], end: end)
+        let student = StudentParameters(stateCount: 2, actionCount: 2)
+        let policy = StudentPolicy(student)
+        var acc = UpdateAccumulator(rowCount: 2, actionCount: 2)
+        accumulateSampledUpdate(
+            trajectory: trajectory, policy: policy, rule: Method.nDistill.rule,
+            context: UpdateContext(discount: 1, control: .student), into: &acc)
+        return acc.finish(policy: policy)
+    }
+
+    @Test func truncatedEpisodeUsesTheLossOfItsLastState() {
+        // Ĝ0 = −H×(π(s1)‖π_θ(s1)) = −log 2 (uniform student); score (e_1 − ½) Ĝ0; ℓ(s0) gradient π − π_θ = 0.
+        let g = -log(2.0)
+        let u = Self.nDistillUpdate(end: .truncated)
+        #expect(zip(u, [-0.5 * g, 0.5 * g, 0, 0]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(u)")
+    }
+
+    @Test func terminatedEpisodeHasNoPseudoRewardAtTheEnd() {
+        let u = Self.nDistillUpdate(end: .terminated)
+        #expect(u.allSatisfy { abs($0) < 1e-12 }, "\(u)")
+    }
+}
