@@ -95,15 +95,21 @@ public struct StudentPolicy: Sendable {
         let base = r * na
         var m = -Double.infinity
         for a in 0..<na { m = max(m, parameters.logits[base + a]) }
+        // One exp per action: e_a = exp(z_a − m) is kept in `probabilities` until normalised.
         var z = 0.0
-        for a in 0..<na { z += Foundation.exp(parameters.logits[base + a] - m) }
+        for a in 0..<na {
+            let e = Foundation.exp(parameters.logits[base + a] - m)
+            probabilities[base + a] = e
+            z += e
+        }
         let logZ = m + Foundation.log(z)
+        let inverse = 1 / z
         var acc = 0.0
         for a in 0..<na {
             let x = parameters.logits[base + a]
             logits[base + a] = x
             logProbabilities[base + a] = x - logZ
-            let p = Foundation.exp(x - logZ)
+            let p = probabilities[base + a] * inverse
             probabilities[base + a] = p
             acc += p
             cumulative[base + a] = acc
