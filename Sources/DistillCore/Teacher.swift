@@ -21,6 +21,8 @@ public struct Teacher: Sendable {
     public var values: [Double]
     /// `Q(s,a)` row-major, when the teacher has action values.
     public let actionValues: [Double]?
+    /// `actionValues` or empty, for pinning without an optional copy in the hot path.
+    @usableFromInline let actionValueTable: [Double]
 
     /// Creates a teacher from tables.
     ///
@@ -43,6 +45,7 @@ public struct Teacher: Sendable {
         self.logProbabilities = probabilities.map { Foundation.log(max($0, teacherLogProbabilityFloor)) }
         self.values = values
         self.actionValues = actionValues
+        self.actionValueTable = actionValues ?? []
     }
 
     /// `π(·|s)` as an array.

@@ -206,8 +206,6 @@ public struct Trainer: Sendable {
     }
 }
 
-private let emptyActionValues: [Double] = []
-
 /// `accumulateSampledUpdate` for an episode record whose teacher outputs are looked up from a
 /// tabular teacher (the fast path of `distill train` and `distill bench core`); same rule code as
 /// the trajectory path.
@@ -228,7 +226,7 @@ public func accumulateSampledUpdate(
                     teacher.probabilities.withUnsafeBufferPointer { p in
                         teacher.logProbabilities.withUnsafeBufferPointer { lp in
                             teacher.values.withUnsafeBufferPointer { v in
-                                (teacher.actionValues ?? emptyActionValues).withUnsafeBufferPointer { q in
+                                teacher.actionValueTable.withUnsafeBufferPointer { q in
                                     let view = UnsafeTabularEpisode(
                                         states: states.baseAddress!, actions: actions.baseAddress!,
                                         rewards: rewards.baseAddress!, behaviour: behaviour.baseAddress!,
