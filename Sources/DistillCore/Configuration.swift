@@ -126,9 +126,37 @@ public struct TeacherSpec: Sendable, Hashable, Codable {
     public var table: TeacherDescription?
     /// Where `table` was read from (informational).
     public var path: String?
+    /// Further kickstarting teachers (built with this spec's settings), each with its own constant λ
+    /// in ``kickstartWeights``; the main teacher keeps the method's λ schedule.
+    public var kickstartTeachers: [Kind] = []
+    /// The λ of each of ``kickstartTeachers``.
+    public var kickstartWeights: [Double] = []
 
     /// The defaults: Q-learning, T = 0.01, seed 0, exact values.
     public init() {}
+
+    /// Builds the further kickstarting teachers for `environment`.
+    public func buildKickstartTeachers(for environment: Environment) throws -> [Teacher] {
+        guard kickstartTeachers.count == kickstartWeights.count else {
+            throw DistillError(
+                .invalidConfiguration,
+                "\(kickstartTeachers.count) kickstarting teachers but \(kickstartWeights.count) weights: give one weight per teacher"
+            )
+        }
+        guard kickstartWeights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw DistillError(.invalidConfiguration, "kickstarting weights must be non-negative")
+        }
+        return try kickstartTeachers.map { kind in
+            guard kind != .file else {
+                throw DistillError(.invalidConfiguration, "a further kickstarting teacher cannot be a file")
+            }
+            var spec = self
+            spec.kind = kind
+            spec.kickstartTeachers = []
+            spec.kickstartWeights = []
+            return try spec.build(for: environment)
+        }
+    }
 
     /// Builds the teacher for `environment`.
     public func build(for environment: Environment) throws -> Teacher {

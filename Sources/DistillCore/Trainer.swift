@@ -54,6 +54,8 @@ public struct Trainer: Sendable {
     public let environment: Environment
     /// The teacher.
     public let teacher: Teacher
+    /// Further kickstarting teachers (their λ are `configuration.teacher.kickstartWeights`).
+    public let kickstartTeachers: [Teacher]
     /// The student.
     public private(set) var parameters: StudentParameters
     /// The optimiser state.
@@ -78,15 +80,29 @@ public struct Trainer: Sendable {
         }
         let environment = try configuration.environment.build()
         try self.init(
-            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment))
+            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment),
+            kickstartTeachers: try configuration.teacher.buildKickstartTeachers(for: environment))
     }
 
-    /// Uses a prebuilt environment and teacher.
-    public init(_ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher) throws {
+    /// Uses a prebuilt environment and teacher(s).
+    public init(
+        _ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher,
+        kickstartTeachers: [Teacher] = []
+    ) throws {
         self.configuration = configuration
         self.environment = environment
         self.teacher = teacher
+        self.kickstartTeachers = kickstartTeachers
         let rule = configuration.method.rule(at: 0, teacherKind: configuration.teacher.kind)
+        guard kickstartTeachers.count == configuration.teacher.kickstartWeights.count else {
+            throw DistillError(.invalidConfiguration, "give one kickstarting weight per further teacher")
+        }
+        if !kickstartTeachers.isEmpty && rule.loss != .crossEntropy {
+            throw DistillError(
+                .invalidConfiguration,
+                "several kickstarting teachers combine cross-entropy losses; method \(configuration.method.method.rawValue) has \(rule.loss)"
+            )
+        }
         if rule.loss.needsActionValues && teacher.actionValues == nil {
             throw DistillError(
                 .invalidConfiguration,
@@ -136,7 +152,9 @@ public struct Trainer: Sendable {
     /// Runs one optimisation step and returns its metrics.
     public mutating func runIteration() throws -> IterationRecord {
         let spec = configuration.method
-        let rule = spec.rule(at: iteration, teacherKind: configuration.teacher.kind)
+        let (teacher, rule) = Kickstarting.apply(
+            spec.rule(at: iteration, teacherKind: configuration.teacher.kind), teacher: self.teacher,
+            further: kickstartTeachers, weights: configuration.teacher.kickstartWeights)
         let control = spec.controlPolicy(at: iteration)
         let mdp = environment.mdp
         var record = IterationRecord(
@@ -156,7 +174,7 @@ public struct Trainer: Sendable {
                 studentValues: rule.needsStudentValues ? critic.values : nil)
             var returns = 0.0
             var crossEntropy = 0.0
-            let o = TabularTeacherOutputs(teacher)
+            let o = TabularTeacherOutputs(self.teacher)  // metrics against the main teacher
             let current = policy
             var episodes: [EpisodeBuffer] = []
             record.environmentSteps = collectAndAccumulate(
@@ -200,7 +218,7 @@ public struct Trainer: Sendable {
         record.totalEnvironmentSteps = totalEnvironmentSteps
         let every = configuration.evaluateEvery
         if every > 0 && (iteration % every == 0 || iteration == configuration.iterations) {
-            record.exact = try ExactMetrics(mdp, teacher: teacher, parameters: parameters)
+            record.exact = try ExactMetrics(mdp, teacher: self.teacher, parameters: parameters)
         }
         return record
     }

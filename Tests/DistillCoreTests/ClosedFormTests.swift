@@ -231,3 +231,31 @@ import Testing
         #expect(u.allSatisfy { abs($0) < 1e-12 }, "\(u)")
     }
 }
+
+/// Kickstarting with several teachers is the sum of its parts.
+@Suite struct KickstartingTests {
+    @Test func severalTeachersGiveTheSumOfTheirDistillationTermsPlusTheReturnGradient() throws {
+        let a = try RandomProblem(seed: 71)
+        let b = try RandomProblem(seed: 72)
+        let second = Teacher(
+            identity: "b", stateCount: a.mdp.stateCount, actionCount: 3, probabilities: b.teacher.probabilities,
+            values: b.teacher.values)
+        var rule = Method.kickstarting.rule
+        rule.lossWeight = 0.7
+        let (mixed, combinedRule) = Kickstarting.apply(rule, teacher: a.teacher, further: [second], weights: [0.4])
+        let context = UpdateContext(discount: 1, control: .student)
+        func exact(_ teacher: Teacher, _ r: UpdateRule) throws -> [Double] {
+            try ExactUpdate.expectedUpdate(a.mdp, teacher: teacher, parameters: a.student, rule: r, context: context)
+        }
+        var distill = Method.onPolicyDistill.rule
+        distill.lossWeight = 0.7
+        let first = try exact(a.teacher, distill)
+        distill.lossWeight = 0.4
+        let other = try exact(second, distill)
+        let reward = try exact(a.teacher, UpdateRule(addsReward: true))
+        let combined = try exact(mixed, combinedRule)
+        for i in 0..<combined.count {
+            #expect(abs(combined[i] - (first[i] + other[i] + reward[i])) < 1e-12, "coordinate \(i)")
+        }
+    }
+}

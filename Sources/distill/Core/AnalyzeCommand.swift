@@ -73,9 +73,15 @@ struct ExpectedUpdateCommand: ParsableCommand {
 
     func run() throws {
         let (envSpec, env) = try environment.build()
-        let (teacherSpec, teach) = try teacher.build(for: env, defaultSeed: environment.seed)
+        let (teacherSpec, mainTeacher) = try teacher.build(for: env, defaultSeed: environment.seed)
         let methodSpec = try method.spec()
-        let rule = methodSpec.rule(at: 0, teacherKind: teacherSpec.kind)
+        let further = try teacher.buildKickstartTeachers(for: env, defaultSeed: environment.seed)
+        let baseRule = methodSpec.rule(at: 0, teacherKind: teacherSpec.kind)
+        if !further.isEmpty && baseRule.loss != .crossEntropy {
+            throw ValidationError("--kickstart-teacher needs a method with the cross-entropy loss")
+        }
+        let (teach, rule) = Kickstarting.apply(
+            baseRule, teacher: mainTeacher, further: further, weights: teacherSpec.kickstartWeights)
         let control = methodSpec.controlPolicy(at: 0)
         let params = student.build(for: env, defaultSeed: environment.seed)
         let context = UpdateContext(discount: env.mdp.discount, control: control, clipping: methodSpec.clipping)

@@ -149,6 +149,12 @@ struct TeacherOptions: ParsableArguments {
     @Option(help: "Rollouts per state for --teacher-value monte-carlo (paper: 100).")
     var valueRollouts = 100
 
+    @Option(help: "A further kickstarting teacher (repeatable; kinds as --teacher), mixed into the main one's loss.")
+    var kickstartTeacher: [TeacherSpec.Kind] = []
+
+    @Option(help: "The constant λ of each --kickstart-teacher, in the same order (repeatable).")
+    var kickstartWeight: [Double] = []
+
     /// The Codable description (reads --teacher-file).
     func spec(defaultSeed: UInt64) throws -> TeacherSpec {
         var spec = TeacherSpec()
@@ -162,6 +168,11 @@ struct TeacherOptions: ParsableArguments {
         spec.seed = teacherSeed ?? defaultSeed
         spec.valueEstimate = teacherValue
         spec.valueRollouts = valueRollouts
+        guard kickstartTeacher.count == kickstartWeight.count else {
+            throw ValidationError("give one --kickstart-weight per --kickstart-teacher")
+        }
+        spec.kickstartTeachers = kickstartTeacher
+        spec.kickstartWeights = kickstartWeight
         if let teacherFile {
             spec.kind = .file
             spec.path = teacherFile
@@ -175,6 +186,12 @@ struct TeacherOptions: ParsableArguments {
     func build(for environment: Environment, defaultSeed: UInt64) throws -> (TeacherSpec, Teacher) {
         let s = try spec(defaultSeed: defaultSeed)
         return (s, try validating { try s.build(for: environment) })
+    }
+
+    /// Builds the further kickstarting teachers.
+    func buildKickstartTeachers(for environment: Environment, defaultSeed: UInt64) throws -> [Teacher] {
+        let s = try spec(defaultSeed: defaultSeed)
+        return try validating { try s.buildKickstartTeachers(for: environment) }
     }
 }
 

@@ -20,6 +20,7 @@ struct Train: ParsableCommand {
               distill train --env fig2 --teacher fig2 --method n-distill+R --exact --learning-rate 0.5 --iterations 2000 --evaluate-every 500
               distill train --env gridworld --seed 3 --teacher q-learning --method n-distill+R --iterations 300 --out out/run1
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
+              distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
             """)
 
     @OptionGroup var environment: EnvironmentOptions
@@ -64,7 +65,10 @@ struct Train: ParsableCommand {
         config.exact = exact
         config.evaluateEvery = evaluateEvery
         config.seed = runSeed ?? environment.seed
-        var trainer = try validating { try Trainer(config, environment: env, teacher: teach) }
+        let further = try teacher.buildKickstartTeachers(for: env, defaultSeed: environment.seed)
+        var trainer = try validating {
+            try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
+        }
 
         var sink = FileHandle.standardOutput
         if let out {
