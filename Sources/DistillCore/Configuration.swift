@@ -44,12 +44,17 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
 
     /// Builds the environment.
     public func build() throws -> Environment {
-        if let d = discount, !(d >= 0 && d <= 1) { throw DistillError(.invalidConfiguration, "discount must be in [0, 1], got \(d)") }
+        if let d = discount, !(d >= 0 && d <= 1) {
+            throw DistillError(.invalidConfiguration, "discount must be in [0, 1], got \(d)")
+        }
         switch kind {
         case .gridworld, .manyActions:
             var g = gridworld
             if kind == .manyActions {
-                guard manyActionsCount >= 4 else { throw DistillError(.invalidConfiguration, "many-actions needs at least 4 actions, got \(manyActionsCount)") }
+                guard manyActionsCount >= 4 else {
+                    throw DistillError(
+                        .invalidConfiguration, "many-actions needs at least 4 actions, got \(manyActionsCount)")
+                }
                 g.actionCount = manyActionsCount
             }
             if let d = discount { g.discount = d }
@@ -61,9 +66,12 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             return Environments.fig2()
         case .random:
             return try Environments.random(
-                states: randomStates, actions: randomActions, endProbability: randomEndProbability, discount: discount ?? 1, seed: seed)
+                states: randomStates, actions: randomActions, endProbability: randomEndProbability,
+                discount: discount ?? 1, seed: seed)
         case .file:
-            guard var m = mdp else { throw DistillError(.invalidConfiguration, "environment 'file' needs an MDP description (--env-file)") }
+            guard var m = mdp else {
+                throw DistillError(.invalidConfiguration, "environment 'file' needs an MDP description (--env-file)")
+            }
             if let d = discount { m.discount = d }
             return Environment(name: "file(\(path ?? "inline"))", mdp: try m.validated())
         }
@@ -118,16 +126,46 @@ public struct TeacherSpec: Sendable, Hashable, Codable {
     public var table: TeacherDescription?
     /// Where `table` was read from (informational).
     public var path: String?
+    /// Further kickstarting teachers (built with this spec's settings), each with its own constant λ
+    /// in ``kickstartWeights``; the main teacher keeps the method's λ schedule.
+    public var kickstartTeachers: [Kind] = []
+    /// The λ of each of ``kickstartTeachers``.
+    public var kickstartWeights: [Double] = []
 
     /// The defaults: Q-learning, T = 0.01, seed 0, exact values.
     public init() {}
+
+    /// Builds the further kickstarting teachers for `environment`.
+    public func buildKickstartTeachers(for environment: Environment) throws -> [Teacher] {
+        guard kickstartTeachers.count == kickstartWeights.count else {
+            throw DistillError(
+                .invalidConfiguration,
+                "\(kickstartTeachers.count) kickstarting teachers but \(kickstartWeights.count) weights: give one weight per teacher"
+            )
+        }
+        guard kickstartWeights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw DistillError(.invalidConfiguration, "kickstarting weights must be non-negative")
+        }
+        return try kickstartTeachers.map { kind in
+            guard kind != .file else {
+                throw DistillError(.invalidConfiguration, "a further kickstarting teacher cannot be a file")
+            }
+            var spec = self
+            spec.kind = kind
+            spec.kickstartTeachers = []
+            spec.kickstartWeights = []
+            return try spec.build(for: environment)
+        }
+    }
 
     /// Builds the teacher for `environment`.
     public func build(for environment: Environment) throws -> Teacher {
         let mdp = environment.mdp
         var teacher = try build(kind, mdp: mdp)
         if valueEstimate == .monteCarlo {
-            guard valueRollouts > 0 else { throw DistillError(.invalidConfiguration, "value rollouts must be positive") }
+            guard valueRollouts > 0 else {
+                throw DistillError(.invalidConfiguration, "value rollouts must be positive")
+            }
             var rng = Xoshiro256StarStar(seed: seed &+ 0x5EED)
             teacher = teacher.withMonteCarloValues(mdp, rollouts: valueRollouts, rng: &rng)
         }
@@ -140,15 +178,22 @@ public struct TeacherSpec: Sendable, Hashable, Codable {
         case .optimal: return try Teachers.optimal(mdp)
         case .adversarial: return try Teachers.adversarial(mdp)
         case .noisy:
-            guard noisyBase != .noisy else { throw DistillError(.invalidConfiguration, "the base of a noisy teacher cannot be noisy") }
-            return try Teachers.noisy(try build(noisyBase, mdp: mdp), fraction: noiseFraction, mdp: mdp, seed: seed &+ 1)
+            guard noisyBase != .noisy else {
+                throw DistillError(.invalidConfiguration, "the base of a noisy teacher cannot be noisy")
+            }
+            return try Teachers.noisy(
+                try build(noisyBase, mdp: mdp), fraction: noiseFraction, mdp: mdp, seed: seed &+ 1)
         case .uniform: return try Teachers.uniform(mdp)
         case .zeroValue: return Teachers.zeroValue(mdp)
         case .fig2:
-            guard mdp.stateCount == 4 && mdp.actionCount == 2 else { throw DistillError(.invalidConfiguration, "teacher 'fig2' only fits environment 'fig2'") }
+            guard mdp.stateCount == 4 && mdp.actionCount == 2 else {
+                throw DistillError(.invalidConfiguration, "teacher 'fig2' only fits environment 'fig2'")
+            }
             return Teachers.fig2()
         case .file:
-            guard let table else { throw DistillError(.invalidConfiguration, "teacher 'file' needs a table (--teacher-file)") }
+            guard let table else {
+                throw DistillError(.invalidConfiguration, "teacher 'file' needs a table (--teacher-file)")
+            }
             return try table.validated(for: mdp)
         }
     }
@@ -234,11 +279,15 @@ public struct MethodSpec: Sendable, Hashable, Codable {
     /// Checks ranges; the message names the setting.
     public func validate() throws {
         func bad(_ m: String) -> DistillError { DistillError(.invalidConfiguration, m) }
-        guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate must be positive, got \(learningRate)") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw bad("learning rate must be positive, got \(learningRate)")
+        }
         guard episodesPerIteration > 0 else { throw bad("episodes per iteration must be positive") }
         guard maxEpisodeSteps > 0 else { throw bad("max episode steps must be positive") }
         guard rusuTemperature > 0 else { throw bad("Rusu temperature must be positive") }
-        guard criticLearningRate > 0, criticLearningRate <= 1 else { throw bad("critic learning rate must be in (0, 1]") }
+        guard criticLearningRate > 0, criticLearningRate <= 1 else {
+            throw bad("critic learning rate must be in (0, 1]")
+        }
         for step in [0, 1_000_000] {
             let b = beta.value(at: step)
             guard b >= 0, b <= 1 else { throw bad("β must stay in [0, 1], got \(b)") }

@@ -109,9 +109,12 @@ public enum Environments {
     public static func gridworld(_ config: GridworldConfiguration = .init(), seed: UInt64) throws -> Environment {
         let n = config.size
         guard n >= 1 else { throw DistillError(.invalidConfiguration, "grid size must be at least 1") }
-        guard config.actionCount >= 4 else { throw DistillError(.invalidConfiguration, "a gridworld needs at least the 4 move actions") }
+        guard config.actionCount >= 4 else {
+            throw DistillError(.invalidConfiguration, "a gridworld needs at least the 4 move actions")
+        }
         for (name, p) in [
-            ("slip", config.slip), ("end probability", config.endProbability), ("wall probability", config.wallProbability),
+            ("slip", config.slip), ("end probability", config.endProbability),
+            ("wall probability", config.wallProbability),
             ("penalty probability", config.penaltyProbability), ("terminal probability", config.terminalProbability),
         ] where !(p >= 0 && p <= 1) {
             throw DistillError(.invalidConfiguration, "\(name) must be in [0, 1], got \(p)")
@@ -125,12 +128,21 @@ public enum Environments {
         for i in 0..<(n * n) {
             let u = rng.unitInterval()
             var edge = config.wallProbability
-            if u < edge { cells[i] = .wall; continue }
+            if u < edge {
+                cells[i] = .wall
+                continue
+            }
             edge += config.penaltyProbability
-            if u < edge { cells[i] = .reward(-1); continue }
+            if u < edge {
+                cells[i] = .reward(-1)
+                continue
+            }
             for value in [10.0, 5.0, -5.0, -10.0] {
                 edge += config.terminalProbability
-                if u < edge { cells[i] = .terminal(value); break }
+                if u < edge {
+                    cells[i] = .terminal(value)
+                    break
+                }
             }
         }
         cells[start] = .empty
@@ -179,21 +191,27 @@ public enum Environments {
             }
             return list
         }
-        let name = config.actionCount == 4 ? "gridworld(seed=\(seed))" : "many-actions(actions=\(config.actionCount),seed=\(seed))"
+        let name =
+            config.actionCount == 4
+            ? "gridworld(seed=\(seed))" : "many-actions(actions=\(config.actionCount),seed=\(seed))"
         return Environment(name: name, mdp: mdp, grid: layout)
     }
 
     /// The chain of Sec. 4.2: a corridor of `2T+1` cells, start in the middle, actions L (0) and
     /// R (1), reward −1 on entering the left end and +1 on entering the right end, both terminal.
     public static func chain(halfLength t: Int = 5, discount: Double = 0.99) throws -> Environment {
-        guard t >= 1 else { throw DistillError(.invalidConfiguration, "chain half-length T must be at least 1, got \(t)") }
+        guard t >= 1 else {
+            throw DistillError(.invalidConfiguration, "chain half-length T must be at least 1, got \(t)")
+        }
         let count = 2 * t + 1
         var terminal = [Bool](repeating: false, count: count)
         terminal[0] = true
         terminal[count - 1] = true
         var start = [Double](repeating: 0, count: count)
         start[t] = 1
-        let mdp = TabularMDP(stateCount: count, actionCount: 2, discount: discount, startDistribution: start, isTerminal: terminal) { s, a in
+        let mdp = TabularMDP(
+            stateCount: count, actionCount: 2, discount: discount, startDistribution: start, isTerminal: terminal
+        ) { s, a in
             let next = a == 0 ? s - 1 : s + 1
             let r: Double = next == 0 ? -1 : (next == count - 1 ? 1 : 0)
             return [Outcome(next: next, probability: 1, reward: r)]
@@ -227,9 +245,12 @@ public enum Environments {
     public static func random(
         states: Int, actions: Int, endProbability: Double = 0.3, discount: Double = 1, seed: UInt64
     ) throws -> Environment {
-        guard states >= 1, actions >= 1 else { throw DistillError(.invalidConfiguration, "random MDP needs states ≥ 1 and actions ≥ 1") }
+        guard states >= 1, actions >= 1 else {
+            throw DistillError(.invalidConfiguration, "random MDP needs states ≥ 1 and actions ≥ 1")
+        }
         guard endProbability > 0, endProbability <= 1 else {
-            throw DistillError(.invalidConfiguration, "random MDP end probability must be in (0, 1], got \(endProbability)")
+            throw DistillError(
+                .invalidConfiguration, "random MDP end probability must be in (0, 1], got \(endProbability)")
         }
         var rng = Xoshiro256StarStar(seed: seed)
         var table: [[[Outcome]]] = []
@@ -240,7 +261,9 @@ public enum Environments {
                 var weights = (0..<k).map { _ in 0.2 + rng.unitInterval() }
                 let total = weights.reduce(0, +)
                 weights = weights.map { $0 / total * (1 - endProbability) }
-                var list = weights.map { Outcome(next: Int(rng.next() % UInt64(states)), probability: $0, reward: 2 * rng.unitInterval() - 1) }
+                var list = weights.map {
+                    Outcome(next: Int(rng.next() % UInt64(states)), probability: $0, reward: 2 * rng.unitInterval() - 1)
+                }
                 list.append(Outcome(next: states, probability: endProbability, reward: 2 * rng.unitInterval() - 1))
                 row.append(list)
             }

@@ -28,7 +28,8 @@ public enum ExactUpdate {
         precondition(parameters.stateCount == n && parameters.actionCount == na, "student shape does not match the MDP")
         precondition(teacher.stateCount == n && teacher.actionCount == na, "teacher shape does not match the MDP")
         if rule.loss.needsActionValues && teacher.actionValues == nil {
-            throw DistillError(.invalidConfiguration, "loss \(rule.loss) needs teacher Q-values; teacher \(teacher.identity) has none")
+            throw DistillError(
+                .invalidConfiguration, "loss \(rule.loss) needs teacher Q-values; teacher \(teacher.identity) has none")
         }
         let policy = StudentPolicy(parameters)
         let q = controlTable(context.control, policy: policy, teacher: teacher)
@@ -56,9 +57,12 @@ public enum ExactUpdate {
                 var total = 0.0
                 for k in Int(mdp.outcomeOffsets[i])..<Int(mdp.outcomeOffsets[i + 1]) {
                     let next = Int(mdp.outcomeNext[k])
-                    total += mdp.outcomeProbability[k] * ownStepReward(
-                        rule, o, slot: s, nextSlot: next, nextIsLive: !mdp.isTerminal[next], action: a,
-                        reward: mdp.outcomeReward[k], policy: policy, row: row(s), nextRow: row(next), discount: gamma)
+                    total +=
+                        mdp.outcomeProbability[k]
+                        * ownStepReward(
+                            rule, o, slot: s, nextSlot: next, nextIsLive: !mdp.isTerminal[next], action: a,
+                            reward: mdp.outcomeReward[k], policy: policy, row: row(s), nextRow: row(next),
+                            discount: gamma)
                 }
                 xBar[i] = total
             }
@@ -109,7 +113,10 @@ public enum ExactUpdate {
             }
             if rule.loss != .none {
                 let w = stepLossWeight(rule, o, slot: s, studentValue: rule.gatesLossOnValue ? sv[s] : nil)
-                if w != 0 { LossKernel.addNegativeGradient(rule.loss, o, slot: s, policy: policy, row: r, weight: d[s] * w, into: &acc) }
+                if w != 0 {
+                    LossKernel.addNegativeGradient(
+                        rule.loss, o, slot: s, policy: policy, row: r, weight: d[s] * w, into: &acc)
+                }
             }
         }
         return acc.finish(policy: policy, perEpisode: false)
@@ -120,7 +127,9 @@ public enum ExactUpdate {
 /// iff the field is (locally) a gradient.
 public enum GradientField {
     /// `J[i][j] = ∂f_i/∂θ_j` by central differences with step `h`, row-major `n × n`.
-    public static func jacobian(at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]) rethrows -> [Double] {
+    public static func jacobian(at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]) rethrows
+        -> [Double]
+    {
         let n = theta.count
         var j = [Double](repeating: 0, count: n * n)
         var point = theta
@@ -171,7 +180,7 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
     public var studentReturn: Double
     /// `E_{π_θ}[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
     public var crossEntropyUnderStudent: Double
-    /// `E_π[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
+    /// `E_π[Σ_t H×(π(s_t)‖π_θ(s_t))]` (∞ when the teacher's episodes need not end).
     public var crossEntropyUnderTeacher: Double
     /// `E_uniform[Σ_t H×(π(s_t)‖π_θ(s_t))]`.
     public var crossEntropyUnderUniform: Double
@@ -183,14 +192,70 @@ public struct ExactMetrics: Sendable, Hashable, Codable {
         studentReturn = try PolicyEvaluation.expectedReturn(mdp, policy: student)
         let o = TabularTeacherOutputs(teacher)
         let h = (0..<mdp.stateCount).map { s in
-            mdp.isTerminal[s] ? 0 : LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+            mdp.isTerminal[s]
+                ? 0 : LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
         }
         func expected(_ z: [Double]) throws -> Double {
             let d = try PolicyEvaluation.visits(mdp, policy: z)
             return zip(d, h).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        crossEntropyUnderStudent = try expected(student)
-        crossEntropyUnderTeacher = try expected(teacher.probabilities)
-        crossEntropyUnderUniform = try expected([Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
+        // A teacher (or, with γ = 1, any policy) may loop forever: its expected sum is then infinite.
+        func orInfinity(_ z: [Double]) throws -> Double {
+            do {
+                return try expected(z)
+            } catch let error as DistillError where error.code == .singularSystem {
+                return .infinity
+            }
+        }
+        crossEntropyUnderStudent = try orInfinity(student)
+        crossEntropyUnderTeacher = try orInfinity(teacher.probabilities)
+        crossEntropyUnderUniform = try orInfinity(
+            [Double](repeating: 1 / Double(mdp.actionCount), count: student.count))
+    }
+}
+
+/// Monte-Carlo estimates of the quantities of ``ExactMetrics`` from `episodes` rollouts under each
+/// policy z (the sampled equivalents; each field is a mean over episodes).
+public struct SampledMetrics: Sendable, Hashable, Codable {
+    /// Mean discounted return of the student's episodes.
+    public var studentReturn: Double
+    /// Mean `Σ_t H×(π(s_t)‖π_θ(s_t))` over the student's episodes.
+    public var crossEntropyUnderStudent: Double
+    /// The same over the teacher's episodes.
+    public var crossEntropyUnderTeacher: Double
+    /// The same over uniform episodes.
+    public var crossEntropyUnderUniform: Double
+
+    /// Rolls out `episodes` episodes under the student, the teacher and the uniform policy.
+    public init(
+        _ mdp: TabularMDP, teacher: Teacher, parameters: StudentParameters, episodes: Int, maxSteps: Int = 10_000,
+        rng: inout Xoshiro256StarStar
+    ) {
+        precondition(episodes > 0, "need at least one episode")
+        let policy = StudentPolicy(parameters)
+        let o = TabularTeacherOutputs(teacher)
+        var buffer = EpisodeBuffer()
+        func run(_ control: ControlPolicy) -> (ret: Double, h: Double) {
+            var ret = 0.0
+            var h = 0.0
+            for _ in 0..<episodes {
+                collectEpisode(
+                    mdp, policy: policy, teacher: teacher, control: control, maxSteps: maxSteps, rng: &rng,
+                    into: &buffer)
+                var discount = 1.0
+                for t in 0..<buffer.length {
+                    ret += discount * buffer.reward(t)
+                    discount *= mdp.discount
+                    let s = Int(buffer.state(t))
+                    h += LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+                }
+            }
+            return (ret / Double(episodes), h / Double(episodes))
+        }
+        let student = run(.student)
+        studentReturn = student.ret
+        crossEntropyUnderStudent = student.h
+        crossEntropyUnderTeacher = run(.teacher).h
+        crossEntropyUnderUniform = run(.uniform).h
     }
 }

@@ -17,7 +17,8 @@ public enum JSONInput {
     /// Decodes `T` from JSON; non-finite numbers may be written as the strings "NaN", "Infinity".
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         do {
             return try decoder.decode(type, from: data)
         } catch let error as DecodingError {

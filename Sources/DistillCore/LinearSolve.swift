@@ -19,7 +19,10 @@ public func solveLinearSystem(_ matrix: [Double], size n: Int, rightHandSides: [
                 pivot = i
             }
             if best <= tolerance {
-                throw DistillError(.singularSystem, "linear system is singular at row \(k): some episode never ends under this policy (use a discount < 1 or a policy that terminates)")
+                throw DistillError(
+                    .singularSystem,
+                    "linear system is singular at row \(k): some episode never ends under this policy (use a discount < 1 or a policy that terminates)"
+                )
             }
             if pivot != k {
                 for j in 0..<n { m.swapAt(k * n + j, pivot * n + j) }

@@ -25,7 +25,8 @@ public enum PolicyEvaluation {
 
     /// Solves `(I − γ P_π) V = c` for a per-state signal `c` (zero on terminal states); with
     /// `c = r_π` this is `V_π`, the expected discounted return from each state.
-    public static func discountedSum(_ mdp: TabularMDP, policy: [Double], perStateSignal c: [Double]) throws -> [Double] {
+    public static func discountedSum(_ mdp: TabularMDP, policy: [Double], perStateSignal c: [Double]) throws -> [Double]
+    {
         let n = mdp.stateCount
         let p = transitionMatrix(mdp, policy: policy)
         var m = [Double](repeating: 0, count: n * n)
@@ -47,7 +48,8 @@ public enum PolicyEvaluation {
     public static func expectedRewards(_ mdp: TabularMDP, policy: [Double]) -> [Double] {
         let na = mdp.actionCount
         return (0..<mdp.stateCount).map { s in
-            mdp.isTerminal[s] ? 0 : (0..<na).reduce(0) { $0 + policy[s * na + $1] * mdp.expectedReward(state: s, action: $1) }
+            mdp.isTerminal[s]
+                ? 0 : (0..<na).reduce(0) { $0 + policy[s * na + $1] * mdp.expectedReward(state: s, action: $1) }
         }
     }
 
@@ -61,7 +63,9 @@ public enum PolicyEvaluation {
                 var total = 0.0
                 for k in Int(mdp.outcomeOffsets[i])..<Int(mdp.outcomeOffsets[i + 1]) {
                     let next = Int(mdp.outcomeNext[k])
-                    total += mdp.outcomeProbability[k] * (mdp.outcomeReward[k] + (mdp.isTerminal[next] ? 0 : mdp.discount * v[next]))
+                    total +=
+                        mdp.outcomeProbability[k]
+                        * (mdp.outcomeReward[k] + (mdp.isTerminal[next] ? 0 : mdp.discount * v[next]))
                 }
                 q[i] = total
             }
@@ -92,7 +96,9 @@ public enum PolicyEvaluation {
 
     /// Optimal action values `Q*` by value iteration, stopping when the sup-norm change is below
     /// `tolerance` (or after `maxSweeps`).
-    public static func optimalActionValues(_ mdp: TabularMDP, tolerance: Double = 1e-12, maxSweeps: Int = 1_000_000) -> [Double] {
+    public static func optimalActionValues(_ mdp: TabularMDP, tolerance: Double = 1e-12, maxSweeps: Int = 1_000_000)
+        -> [Double]
+    {
         var v = [Double](repeating: 0, count: mdp.stateCount)
         var q = [Double](repeating: 0, count: mdp.stateCount * mdp.actionCount)
         for _ in 0..<maxSweeps {

@@ -79,7 +79,8 @@ public enum VTrace {
     /// `ρ_t = min(ρ̄, q/μ)` and `c_t = λ·min(c̄, q/μ)` for target probability `q` (the control
     /// policy with the current student) and behaviour probability `μ` of the action taken.
     @inlinable
-    public static func weights(target: Double, behaviour: Double, clipping: VTraceClipping) -> (rho: Double, c: Double) {
+    public static func weights(target: Double, behaviour: Double, clipping: VTraceClipping) -> (rho: Double, c: Double)
+    {
         precondition(behaviour > 0, "behaviour probability of a taken action must be positive, got \(behaviour)")
         let ratio = target / behaviour
         return (min(clipping.rhoBar, ratio), clipping.lambda * min(clipping.cBar, ratio))
@@ -91,7 +92,9 @@ public enum VTrace {
     /// `x_t` is the part of `r̂_t` fixed by `(s_t, a_t, s_{t+1})`; `y_t` the part of `r̂_{t−1}`
     /// fixed by the next action `a_t` (only exp. entropy regularised has one). With no clipping
     /// and `λ = 1`, `E_μ[Ĝ_t | s_t, a_t]` is the pseudo-return of the target policy.
-    public static func correctedReturns(own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double) -> [Double] {
+    public static func correctedReturns(own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double)
+        -> [Double]
+    {
         precondition(x.count == y.count && x.count == c.count, "x, y, c must have one entry per step")
         var g = [Double](repeating: 0, count: x.count)
         var carry = 0.0
@@ -115,7 +118,9 @@ public struct UpdateContext: Sendable {
     public var studentValues: [Double]?
 
     /// Creates a context.
-    public init(discount: Double, control: ControlPolicy, clipping: VTraceClipping = .init(), studentValues: [Double]? = nil) {
+    public init(
+        discount: Double, control: ControlPolicy, clipping: VTraceClipping = .init(), studentValues: [Double]? = nil
+    ) {
         self.discount = discount
         self.control = control
         self.clipping = clipping
@@ -123,12 +128,76 @@ public struct UpdateContext: Sendable {
     }
 }
 
+/// Where the update rules write: the direct part of each logit and the per-row weight of the
+/// `−π_θ(row)` part (see ``UpdateAccumulator``). ``UpdateAccumulator`` is the public sink; the
+/// sampled update writes through a pointer-backed sink with the same semantics.
+public protocol UpdateSink {
+    /// Number of actions (row length).
+    var actionCount: Int { get }
+    /// Marks a row as receiving a contribution.
+    mutating func touch(_ row: Int)
+    /// Adds to the direct part of logit `index`.
+    mutating func addDirect(_ index: Int, _ weight: Double)
+    /// Adds to the `−π_θ(row)` weight of `row`.
+    mutating func addPolicyScale(_ row: Int, _ weight: Double)
+}
+
+extension UpdateSink {
+    /// Adds `weight·∇_z log π_θ(action|row) = weight·(e_action − π_θ(row))`.
+    @inlinable
+    public mutating func addScore(row: Int, action: Int, weight: Double) {
+        touch(row)
+        addDirect(row * actionCount + action, weight)
+        addPolicyScale(row, weight)
+    }
+}
+
+/// The pointer-backed sink used inside ``accumulateSampledUpdate(_:policy:rule:context:into:)``:
+/// valid only within the scope that pinned the accumulator's storage.
+@usableFromInline
+struct UnsafeUpdateSink: UpdateSink {
+    @usableFromInline let direct: UnsafeMutablePointer<Double>
+    @usableFromInline let scale: UnsafeMutablePointer<Double>
+    @usableFromInline let touched: UnsafeMutablePointer<Bool>
+    @usableFromInline let rows: UnsafeMutablePointer<Int32>
+    @usableFromInline var count: Int
+    @usableFromInline let actionCount: Int
+
+    @inlinable
+    init(
+        direct: UnsafeMutablePointer<Double>, scale: UnsafeMutablePointer<Double>, touched: UnsafeMutablePointer<Bool>,
+        rows: UnsafeMutablePointer<Int32>, count: Int, actionCount: Int
+    ) {
+        self.direct = direct
+        self.scale = scale
+        self.touched = touched
+        self.rows = rows
+        self.count = count
+        self.actionCount = actionCount
+    }
+
+    @inlinable
+    mutating func touch(_ row: Int) {
+        if !touched[row] {
+            touched[row] = true
+            rows[count] = Int32(row)
+            count += 1
+        }
+    }
+
+    @inlinable
+    func addDirect(_ index: Int, _ weight: Double) { direct[index] += weight }
+
+    @inlinable
+    func addPolicyScale(_ row: Int, _ weight: Double) { scale[row] += weight }
+}
+
 /// Accumulates update directions over episodes without allocating per step.
 ///
 /// The score term `w·∇_z log π_θ(a|s) = w·(e_a − π_θ(s))` and the cross-entropy term
 /// `w·(π(s) − π_θ(s))` both end in `−π_θ(s)·w`; that part is summed per row in ``policyScale`` and
 /// applied once in ``finish(policy:)``, so a step costs O(1) for the score term.
-public struct UpdateAccumulator: Sendable {
+public struct UpdateAccumulator: Sendable, UpdateSink {
     /// Parts of the update added directly, row-major `[rows × actions]`.
     public var direct: [Double]
     /// Per row, the total weight of the `−π_θ(row)` parts.
@@ -141,33 +210,40 @@ public struct UpdateAccumulator: Sendable {
     public var steps: Int = 0
     /// Whether each row received a contribution since the last finish.
     public var isTouched: [Bool]
-    /// The rows that received a contribution, in first-touch order.
-    public var touchedRows: [Int32] = []
+    /// Storage for the touched rows (capacity one per row; the first ``touchedCount`` are valid).
+    public var touchedRowStorage: [Int32]
+    /// Number of rows touched since the last finish.
+    public var touchedCount = 0
 
     /// An empty accumulator for `rowCount × actionCount` parameters.
     public init(rowCount: Int, actionCount: Int) {
         direct = [Double](repeating: 0, count: rowCount * actionCount)
         policyScale = [Double](repeating: 0, count: rowCount)
         isTouched = [Bool](repeating: false, count: rowCount)
+        touchedRowStorage = [Int32](repeating: 0, count: rowCount)
         self.actionCount = actionCount
     }
+
+    /// The rows that received a contribution, in first-touch order.
+    public var touchedRows: ArraySlice<Int32> { touchedRowStorage[0..<touchedCount] }
 
     /// Marks `row` as receiving a contribution (rows never touched stay exactly zero).
     @inlinable
     public mutating func touch(_ row: Int) {
         if !isTouched[row] {
             isTouched[row] = true
-            touchedRows.append(Int32(row))
+            touchedRowStorage[touchedCount] = Int32(row)
+            touchedCount += 1
         }
     }
 
-    /// Adds `weight·∇_z log π_θ(action|row)`.
+    /// Adds `weight` to the direct part of logit `index` (row-major).
     @inlinable
-    public mutating func addScore(row: Int, action: Int, weight: Double) {
-        touch(row)
-        direct[row * actionCount + action] += weight
-        policyScale[row] += weight
-    }
+    public mutating func addDirect(_ index: Int, _ weight: Double) { direct[index] += weight }
+
+    /// Adds `weight` to the `−π_θ(row)` part of row `row`.
+    @inlinable
+    public mutating func addPolicyScale(_ row: Int, _ weight: Double) { policyScale[row] += weight }
 
     /// The update `direct − π_θ·scale`, divided by the number of episodes when `perEpisode`
     /// (an unbiased estimate of the expected update of one episode); resets the accumulator.
@@ -187,7 +263,8 @@ public struct UpdateAccumulator: Sendable {
     /// The fast path of SGD: `θ ← θ + α·u` on the touched rows only (the others have `u = 0`),
     /// refreshing those rows of the policy cache; returns `‖u‖²`. Same `u` as ``finish(policy:perEpisode:)``.
     public mutating func applyStochasticGradientStep(
-        learningRate: Double, to parameters: inout StudentParameters, policy: inout StudentPolicy, perEpisode: Bool = true
+        learningRate: Double, to parameters: inout StudentParameters, policy: inout StudentPolicy,
+        perEpisode: Bool = true
     ) -> Double {
         let na = actionCount
         let scale = perEpisode && episodes > 0 ? 1 / Double(episodes) : 1
@@ -215,7 +292,7 @@ public struct UpdateAccumulator: Sendable {
             policyScale[r] = 0
             isTouched[r] = false
         }
-        touchedRows.removeAll(keepingCapacity: true)
+        touchedCount = 0
         episodes = 0
         steps = 0
     }
@@ -225,7 +302,9 @@ public struct UpdateAccumulator: Sendable {
 public enum LossKernel {
     /// `ℓ(slot)` for the student row `row` (see ``DistillationLoss`` for the formulas).
     @inlinable
-    public static func value<O: TeacherOutputs>(_ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int) -> Double {
+    public static func value<O: TeacherOutputs>(
+        _ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int
+    ) -> Double {
         let na = policy.actionCount
         let base = row * na
         switch loss {
@@ -272,9 +351,9 @@ public enum LossKernel {
 
     /// Adds `−weight·∂ℓ(slot)/∂z_θ(row,·)` to the accumulator.
     @inlinable
-    public static func addNegativeGradient<O: TeacherOutputs>(
+    public static func addNegativeGradient<O: TeacherOutputs, S: UpdateSink>(
         _ loss: DistillationLoss, _ o: O, slot: Int, policy: StudentPolicy, row: Int, weight w: Double,
-        into acc: inout UpdateAccumulator
+        into acc: inout S
     ) {
         let na = policy.actionCount
         let base = row * na
@@ -284,28 +363,34 @@ public enum LossKernel {
             return
         case .crossEntropy:
             // −∂H×(π‖π_θ)/∂z = π − π_θ
-            for a in 0..<na { acc.direct[base + a] += w * o.teacherProbability(slot, a) }
-            acc.policyScale[row] += w
+            for a in 0..<na { acc.addDirect(base + a, w * o.teacherProbability(slot, a)) }
+            acc.addPolicyScale(row, w)
         case .reverseCrossEntropy, .agreement:
             // ℓ = −Σ_a π_θ(a) f(a) with f = log π or κπ:  −∂ℓ/∂z_b = π_θ(b)(f(b) + ℓ)
             let l = value(loss, o, slot: slot, policy: policy, row: row)
             for a in 0..<na {
                 let f: Double
-                if case .agreement(let k) = loss { f = k * o.teacherProbability(slot, a) } else { f = o.teacherLogProbability(slot, a) }
-                acc.direct[base + a] += w * policy.probabilities[base + a] * (f + l)
+                if case .agreement(let k) = loss {
+                    f = k * o.teacherProbability(slot, a)
+                } else {
+                    f = o.teacherLogProbability(slot, a)
+                }
+                acc.addDirect(base + a, w * policy.probabilities[base + a] * (f + l))
             }
         case .rusuKL(let tau):
             var m = -Double.infinity
             for a in 0..<na { m = max(m, o.teacherActionValue(slot, a) / tau) }
             var z = 0.0
             for a in 0..<na { z += Foundation.exp(o.teacherActionValue(slot, a) / tau - m) }
-            for a in 0..<na { acc.direct[base + a] += w * Foundation.exp(o.teacherActionValue(slot, a) / tau - m) / z }
-            acc.policyScale[row] += w
+            for a in 0..<na { acc.addDirect(base + a, w * Foundation.exp(o.teacherActionValue(slot, a) / tau - m) / z) }
+            acc.addPolicyScale(row, w)
         case .rusuNLL:
-            acc.direct[base + greedyAction(o, slot: slot, actionCount: na)] += w
-            acc.policyScale[row] += w
+            acc.addDirect(base + greedyAction(o, slot: slot, actionCount: na), w)
+            acc.addPolicyScale(row, w)
         case .rusuMSE:
-            for a in 0..<na { acc.direct[base + a] += w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a]) }
+            for a in 0..<na {
+                acc.addDirect(base + a, w * 2 * (o.teacherActionValue(slot, a) - policy.logits[base + a]))
+            }
         }
     }
 
@@ -313,7 +398,9 @@ public enum LossKernel {
     @inlinable
     public static func greedyAction<O: TeacherOutputs>(_ o: O, slot: Int, actionCount: Int) -> Int {
         var best = 0
-        for a in 1..<max(1, actionCount) where o.teacherActionValue(slot, a) > o.teacherActionValue(slot, best) { best = a }
+        for a in 1..<max(1, actionCount) where o.teacherActionValue(slot, a) > o.teacherActionValue(slot, best) {
+            best = a
+        }
         return best
     }
 }
@@ -332,7 +419,11 @@ public func ownStepReward<O: TeacherOutputs>(
     case .teacherLogProbability:
         x += o.teacherLogProbability(slot, action)
     case .negativeNextLoss:
-        if nextIsLive { x -= stepLossWeight(rule, o, slot: nextSlot, studentValue: nil) * LossKernel.value(rule.loss, o, slot: nextSlot, policy: policy, row: nextRow) }
+        if nextIsLive {
+            x -=
+                stepLossWeight(rule, o, slot: nextSlot, studentValue: nil)
+                * LossKernel.value(rule.loss, o, slot: nextSlot, policy: policy, row: nextRow)
+        }
     case .teacherValueShaping:
         x += (nextIsLive ? discount * o.teacherValue(nextSlot) : 0) - o.teacherValue(slot)
     case .klRegularised:
@@ -361,11 +452,39 @@ public func stepLossWeight<O: TeacherOutputs>(_ rule: UpdateRule, _ o: O, slot: 
 public func accumulateSampledUpdate<E: EpisodeView>(
     _ e: E, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout UpdateAccumulator
 ) {
+    precondition(acc.actionCount == policy.actionCount, "accumulator and student disagree on |A|")
+    precondition(
+        acc.policyScale.count * policy.actionCount == policy.probabilities.count, "accumulator has the wrong shape")
+    let count = acc.touchedCount
+    let newCount = acc.direct.withUnsafeMutableBufferPointer { direct in
+        acc.policyScale.withUnsafeMutableBufferPointer { scale in
+            acc.isTouched.withUnsafeMutableBufferPointer { touched in
+                acc.touchedRowStorage.withUnsafeMutableBufferPointer { rows in
+                    var sink = UnsafeUpdateSink(
+                        direct: direct.baseAddress!, scale: scale.baseAddress!, touched: touched.baseAddress!,
+                        rows: rows.baseAddress!, count: count, actionCount: policy.actionCount)
+                    accumulateEpisode(e, policy: policy, rule: rule, context: context, into: &sink)
+                    return sink.count
+                }
+            }
+        }
+    }
+    acc.touchedCount = newCount
+    acc.episodes += 1
+    acc.steps += e.length
+}
+
+/// The body of ``accumulateSampledUpdate(_:policy:rule:context:into:)``, generic over the sink.
+@inlinable
+public func accumulateEpisode<E: EpisodeView, S: UpdateSink>(
+    _ e: E, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, into acc: inout S
+) {
     let length = e.length
     let na = policy.actionCount
     let gamma = context.discount
     let uniform = 1 / Double(na)
-    precondition(!rule.needsStudentValues || context.studentValues != nil, "this rule needs the student critic's values")
+    precondition(
+        !rule.needsStudentValues || context.studentValues != nil, "this rule needs the student critic's values")
     let studentValues = context.studentValues ?? []
     let hasScore = rule.hasScoreTerm
     let hasLoss = rule.loss != .none
@@ -398,10 +517,10 @@ public func accumulateSampledUpdate<E: EpisodeView>(
         }
         if hasLoss {
             let w = stepLossWeight(rule, e, slot: t, studentValue: rule.gatesLossOnValue ? studentValues[s] : nil)
-            if w != 0 { LossKernel.addNegativeGradient(rule.loss, e, slot: t, policy: policy, row: row, weight: w, into: &acc) }
+            if w != 0 {
+                LossKernel.addNegativeGradient(rule.loss, e, slot: t, policy: policy, row: row, weight: w, into: &acc)
+            }
         }
         t -= 1
     }
-    acc.episodes += 1
-    acc.steps += length
 }

@@ -95,15 +95,21 @@ public struct StudentPolicy: Sendable {
         let base = r * na
         var m = -Double.infinity
         for a in 0..<na { m = max(m, parameters.logits[base + a]) }
+        // One exp per action: e_a = exp(z_a − m) is kept in `probabilities` until normalised.
         var z = 0.0
-        for a in 0..<na { z += Foundation.exp(parameters.logits[base + a] - m) }
+        for a in 0..<na {
+            let e = Foundation.exp(parameters.logits[base + a] - m)
+            probabilities[base + a] = e
+            z += e
+        }
         let logZ = m + Foundation.log(z)
+        let inverse = 1 / z
         var acc = 0.0
         for a in 0..<na {
             let x = parameters.logits[base + a]
             logits[base + a] = x
             logProbabilities[base + a] = x - logZ
-            let p = Foundation.exp(x - logZ)
+            let p = probabilities[base + a] * inverse
             probabilities[base + a] = p
             acc += p
             cumulative[base + a] = acc
@@ -154,7 +160,9 @@ public struct Optimiser: Sendable, Hashable, Codable {
 
     /// Moves `parameters` along `update` (ascent).
     public mutating func apply(_ update: [Double], to parameters: inout StudentParameters) {
-        precondition(update.count == parameters.logits.count, "update has \(update.count) entries, expected \(parameters.logits.count)")
+        precondition(
+            update.count == parameters.logits.count,
+            "update has \(update.count) entries, expected \(parameters.logits.count)")
         stepCount += 1
         switch kind {
         case .sgd:
@@ -169,7 +177,8 @@ public struct Optimiser: Sendable, Hashable, Codable {
             for i in 0..<update.count {
                 firstMoment[i] = beta1 * firstMoment[i] + (1 - beta1) * update[i]
                 secondMoment[i] = beta2 * secondMoment[i] + (1 - beta2) * update[i] * update[i]
-                parameters.logits[i] += learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + epsilon)
+                parameters.logits[i] +=
+                    learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + epsilon)
             }
         }
     }

@@ -74,8 +74,11 @@ public struct TabularMDP: Sendable {
         outcomes: (_ state: Int, _ action: Int) -> [Outcome]
     ) {
         precondition(stateCount > 0 && actionCount > 0, "an MDP needs at least one state and one action")
-        precondition(startDistribution.count == stateCount, "start distribution has \(startDistribution.count) entries, expected \(stateCount)")
-        precondition(isTerminal.count == stateCount, "terminal flags have \(isTerminal.count) entries, expected \(stateCount)")
+        precondition(
+            startDistribution.count == stateCount,
+            "start distribution has \(startDistribution.count) entries, expected \(stateCount)")
+        precondition(
+            isTerminal.count == stateCount, "terminal flags have \(isTerminal.count) entries, expected \(stateCount)")
         precondition(discount >= 0 && discount <= 1, "discount must be in [0, 1], got \(discount)")
         self.stateCount = stateCount
         self.actionCount = actionCount
@@ -94,7 +97,9 @@ public struct TabularMDP: Sendable {
                     let list = outcomes(s, a)
                     var total = 0.0
                     for o in list where o.probability > 0 {
-                        precondition(o.next >= 0 && o.next < stateCount, "state \(s) action \(a): next state \(o.next) out of range")
+                        precondition(
+                            o.next >= 0 && o.next < stateCount,
+                            "state \(s) action \(a): next state \(o.next) out of range")
                         total += o.probability
                         next.append(Int32(o.next))
                         probability.append(o.probability)
@@ -179,7 +184,9 @@ public struct TabularMDP: Sendable {
             terminal: isTerminal,
             transitions: (0..<stateCount).map { s in
                 (0..<actionCount).map { a in
-                    outcomes(state: s, action: a).map { MDPDescription.Transition(next: $0.next, probability: $0.probability, reward: $0.reward) }
+                    outcomes(state: s, action: a).map {
+                        MDPDescription.Transition(next: $0.next, probability: $0.probability, reward: $0.reward)
+                    }
                 }
             })
     }
@@ -266,7 +273,9 @@ public struct MDPDescription: Sendable, Hashable, Codable {
         for s in 0..<stateCount {
             if terminal[s] { continue }
             guard transitions[s].count == actionCount else {
-                throw bad("transitions[state \(s)] has \(transitions[s].count) actions, expected actionCount = \(actionCount)")
+                throw bad(
+                    "transitions[state \(s)] has \(transitions[s].count) actions, expected actionCount = \(actionCount)"
+                )
             }
             for a in 0..<actionCount {
                 var total = 0.0

@@ -21,15 +21,23 @@ public struct Teacher: Sendable {
     public var values: [Double]
     /// `Q(s,a)` row-major, when the teacher has action values.
     public let actionValues: [Double]?
+    /// `actionValues` or empty, for pinning without an optional copy in the hot path.
+    @usableFromInline let actionValueTable: [Double]
 
     /// Creates a teacher from tables.
     ///
     /// - Precondition: sizes agree. Probabilities are not checked here (the fig2 teacher is not a
     ///   distribution); use ``TeacherDescription/validated(for:)`` for untrusted input.
-    public init(identity: String, stateCount: Int, actionCount: Int, probabilities: [Double], values: [Double], actionValues: [Double]? = nil) {
-        precondition(probabilities.count == stateCount * actionCount, "teacher policy has \(probabilities.count) entries, expected \(stateCount * actionCount)")
+    public init(
+        identity: String, stateCount: Int, actionCount: Int, probabilities: [Double], values: [Double],
+        actionValues: [Double]? = nil
+    ) {
+        precondition(
+            probabilities.count == stateCount * actionCount,
+            "teacher policy has \(probabilities.count) entries, expected \(stateCount * actionCount)")
         precondition(values.count == stateCount, "teacher values have \(values.count) entries, expected \(stateCount)")
-        precondition(actionValues == nil || actionValues!.count == stateCount * actionCount, "teacher Q has the wrong size")
+        precondition(
+            actionValues == nil || actionValues!.count == stateCount * actionCount, "teacher Q has the wrong size")
         self.identity = identity
         self.stateCount = stateCount
         self.actionCount = actionCount
@@ -37,6 +45,7 @@ public struct Teacher: Sendable {
         self.logProbabilities = probabilities.map { Foundation.log(max($0, teacherLogProbabilityFloor)) }
         self.values = values
         self.actionValues = actionValues
+        self.actionValueTable = actionValues ?? []
     }
 
     /// `π(·|s)` as an array.
@@ -58,7 +67,8 @@ public struct Teacher: Sendable {
         TeacherDescription(
             identity: identity, stateCount: stateCount, actionCount: actionCount,
             policy: (0..<stateCount).map { probabilities(state: $0) }, values: values,
-            q: actionValues.map { q in (0..<stateCount).map { Array(q[($0 * actionCount)..<(($0 + 1) * actionCount)]) } })
+            q: actionValues.map { q in (0..<stateCount).map { Array(q[($0 * actionCount)..<(($0 + 1) * actionCount)]) }
+            })
     }
 }
 
@@ -96,11 +106,21 @@ public struct QLearningConfiguration: Sendable, Hashable, Codable {
 /// Builders of the teachers of METHODS.md §6.
 public enum Teachers {
     /// Tabular Q-learning with ε-greedy behaviour; the policy is `softmax(Q/T)`, `V_π` exact.
-    public static func qLearning(_ mdp: TabularMDP, _ config: QLearningConfiguration = .init(), seed: UInt64) throws -> Teacher {
-        guard config.epsilon >= 0, config.epsilon <= 1 else { throw DistillError(.invalidConfiguration, "epsilon must be in [0, 1]") }
-        guard config.learningRate > 0, config.learningRate <= 1 else { throw DistillError(.invalidConfiguration, "Q-learning rate must be in (0, 1]") }
-        guard config.steps >= 0 else { throw DistillError(.invalidConfiguration, "Q-learning steps must be non-negative") }
-        guard config.temperature >= 0 else { throw DistillError(.invalidConfiguration, "temperature must be non-negative") }
+    public static func qLearning(_ mdp: TabularMDP, _ config: QLearningConfiguration = .init(), seed: UInt64) throws
+        -> Teacher
+    {
+        guard config.epsilon >= 0, config.epsilon <= 1 else {
+            throw DistillError(.invalidConfiguration, "epsilon must be in [0, 1]")
+        }
+        guard config.learningRate > 0, config.learningRate <= 1 else {
+            throw DistillError(.invalidConfiguration, "Q-learning rate must be in (0, 1]")
+        }
+        guard config.steps >= 0 else {
+            throw DistillError(.invalidConfiguration, "Q-learning steps must be non-negative")
+        }
+        guard config.temperature >= 0 else {
+            throw DistillError(.invalidConfiguration, "temperature must be non-negative")
+        }
         var rng = Xoshiro256StarStar(seed: seed)
         let na = mdp.actionCount
         var q = [Double](repeating: 0, count: mdp.stateCount * na)
@@ -141,10 +161,13 @@ public enum Teachers {
             }
         }
         var policy: [Double] = []
-        for st in 0..<mdp.stateCount { policy += softmax(Array(q[(st * na)..<((st + 1) * na)]), temperature: config.temperature) }
+        for st in 0..<mdp.stateCount {
+            policy += softmax(Array(q[(st * na)..<((st + 1) * na)]), temperature: config.temperature)
+        }
         let values = try PolicyEvaluation.values(mdp, policy: policy)
         return Teacher(
-            identity: "q-learning(T=\(config.temperature),steps=\(config.steps),seed=\(seed))", stateCount: mdp.stateCount,
+            identity: "q-learning(T=\(config.temperature),steps=\(config.steps),seed=\(seed))",
+            stateCount: mdp.stateCount,
             actionCount: na, probabilities: policy, values: values, actionValues: q)
     }
 
@@ -154,8 +177,9 @@ public enum Teachers {
         let na = mdp.actionCount
         var policy: [Double] = []
         for s in 0..<mdp.stateCount { policy += greedy(Array(q[(s * na)..<((s + 1) * na)])) }
-        return Teacher(identity: "optimal", stateCount: mdp.stateCount, actionCount: na, probabilities: policy,
-                       values: try PolicyEvaluation.values(mdp, policy: policy), actionValues: q)
+        return Teacher(
+            identity: "optimal", stateCount: mdp.stateCount, actionCount: na, probabilities: policy,
+            values: try PolicyEvaluation.values(mdp, policy: policy), actionValues: q)
     }
 
     /// The adversarial teacher of Sec. 4.2: always the worst action (`argmin Q*`, the first on ties;
@@ -170,14 +194,18 @@ public enum Teachers {
             for a in 1..<max(1, na) where q[s * na + a] < q[s * na + worst] { worst = a }
             policy[s * na + worst] = 1
         }
-        return Teacher(identity: "adversarial", stateCount: mdp.stateCount, actionCount: na, probabilities: policy, values: best.values, actionValues: q)
+        return Teacher(
+            identity: "adversarial", stateCount: mdp.stateCount, actionCount: na, probabilities: policy,
+            values: best.values, actionValues: q)
     }
 
     /// A noisy teacher (Fig. 5): in a `fraction` of the non-terminal states the base teacher visits
     /// (expected visits > 0), its most probable action swaps probability (and Q value) with a
     /// uniformly random other action. `V_π` is re-evaluated exactly for the noisy policy.
     public static func noisy(_ base: Teacher, fraction: Double, mdp: TabularMDP, seed: UInt64) throws -> Teacher {
-        guard fraction >= 0, fraction <= 1 else { throw DistillError(.invalidConfiguration, "noise fraction must be in [0, 1], got \(fraction)") }
+        guard fraction >= 0, fraction <= 1 else {
+            throw DistillError(.invalidConfiguration, "noise fraction must be in [0, 1], got \(fraction)")
+        }
         let na = mdp.actionCount
         guard na >= 2 else { throw DistillError(.invalidConfiguration, "a noisy teacher needs at least 2 actions") }
         let d = try PolicyEvaluation.visits(mdp, policy: base.probabilities)
@@ -196,30 +224,37 @@ public enum Teachers {
             policy.swapAt(row + top, row + other)
             q?.swapAt(row + top, row + other)
         }
-        return Teacher(identity: "noisy(\(base.identity),fraction=\(fraction),seed=\(seed))", stateCount: mdp.stateCount, actionCount: na,
-                       probabilities: policy, values: try PolicyEvaluation.values(mdp, policy: policy), actionValues: q)
+        return Teacher(
+            identity: "noisy(\(base.identity),fraction=\(fraction),seed=\(seed))", stateCount: mdp.stateCount,
+            actionCount: na,
+            probabilities: policy, values: try PolicyEvaluation.values(mdp, policy: policy), actionValues: q)
     }
 
     /// The uniform teacher, with its exact value and action values.
     public static func uniform(_ mdp: TabularMDP) throws -> Teacher {
         let policy = [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount)
         let v = try PolicyEvaluation.values(mdp, policy: policy)
-        return Teacher(identity: "uniform", stateCount: mdp.stateCount, actionCount: mdp.actionCount, probabilities: policy, values: v,
-                       actionValues: PolicyEvaluation.actionValues(mdp, stateValues: v))
+        return Teacher(
+            identity: "uniform", stateCount: mdp.stateCount, actionCount: mdp.actionCount, probabilities: policy,
+            values: v,
+            actionValues: PolicyEvaluation.actionValues(mdp, stateValues: v))
     }
 
     /// The zero-value teacher: uniform policy, `V ≡ 0` (for `TD + V_0`, Sec. 4.1).
     public static func zeroValue(_ mdp: TabularMDP) -> Teacher {
-        Teacher(identity: "zero-value", stateCount: mdp.stateCount, actionCount: mdp.actionCount,
-                probabilities: [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount),
-                values: [Double](repeating: 0, count: mdp.stateCount))
+        Teacher(
+            identity: "zero-value", stateCount: mdp.stateCount, actionCount: mdp.actionCount,
+            probabilities: [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount),
+            values: [Double](repeating: 0, count: mdp.stateCount))
     }
 
     /// The Fig. 2 "teacher": it expresses itself only in `sR`, preferring R. Used with the
     /// ``DistillationLoss/agreement(scale:)`` loss `ℓ(θ|s) = −4·Σ_a π(a|s) π_θ(a|s)`, which is
     /// `−4 π_θ(R|sR)` in `sR` and zero elsewhere because the teacher rows of s0 and sL are zero.
     public static func fig2() -> Teacher {
-        Teacher(identity: "fig2", stateCount: 4, actionCount: 2, probabilities: [0, 0, 0, 0, 0, 1, 0, 0], values: [0, 0, 0, 0])
+        Teacher(
+            identity: "fig2", stateCount: 4, actionCount: 2, probabilities: [0, 0, 0, 0, 0, 1, 0, 0],
+            values: [0, 0, 0, 0])
     }
 
     static func greedy(_ row: [Double]) -> [Double] { softmax(row, temperature: 0) }
@@ -247,7 +282,9 @@ public struct TeacherDescription: Sendable, Hashable, Codable {
     public var q: [[Double]]?
 
     /// Creates a description.
-    public init(identity: String?, stateCount: Int, actionCount: Int, policy: [[Double]], values: [Double], q: [[Double]]?) {
+    public init(
+        identity: String?, stateCount: Int, actionCount: Int, policy: [[Double]], values: [Double], q: [[Double]]?
+    ) {
         self.identity = identity
         self.stateCount = stateCount
         self.actionCount = actionCount
@@ -259,12 +296,22 @@ public struct TeacherDescription: Sendable, Hashable, Codable {
     /// Checks the table against `mdp` and builds the teacher; errors name the field and state.
     public func validated(for mdp: TabularMDP) throws -> Teacher {
         func bad(_ m: String) -> DistillError { DistillError(.invalidDescription, m) }
-        guard stateCount == mdp.stateCount else { throw bad("stateCount is \(stateCount), but the MDP has \(mdp.stateCount) states") }
-        guard actionCount == mdp.actionCount else { throw bad("actionCount is \(actionCount), but the MDP has \(mdp.actionCount) actions") }
-        guard policy.count == stateCount else { throw bad("policy has \(policy.count) rows, expected one per state (\(stateCount))") }
-        guard values.count == stateCount else { throw bad("values has \(values.count) entries, expected one per state (\(stateCount))") }
+        guard stateCount == mdp.stateCount else {
+            throw bad("stateCount is \(stateCount), but the MDP has \(mdp.stateCount) states")
+        }
+        guard actionCount == mdp.actionCount else {
+            throw bad("actionCount is \(actionCount), but the MDP has \(mdp.actionCount) actions")
+        }
+        guard policy.count == stateCount else {
+            throw bad("policy has \(policy.count) rows, expected one per state (\(stateCount))")
+        }
+        guard values.count == stateCount else {
+            throw bad("values has \(values.count) entries, expected one per state (\(stateCount))")
+        }
         for s in 0..<stateCount {
-            guard policy[s].count == actionCount else { throw bad("policy[state \(s)] has \(policy[s].count) entries, expected actionCount = \(actionCount)") }
+            guard policy[s].count == actionCount else {
+                throw bad("policy[state \(s)] has \(policy[s].count) entries, expected actionCount = \(actionCount)")
+            }
             var total = 0.0
             for (a, p) in policy[s].enumerated() {
                 guard p.isFinite else { throw bad("policy[state \(s)][action \(a)] is \(p), expected a probability") }
@@ -275,14 +322,24 @@ public struct TeacherDescription: Sendable, Hashable, Codable {
             guard values[s].isFinite else { throw bad("values[state \(s)] is \(values[s]), expected a finite number") }
         }
         if let q {
-            guard q.count == stateCount else { throw bad("q has \(q.count) rows, expected one per state (\(stateCount))") }
+            guard q.count == stateCount else {
+                throw bad("q has \(q.count) rows, expected one per state (\(stateCount))")
+            }
             for s in 0..<stateCount {
-                guard q[s].count == actionCount else { throw bad("q[state \(s)] has \(q[s].count) entries, expected actionCount = \(actionCount)") }
-                for (a, x) in q[s].enumerated() where !x.isFinite { throw bad("q[state \(s)][action \(a)] is \(x), expected a finite number") }
+                guard q[s].count == actionCount else {
+                    throw bad("q[state \(s)] has \(q[s].count) entries, expected actionCount = \(actionCount)")
+                }
+                for (a, x) in q[s].enumerated() where !x.isFinite {
+                    throw bad("q[state \(s)][action \(a)] is \(x), expected a finite number")
+                }
             }
         }
-        return Teacher(identity: identity ?? "file", stateCount: stateCount, actionCount: actionCount,
-                       probabilities: policy.flatMap { row in let t = row.reduce(0, +); return row.map { $0 / t } },
-                       values: values, actionValues: q?.flatMap { $0 })
+        return Teacher(
+            identity: identity ?? "file", stateCount: stateCount, actionCount: actionCount,
+            probabilities: policy.flatMap { row in
+                let t = row.reduce(0, +)
+                return row.map { $0 / t }
+            },
+            values: values, actionValues: q?.flatMap { $0 })
     }
 }

@@ -54,6 +54,8 @@ public struct Trainer: Sendable {
     public let environment: Environment
     /// The teacher.
     public let teacher: Teacher
+    /// Further kickstarting teachers (their λ are `configuration.teacher.kickstartWeights`).
+    public let kickstartTeachers: [Teacher]
     /// The student.
     public private(set) var parameters: StudentParameters
     /// The optimiser state.
@@ -73,25 +75,64 @@ public struct Trainer: Sendable {
     /// Builds the environment and teacher from the configuration (files already embedded).
     public init(_ configuration: TrainingConfiguration) throws {
         try configuration.method.validate()
-        guard configuration.iterations >= 0 else { throw DistillError(.invalidConfiguration, "iterations must be non-negative") }
+        guard configuration.iterations >= 0 else {
+            throw DistillError(.invalidConfiguration, "iterations must be non-negative")
+        }
         let environment = try configuration.environment.build()
-        try self.init(configuration, environment: environment, teacher: try configuration.teacher.build(for: environment))
+        try self.init(
+            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment),
+            kickstartTeachers: try configuration.teacher.buildKickstartTeachers(for: environment))
     }
 
-    /// Uses a prebuilt environment and teacher.
-    public init(_ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher) throws {
+    /// Uses a prebuilt environment and teacher(s).
+    public init(
+        _ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher,
+        kickstartTeachers: [Teacher] = []
+    ) throws {
         self.configuration = configuration
         self.environment = environment
         self.teacher = teacher
+        self.kickstartTeachers = kickstartTeachers
         let rule = configuration.method.rule(at: 0, teacherKind: configuration.teacher.kind)
+        guard kickstartTeachers.count == configuration.teacher.kickstartWeights.count else {
+            throw DistillError(.invalidConfiguration, "give one kickstarting weight per further teacher")
+        }
+        if !kickstartTeachers.isEmpty && rule.loss != .crossEntropy {
+            throw DistillError(
+                .invalidConfiguration,
+                "several kickstarting teachers combine cross-entropy losses; method \(configuration.method.method.rawValue) has \(rule.loss)"
+            )
+        }
         if rule.loss.needsActionValues && teacher.actionValues == nil {
-            throw DistillError(.invalidConfiguration, "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none")
+            throw DistillError(
+                .invalidConfiguration,
+                "method \(configuration.method.method.rawValue) needs teacher Q-values; teacher \(teacher.identity) has none"
+            )
+        }
+        let usesTeacherControl: Bool
+        switch configuration.method.controlPolicy(at: 0) {
+        case .teacher, .mixture: usesTeacherControl = true
+        case .student, .uniform: usesTeacherControl = false
+        }
+        if usesTeacherControl && !configuration.exact {
+            let na = teacher.actionCount
+            for s in 0..<environment.mdp.stateCount where !environment.mdp.isTerminal[s] {
+                let total = (0..<na).reduce(0) { $0 + teacher.probabilities[s * na + $1] }
+                guard abs(total - 1) < 1e-6 else {
+                    throw DistillError(
+                        .invalidConfiguration,
+                        "teacher \(teacher.identity) is not a distribution in state \(s) (sums to \(total)); it cannot be a control policy"
+                    )
+                }
+            }
         }
         parameters = Trainer.initialStudent(for: environment)
         policy = StudentPolicy(parameters)
         accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: parameters.actionCount)
         optimiser = Optimiser(kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)
-        critic = TabularCritic(stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate, target: configuration.method.criticTarget)
+        critic = TabularCritic(
+            stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate,
+            target: configuration.method.criticTarget)
         rng = Xoshiro256StarStar(seed: configuration.seed)
     }
 
@@ -111,7 +152,9 @@ public struct Trainer: Sendable {
     /// Runs one optimisation step and returns its metrics.
     public mutating func runIteration() throws -> IterationRecord {
         let spec = configuration.method
-        let rule = spec.rule(at: iteration, teacherKind: configuration.teacher.kind)
+        let (teacher, rule) = Kickstarting.apply(
+            spec.rule(at: iteration, teacherKind: configuration.teacher.kind), teacher: self.teacher,
+            further: kickstartTeachers, weights: configuration.teacher.kickstartWeights)
         let control = spec.controlPolicy(at: iteration)
         let mdp = environment.mdp
         var record = IterationRecord(
@@ -120,7 +163,8 @@ public struct Trainer: Sendable {
         if case .mixture(let b) = control { record.beta = b }
         if configuration.exact {
             let context = UpdateContext(discount: mdp.discount, control: control, clipping: spec.clipping)
-            let update = try ExactUpdate.expectedUpdate(mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
+            let update = try ExactUpdate.expectedUpdate(
+                mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
             optimiser.apply(update, to: &parameters)
             policy = StudentPolicy(parameters)
             record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -130,28 +174,36 @@ public struct Trainer: Sendable {
                 studentValues: rule.needsStudentValues ? critic.values : nil)
             var returns = 0.0
             var crossEntropy = 0.0
-            let o = TabularTeacherOutputs(teacher)
-            for _ in 0..<spec.episodesPerIteration {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: control, maxSteps: spec.maxEpisodeSteps, rng: &rng, into: &buffer)
-                accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &accumulator)
+            let o = TabularTeacherOutputs(self.teacher)  // metrics against the main teacher
+            let current = policy
+            var episodes: [EpisodeBuffer] = []
+            record.environmentSteps = collectAndAccumulate(
+                mdp, teacher: teacher, policy: current, rule: rule, context: context,
+                episodes: spec.episodesPerIteration,
+                maxSteps: spec.maxEpisodeSteps, rng: &rng, buffer: &buffer, into: &accumulator
+            ) { episode in
                 var discount = 1.0
-                for t in 0..<buffer.length {
-                    returns += discount * buffer.rewards[t]
+                for t in 0..<episode.length {
+                    returns += discount * episode.reward(t)
                     discount *= mdp.discount
-                    let s = Int(buffer.states[t])
-                    crossEntropy += LossKernel.value(.crossEntropy, o, slot: s, policy: policy, row: Int(policy.rowOfState[s]))
+                    let s = Int(episode.state(t))
+                    crossEntropy += LossKernel.value(
+                        .crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
                 }
-                record.environmentSteps += buffer.length
-                if rule.needsStudentValues {
-                    critic.update(states: buffer.states, rewards: buffer.rewards, terminated: buffer.terminated, discount: mdp.discount)
-                }
+                if rule.needsStudentValues { episodes.append(episode) }
+            }
+            // The critic learns after the update is accumulated, so the update used the critic
+            // of the parameters that generated the episodes.
+            for e in episodes {
+                critic.update(states: e.states, rewards: e.rewards, terminated: e.terminated, discount: mdp.discount)
             }
             record.episodes = spec.episodesPerIteration
             record.sampledReturn = returns / Double(spec.episodesPerIteration)
             record.sampledCrossEntropy = crossEntropy / Double(spec.episodesPerIteration)
             if optimiser.kind == .sgd {
                 // Sparse fast path: only rows the episodes touched change.
-                let squared = accumulator.applyStochasticGradientStep(learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
+                let squared = accumulator.applyStochasticGradientStep(
+                    learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
                 optimiser.stepCount += 1
                 record.updateNorm = squared.squareRoot()
             } else {
@@ -166,7 +218,7 @@ public struct Trainer: Sendable {
         record.totalEnvironmentSteps = totalEnvironmentSteps
         let every = configuration.evaluateEvery
         if every > 0 && (iteration % every == 0 || iteration == configuration.iterations) {
-            record.exact = try ExactMetrics(mdp, teacher: teacher, parameters: parameters)
+            record.exact = try ExactMetrics(mdp, teacher: self.teacher, parameters: parameters)
         }
         return record
     }
@@ -179,5 +231,57 @@ public func accumulateSampledUpdate(
     episode: EpisodeBuffer, teacher: Teacher, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext,
     into acc: inout UpdateAccumulator
 ) {
-    accumulateSampledUpdate(TabularEpisode(episode, teacher: teacher), policy: policy, rule: rule, context: context, into: &acc)
+    precondition(teacher.actionCount == policy.actionCount, "teacher and student disagree on |A|")
+    precondition(!rule.loss.needsActionValues || teacher.actionValues != nil, "this loss needs teacher Q-values")
+    if episode.length == 0 {
+        acc.episodes += 1
+        return
+    }
+    episode.stateStorage.withUnsafeBufferPointer { states in
+        episode.actionStorage.withUnsafeBufferPointer { actions in
+            episode.rewardStorage.withUnsafeBufferPointer { rewards in
+                episode.behaviourStorage.withUnsafeBufferPointer { behaviour in
+                    teacher.probabilities.withUnsafeBufferPointer { p in
+                        teacher.logProbabilities.withUnsafeBufferPointer { lp in
+                            teacher.values.withUnsafeBufferPointer { v in
+                                teacher.actionValueTable.withUnsafeBufferPointer { q in
+                                    let view = UnsafeTabularEpisode(
+                                        states: states.baseAddress!, actions: actions.baseAddress!,
+                                        rewards: rewards.baseAddress!, behaviour: behaviour.baseAddress!,
+                                        probabilities: p.baseAddress!, logProbabilities: lp.baseAddress!,
+                                        values: v.baseAddress!,
+                                        actionValues: q.baseAddress, actionCount: teacher.actionCount,
+                                        length: episode.length,
+                                        terminated: episode.terminated)
+                                    accumulateSampledUpdate(
+                                        view, policy: policy, rule: rule, context: context, into: &acc)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fast path of `distill train` and `distill bench core`: collects `episodes` episodes with
+/// `context.control` and accumulates the rule's sampled update of each; returns the environment
+/// steps consumed. `inspect` sees each episode after it is accumulated (metrics, critic).
+public func collectAndAccumulate(
+    _ mdp: TabularMDP, teacher: Teacher, policy: StudentPolicy, rule: UpdateRule, context: UpdateContext, episodes: Int,
+    maxSteps: Int, rng: inout Xoshiro256StarStar, buffer: inout EpisodeBuffer, into acc: inout UpdateAccumulator,
+    inspect: (EpisodeBuffer) -> Void = { _ in }
+) -> Int {
+    var steps = 0
+    for _ in 0..<episodes {
+        collectEpisode(
+            mdp, policy: policy, teacher: teacher, control: context.control, maxSteps: maxSteps, rng: &rng,
+            into: &buffer)
+        accumulateSampledUpdate(
+            episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
+        steps += buffer.length
+        inspect(buffer)
+    }
+    return steps
 }

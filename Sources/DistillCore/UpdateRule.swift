@@ -224,7 +224,8 @@ public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
         case .entropyRegularisedR: return UpdateRule(pseudoReward: .teacherLogProbability, addsReward: true)
         case .nDistill: return UpdateRule(loss: d, pseudoReward: .negativeNextLoss)
         case .nDistillR: return UpdateRule(loss: d, pseudoReward: .negativeNextLoss, addsReward: true)
-        case .expEntropyRegularised: return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability)
+        case .expEntropyRegularised:
+            return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability)
         case .expEntropyRegularisedR:
             return UpdateRule(loss: .reverseCrossEntropy, pseudoReward: .nextTeacherLogProbability, addsReward: true)
         case .teacherVReward: return UpdateRule(pseudoReward: .teacherValueShaping, addsReward: true)
@@ -234,7 +235,8 @@ public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
         case .klRegularised: return UpdateRule(pseudoReward: .klRegularised)
         case .klRegularisedR: return UpdateRule(pseudoReward: .klRegularised, addsReward: true)
         case .baseline: return UpdateRule(addsReward: true, subtractsBaseline: true)
-        case .actorCritic: return UpdateRule(addsReward: true, returnEstimate: .bootstrapStudentValue, subtractsBaseline: true)
+        case .actorCritic:
+            return UpdateRule(addsReward: true, returnEstimate: .bootstrapStudentValue, subtractsBaseline: true)
         }
     }
 
@@ -262,6 +264,20 @@ public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
 /// `Σ_k λ_k H×(π_k‖π_θ) = Λ·H×(π̄‖π_θ)` with `Λ = Σ_k λ_k` and `π̄ = Σ_k λ_k π_k / Λ`: several
 /// teachers are exactly one mixture teacher with loss weight `Λ`.
 public enum Kickstarting {
+    /// The teacher and rule of one optimisation step: with further teachers, the mixture of the main
+    /// teacher (weight `rule.lossWeight`, its λ) and the others (their λ), and the rule's λ replaced
+    /// by `Λ`. Without further teachers, the inputs unchanged.
+    public static func apply(
+        _ rule: UpdateRule, teacher: Teacher, further: [Teacher], weights: [Double]
+    ) -> (teacher: Teacher, rule: UpdateRule) {
+        guard !further.isEmpty else { return (teacher, rule) }
+        precondition(rule.loss == .crossEntropy, "several kickstarting teachers need the cross-entropy loss")
+        let (mixed, total) = combine([teacher] + further, weights: [rule.lossWeight] + weights)
+        var r = rule
+        r.lossWeight = total
+        return (mixed, r)
+    }
+
     /// The mixture teacher `π̄` (values mixed the same way) and the total weight `Λ`.
     public static func combine(_ teachers: [Teacher], weights: [Double]) -> (teacher: Teacher, lossWeight: Double) {
         precondition(!teachers.isEmpty && teachers.count == weights.count, "need one weight per teacher")
@@ -277,6 +293,10 @@ public enum Kickstarting {
             for i in 0..<v.count { v[i] += w / total * t.values[i] }
         }
         let name = zip(teachers, weights).map { "\($1)×\($0.identity)" }.joined(separator: "+")
-        return (Teacher(identity: "kickstart(\(name))", stateCount: first.stateCount, actionCount: first.actionCount, probabilities: p, values: v), total)
+        return (
+            Teacher(
+                identity: "kickstart(\(name))", stateCount: first.stateCount, actionCount: first.actionCount,
+                probabilities: p, values: v), total
+        )
     }
 }

@@ -9,7 +9,8 @@ import Testing
         let problem = try RandomProblem(seed: seed, states: 4, actions: 3, discount: 1)
         let context = UpdateContext(discount: 1, control: method.defaultControl)
         return try GradientField.expectedUpdateAsymmetry(
-            problem.mdp, teacher: problem.teacher, parameters: problem.student, rule: method.rule, context: context, step: 1e-4)
+            problem.mdp, teacher: problem.teacher, parameters: problem.student, rule: method.rule, context: context,
+            step: 1e-4)
     }
 
     @Test(arguments: [
@@ -34,7 +35,10 @@ import Testing
     }
 
     @Test func reportAsymmetryOfMethodsBeyondTable1() throws {
-        for method in [Method.tdTeacherV, .tdZeroV, .klRegularised, .klRegularisedR, .kickstarting, .vGated, .baseline, .actorCritic] {
+        for method in [
+            Method.tdTeacherV, .tdZeroV, .klRegularised, .klRegularisedR, .kickstarting, .vGated, .baseline,
+            .actorCritic,
+        ] {
             let values = try Self.seeds.map { try Self.asymmetry(method, seed: $0) }
             print("asymmetry \(method.rawValue): \(values)")
             #expect(values.allSatisfy { $0.isFinite })

@@ -29,15 +29,19 @@ import Testing
     }
 
     @Test func missingFieldIsNamedWithItsState() {
-        let text = Self.goodMDP.replacingOccurrences(of: #"{"next": 2, "probability": 1, "reward": -1}"#, with: #"{"next": 2, "reward": -1}"#)
+        let text = Self.goodMDP.replacingOccurrences(
+            of: #"{"next": 2, "probability": 1, "reward": -1}"#, with: #"{"next": 2, "reward": -1}"#)
         let message = Self.mdpError(text)
-        #expect(message.contains("probability") && message.contains("state 1") && message.contains("action 0"), "\(message)")
+        #expect(
+            message.contains("probability") && message.contains("state 1") && message.contains("action 0"), "\(message)"
+        )
         let noDiscount = Self.mdpError(Self.goodMDP.replacingOccurrences(of: #""discount": 1.0,"#, with: ""))
         #expect(noDiscount.contains("missing field 'discount'"), "\(noDiscount)")
     }
 
     @Test func probabilitiesNotSummingToOneAreRejected() {
-        let text = Self.goodMDP.replacingOccurrences(of: #"{"next": 0, "probability": 0.5"#, with: #"{"next": 0, "probability": 0.4"#)
+        let text = Self.goodMDP.replacingOccurrences(
+            of: #"{"next": 0, "probability": 0.5"#, with: #"{"next": 0, "probability": 0.4"#)
         let message = Self.mdpError(text)
         #expect(message.contains("state 1") && message.contains("action 1") && message.contains("sum"), "\(message)")
     }
@@ -55,11 +59,19 @@ import Testing
     }
 
     @Test func wrongSizesAreRejected() {
-        let message = Self.mdpError(Self.goodMDP.replacingOccurrences(of: #""terminal": [false, false, true]"#, with: #""terminal": [false, true]"#))
+        let message = Self.mdpError(
+            Self.goodMDP.replacingOccurrences(
+                of: #""terminal": [false, false, true]"#, with: #""terminal": [false, true]"#))
         #expect(message.contains("terminal") && message.contains("stateCount"), "\(message)")
-        let actions = Self.mdpError(Self.goodMDP.replacingOccurrences(of: #"[[{"next": 1, "probability": 1, "reward": 0}], [{"next": 2, "probability": 1, "reward": 1}]]"#, with: #"[[{"next": 1, "probability": 1, "reward": 0}]]"#))
+        let actions = Self.mdpError(
+            Self.goodMDP.replacingOccurrences(
+                of: #"[[{"next": 1, "probability": 1, "reward": 0}], [{"next": 2, "probability": 1, "reward": 1}]]"#,
+                with: #"[[{"next": 1, "probability": 1, "reward": 0}]]"#))
         #expect(actions.contains("state 0") && actions.contains("actions"), "\(actions)")
-        let badNext = Self.mdpError(Self.goodMDP.replacingOccurrences(of: #"{"next": 1, "probability": 1, "reward": 0}"#, with: #"{"next": 7, "probability": 1, "reward": 0}"#))
+        let badNext = Self.mdpError(
+            Self.goodMDP.replacingOccurrences(
+                of: #"{"next": 1, "probability": 1, "reward": 0}"#, with: #"{"next": 7, "probability": 1, "reward": 0}"#
+            ))
         #expect(badNext.contains("state 0") && badNext.contains("next"), "\(badNext)")
     }
 
@@ -73,7 +85,8 @@ import Testing
                 return "\(error)"
             }
         }
-        let good = #"{"stateCount": 3, "actionCount": 2, "policy": [[0.9, 0.1], [0.5, 0.5], [0.5, 0.5]], "values": [0.4, -0.2, 0]}"#
+        let good =
+            #"{"stateCount": 3, "actionCount": 2, "policy": [[0.9, 0.1], [0.5, 0.5], [0.5, 0.5]], "values": [0.4, -0.2, 0]}"#
         #expect(teacherError(good) == "no error")
         let sum = teacherError(good.replacingOccurrences(of: "[0.9, 0.1]", with: "[0.9, 0.2]"))
         #expect(sum.contains("policy[state 0]") && sum.contains("sums"), "\(sum)")

@@ -7,8 +7,16 @@ struct RandomProblem {
     var teacher: Teacher
     var student: StudentParameters
 
+    init(mdp: TabularMDP, teacher: Teacher, student: StudentParameters) {
+        self.mdp = mdp
+        self.teacher = teacher
+        self.student = student
+    }
+
     init(seed: UInt64, states: Int = 4, actions: Int = 3, discount: Double = 1, endProbability: Double = 0.35) throws {
-        mdp = try Environments.random(states: states, actions: actions, endProbability: endProbability, discount: discount, seed: seed).mdp
+        mdp = try Environments.random(
+            states: states, actions: actions, endProbability: endProbability, discount: discount, seed: seed
+        ).mdp
         var rng = Xoshiro256StarStar(seed: seed &+ 1000)
         var probs: [Double] = []
         var q: [Double] = []
@@ -19,7 +27,9 @@ struct RandomProblem {
             q += (0..<actions).map { _ in 2 * rng.unitInterval() - 1 }
         }
         let values = try PolicyEvaluation.values(mdp, policy: probs)
-        teacher = Teacher(identity: "random", stateCount: mdp.stateCount, actionCount: actions, probabilities: probs, values: values, actionValues: q)
+        teacher = Teacher(
+            identity: "random", stateCount: mdp.stateCount, actionCount: actions, probabilities: probs, values: values,
+            actionValues: q)
         student = StudentParameters(stateCount: mdp.stateCount, actionCount: actions)
         for i in 0..<student.logits.count { student.logits[i] = 2 * rng.unitInterval() - 1 }
     }
@@ -64,7 +74,9 @@ struct RunningMoments {
 
 /// Coordinates where the Monte-Carlo mean leaves the Bonferroni-corrected 99 % band around the
 /// exact value (empty when all are inside).
-func outsideConfidenceBand(mean: [Double], standardError: [Double], exact: [Double], familyLevel: Double = 0.01) -> [String] {
+func outsideConfidenceBand(mean: [Double], standardError: [Double], exact: [Double], familyLevel: Double = 0.01)
+    -> [String]
+{
     let z = normalQuantile(1 - familyLevel / (2 * Double(exact.count)))
     var bad: [String] = []
     for i in 0..<exact.count {

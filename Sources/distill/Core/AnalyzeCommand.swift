@@ -54,7 +54,7 @@ struct ExpectedUpdateCommand: ParsableCommand {
         discussion: """
             The update is the expectation of one episode's sampled update (METHODS.md §4):
               Σ_s d(s) [ Σ_a q(a|s) ∇log π_θ(a|s) Q̂(s,a) − ∇ℓ(s) ]
-            as the ascent direction on the student's logits. The student is the initial one (uniform;
+            as the ascent direction on the student's logits. The student is the initial one (uniform; \
             fig2: π(R) = 0.1 in both rows) unless --random-student is given.
 
             Examples:
@@ -73,9 +73,15 @@ struct ExpectedUpdateCommand: ParsableCommand {
 
     func run() throws {
         let (envSpec, env) = try environment.build()
-        let (teacherSpec, teach) = try teacher.build(for: env, defaultSeed: environment.seed)
+        let (teacherSpec, mainTeacher) = try teacher.build(for: env, defaultSeed: environment.seed)
         let methodSpec = try method.spec()
-        let rule = methodSpec.rule(at: 0, teacherKind: teacherSpec.kind)
+        let further = try teacher.buildKickstartTeachers(for: env, defaultSeed: environment.seed)
+        let baseRule = methodSpec.rule(at: 0, teacherKind: teacherSpec.kind)
+        if !further.isEmpty && baseRule.loss != .crossEntropy {
+            throw ValidationError("--kickstart-teacher needs a method with the cross-entropy loss")
+        }
+        let (teach, rule) = Kickstarting.apply(
+            baseRule, teacher: mainTeacher, further: further, weights: teacherSpec.kickstartWeights)
         let control = methodSpec.controlPolicy(at: 0)
         let params = student.build(for: env, defaultSeed: environment.seed)
         let context = UpdateContext(discount: env.mdp.discount, control: control, clipping: methodSpec.clipping)
@@ -88,22 +94,26 @@ struct ExpectedUpdateCommand: ParsableCommand {
         if json {
             let q = ExactUpdate.controlTable(control, policy: policy, teacher: teach)
             let report = ExpectedUpdateReport(
-                formula: "update[row][a] = Σ_{s: row(s)=row} d_q(s)·[Σ_b q(b|s)(1[b=a] − π_θ(a|s))(Q̂(s,b) − baseline(s)) − w(s)·∂ℓ(s)/∂z(s,a)], "
+                formula:
+                    "update[row][a] = Σ_{s: row(s)=row} d_q(s)·[Σ_b q(b|s)(1[b=a] − π_θ(a|s))(Q̂(s,b) − baseline(s)) − w(s)·∂ℓ(s)/∂z(s,a)], "
                     + "d_q = ρ0ᵀ(I − P_q)⁻¹ over non-terminal states, Q̂ the expected pseudo-return (METHODS.md §2, §4); "
                     + "teacher log-probabilities are floored at teacherLogProbabilityFloor",
                 environment: envSpec, environmentName: env.name, mdp: env.mdp.jsonDescription, teacherSpec: teacherSpec,
-                teacher: teach.jsonDescription, method: methodSpec, rule: rule, control: control, discount: env.mdp.discount,
+                teacher: teach.jsonDescription, method: methodSpec, rule: rule, control: control,
+                discount: env.mdp.discount,
                 teacherLogProbabilityFloor: DistillCore.teacherLogProbabilityFloor, parameters: params,
                 studentPolicy: (0..<params.rowCount).map { Array(policy.probabilities[($0 * na)..<(($0 + 1) * na)]) },
                 studentValues: try PolicyEvaluation.values(env.mdp, policy: policy.stateTable()),
                 visits: try PolicyEvaluation.visits(env.mdp, policy: q), update: rows)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(
+                positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  control \(control)")
+        print(
+            "environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  control \(control)")
         print("rule \(rule.summary)")
         print("row  π_θ(·|row)  →  expected update (ascent direction on the logits)")
         var shown = 0
@@ -118,15 +128,26 @@ struct ExpectedUpdateCommand: ParsableCommand {
     }
 }
 
+/// The JSON output of `analyze gradient-field`.
+struct GradientFieldReport: Codable {
+    var environment: String
+    var teacher: String
+    var method: String
+    var discount: Double
+    var parameters: Int
+    var step: Double
+    var asymmetry: Double
+}
+
 struct GradientFieldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gradient-field",
         abstract: "Print ‖J − Jᵀ‖_F / ‖J‖_F of the expected update's Jacobian (≈0 iff a gradient field).",
         discussion: """
-            J is computed by central differences of the exact expected update with respect to the
-            student's logits (2·n exact updates for n logits). Table 1's "is ∇?" column is this check
-            with γ = 1: about 1e-9 for gradient fields, clearly non-zero for on-policy-distill. On the
-            20×20 gridworld (1604 logits, 401-state solves) it takes minutes; use --env random or chain.
+            J is computed by central differences of the exact expected update with respect to the \
+            student's logits (2·n exact updates for n logits). Table 1's "is ∇?" column is this check \
+            with γ = 1: about 1e-9 for gradient fields, clearly non-zero for on-policy-distill. On the \
+            20×20 gridworld (1604 logits, 401-state solves) it takes about half a minute.
 
             Examples:
               distill analyze gradient-field --env random --seed 1 --teacher uniform --method on-policy-distill --random-student
@@ -161,7 +182,8 @@ struct GradientFieldCommand: ParsableCommand {
             try GradientField.jacobian(at: params.logits, step: step) { theta in
                 var p = params
                 p.logits = theta
-                let u = try ExactUpdate.expectedUpdate(env.mdp, teacher: teach, parameters: p, rule: rule, context: context)
+                let u = try ExactUpdate.expectedUpdate(
+                    env.mdp, teacher: teach, parameters: p, rule: rule, context: context)
                 done += 1
                 if Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
@@ -172,16 +194,20 @@ struct GradientFieldCommand: ParsableCommand {
         }
         let asymmetry = GradientField.asymmetry(j, size: n)
         if json {
-            let object: [String: String] = [
-                "environment": env.name, "teacher": teach.identity, "method": method.method.rawValue,
-                "discount": "\(env.mdp.discount)", "parameters": "\(n)", "step": "\(step)", "asymmetry": "\(asymmetry)",
-            ]
+            let object = GradientFieldReport(
+                environment: env.name, teacher: teach.identity, method: method.method.rawValue,
+                discount: env.mdp.discount,
+                parameters: n, step: step, asymmetry: asymmetry)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(object), as: UTF8.self))
         } else {
-            print("environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  γ = \(env.mdp.discount)")
-            print("‖J − Jᵀ‖_F / ‖J‖_F = \(asymmetry)   (\(n) logits, central differences h = \(step), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            print(
+                "environment \(env.name)  teacher \(teach.identity)  method \(method.method.rawValue)  γ = \(env.mdp.discount)"
+            )
+            print(
+                "‖J − Jᵀ‖_F / ‖J‖_F = \(asymmetry)   (\(n) logits, central differences h = \(step), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)"
+            )
         }
     }
 }

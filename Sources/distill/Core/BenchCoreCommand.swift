@@ -8,9 +8,10 @@ struct BenchCore: ParsableCommand {
         commandName: "core",
         abstract: "Measure sampled-update throughput (env steps/s) and the time of one exact update on the gridworld.",
         discussion: """
-            Runs on one core in this process: (1) the full sampled loop of `distill train` (refresh the
-            student's probability cache, collect episodes with the student, accumulate the method's
-            sampled update, apply SGD), (2) episode collection alone, (3) the update pass alone over
+            Runs on one core in this process, each measurement in --segments slices whose best and \
+            median are reported: (1) the full sampled loop of `distill train` (refresh the \
+            student's probability cache, collect episodes with the student, accumulate the method's \
+            sampled update, apply SGD), (2) episode collection alone, (3) the update pass alone over \
             recorded episodes, (4) exact expected updates. Figures vary with the machine and its load.
 
             Examples:
@@ -44,6 +45,16 @@ struct BenchCore: ParsableCommand {
         guard episodesPerIteration > 0, exactRepeats > 0 else { throw ValidationError("counts must be positive") }
     }
 
+    @Option(help: "Segments per measurement; the best and the median segment are reported (machines are shared).")
+    var segments = 5
+
+    static func line(_ label: String, _ rates: [Double], _ extra: String = "") -> String {
+        let best = rates.last!
+        let median = rates[rates.count / 2]
+        return label.padding(toLength: 17, withPad: " ", startingAt: 0)
+            + String(format: "%12.0f env steps/s best (%.1f ns/step), median %.0f%@", best, 1e9 / best, median, extra)
+    }
+
     func run() throws {
         var gridConfig = GridworldConfiguration()
         gridConfig.size = gridSize
@@ -52,84 +63,123 @@ struct BenchCore: ParsableCommand {
         let teacher = try validating { try Teachers.qLearning(mdp, seed: seed) }
         let rule = method.rule
         if rule.loss.needsActionValues && teacher.actionValues == nil { throw ValidationError("method needs Q-values") }
+        let control = method.defaultControl
         let context = UpdateContext(
-            discount: mdp.discount, control: method.defaultControl, studentValues: rule.needsStudentValues ? [Double](repeating: 0, count: mdp.stateCount) : nil)
-        print("bench core: \(env.name) (\(mdp.stateCount) states, \(mdp.actionCount) actions), teacher \(teacher.identity), method \(method.rawValue), tabular student, 1 core")
+            discount: mdp.discount, control: control,
+            studentValues: rule.needsStudentValues ? [Double](repeating: 0, count: mdp.stateCount) : nil)
+        print(
+            "bench core: \(env.name) (\(mdp.stateCount) states, \(mdp.actionCount) actions), teacher \(teacher.identity), "
+                + "method \(method.rawValue), tabular student, SGD \(learningRate), \(episodesPerIteration) episodes/update, 1 core"
+        )
+        // Options are read once: property-wrapper access is not free in a hot loop.
+        let episodesPerIteration = self.episodesPerIteration
+        let learningRate = self.learningRate
 
-        // 1. Full sampled loop.
+        // 1. The full sampled loop of `distill train`. Loops are written out (no closures): a closure
+        // capturing the policy would copy it, with its reference counts, on every call.
+        let segmentSeconds = seconds / Double(segments)
         var params = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
         var policy = StudentPolicy(params)
         var rng = Xoshiro256StarStar(seed: seed)
         var buffer = EpisodeBuffer()
         var acc = UpdateAccumulator(rowCount: params.rowCount, actionCount: params.actionCount)
-        var steps = 0
-        var updates = 0
-        var start = Date()
-        while Date().timeIntervalSince(start) < seconds {
-            for _ in 0..<episodesPerIteration {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
-                accumulateSampledUpdate(episode: buffer, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
-                steps += buffer.length
+        var episodes = 0
+        var totalSteps = 0
+        var loop: [Double] = []
+        for _ in 0..<segments {
+            var steps = 0
+            let start = Date()
+            var elapsed = 0.0
+            while elapsed < segmentSeconds {
+                for _ in 0..<16 {
+                    steps += collectAndAccumulate(
+                        mdp, teacher: teacher, policy: policy, rule: rule, context: context,
+                        episodes: episodesPerIteration,
+                        maxSteps: 10_000, rng: &rng, buffer: &buffer, into: &acc)
+                    _ = acc.applyStochasticGradientStep(learningRate: learningRate, to: &params, policy: &policy)
+                    episodes += episodesPerIteration
+                }
+                elapsed = Date().timeIntervalSince(start)
             }
-            _ = acc.applyStochasticGradientStep(learningRate: learningRate, to: &params, policy: &policy)
-            updates += 1
+            totalSteps += steps
+            loop.append(Double(steps) / elapsed)
         }
-        let loopTime = Date().timeIntervalSince(start)
-        let loopRate = Double(steps) / loopTime
-        print(String(format: "sampled loop     %12.0f env steps/s  (%.1f ns/step; %d updates of %d episodes, %.1f steps/episode)",
-                     loopRate, 1e9 / loopRate, updates, episodesPerIteration, Double(steps) / Double(updates * episodesPerIteration)))
+        print(
+            Self.line(
+                "sampled loop", loop.sorted(),
+                String(format: "; %.1f steps/episode", Double(totalSteps) / Double(episodes))))
 
-        // 2. Collection alone.
-        steps = 0
-        start = Date()
-        while Date().timeIntervalSince(start) < seconds {
-            for _ in 0..<64 {
-                collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
-                steps += buffer.length
+        // 2. Collection alone (the learned student).
+        var collect: [Double] = []
+        for _ in 0..<segments {
+            var steps = 0
+            let start = Date()
+            var elapsed = 0.0
+            while elapsed < segmentSeconds {
+                for _ in 0..<128 {
+                    collectEpisode(
+                        mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng,
+                        into: &buffer)
+                    steps += buffer.length
+                }
+                elapsed = Date().timeIntervalSince(start)
             }
+            collect.append(Double(steps) / elapsed)
         }
-        let collectRate = Double(steps) / Date().timeIntervalSince(start)
-        print(String(format: "collect only     %12.0f env steps/s  (%.1f ns/step)", collectRate, 1e9 / collectRate))
+        print(Self.line("collect only", collect.sorted()))
 
-        // 3. Update pass alone, over 256 recorded episodes.
+        // 3. The update pass alone, over recorded episodes.
         var recorded: [EpisodeBuffer] = []
         for _ in 0..<256 {
-            collectEpisode(mdp, policy: policy, teacher: teacher, control: method.defaultControl, maxSteps: 10_000, rng: &rng, into: &buffer)
+            collectEpisode(
+                mdp, policy: policy, teacher: teacher, control: control, maxSteps: 10_000, rng: &rng, into: &buffer)
             recorded.append(buffer)
         }
-        steps = 0
-        start = Date()
-        var sink = 0.0
-        while Date().timeIntervalSince(start) < seconds {
-            for e in recorded {
-                accumulateSampledUpdate(episode: e, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
-                steps += e.length
+        var update: [Double] = []
+        for _ in 0..<segments {
+            var steps = 0
+            let start = Date()
+            var elapsed = 0.0
+            while elapsed < segmentSeconds {
+                for e in recorded {
+                    accumulateSampledUpdate(
+                        episode: e, teacher: teacher, policy: policy, rule: rule, context: context, into: &acc)
+                    steps += e.length
+                }
+                acc.clear()
+                elapsed = Date().timeIntervalSince(start)
             }
-            sink += acc.finish(policy: policy)[0]
+            update.append(Double(steps) / elapsed)
         }
-        let updateRate = Double(steps) / Date().timeIntervalSince(start)
-        print(String(format: "update pass only %12.0f env steps/s  (%.1f ns/step)", updateRate, 1e9 / updateRate))
+        print(Self.line("update pass only", update.sorted()))
 
         // 4. Exact expected update.
         var times: [Double] = []
+        var sink = 0.0
         for _ in 0..<exactRepeats {
             let t0 = Date()
             let u = try validating {
-                try ExactUpdate.expectedUpdate(mdp, teacher: teacher, parameters: params, rule: rule, context: UpdateContext(discount: mdp.discount, control: method.defaultControl))
+                try ExactUpdate.expectedUpdate(
+                    mdp, teacher: teacher, parameters: params, rule: rule,
+                    context: UpdateContext(discount: mdp.discount, control: control))
             }
             sink += u[0]
             times.append(Date().timeIntervalSince(t0))
         }
         times.sort()
-        print(String(format: "exact update     %12.1f ms median (min %.1f ms, %d runs)", times[times.count / 2] * 1e3, times[0] * 1e3, exactRepeats))
+        print(
+            String(
+                format: "exact update     %12.1f ms median (best %.1f ms, %d runs)", times[times.count / 2] * 1e3,
+                times[0] * 1e3,
+                exactRepeats))
         let n = mdp.stateCount
-        print("""
-            bounds: the sampled loop costs 2 random draws and two short inverse-CDF scans per step (collect) plus O(1) \
-            accumulation and an O(|A|) loss/pseudo-reward per step (update); per update it applies SGD to, and \
-            refreshes the probability cache of, only the rows the episodes visited (per-episode costs weigh more \
-            when the student learns short episodes). \
-            The exact update is bounded by two dense LU solves of an \(n)×\(n) system (visits and pseudo-returns), \
-            ≈ 2·n³/3 = \(String(format: "%.0f", 2 * pow(Double(n), 3) / 3 / 1e6)) M flops.
+        print(
+            """
+            bounds: a sampled step costs 2 random draws and two short inverse-CDF scans (collect), then O(1) \
+            accumulation plus an O(|A|) loss and pseudo-reward (update); per update SGD touches, and the probability \
+            cache refreshes, only the rows the episodes visited, so per-episode and per-update costs weigh more when \
+            the student has learned short episodes. The exact update is bounded by two dense LU solves of a \
+            \(n)×\(n) system (visits and pseudo-returns), ≈ 2·n³/3 = \(String(format: "%.0f", 2 * pow(Double(n), 3) / 3 / 1e6)) M flops.
             """)
         if sink.isNaN { print("") }  // keeps the measured work observable
     }

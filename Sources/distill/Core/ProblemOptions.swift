@@ -111,10 +111,15 @@ struct EnvironmentOptions: ParsableArguments {
 
 /// `--teacher`, `--teacher-file` and the teacher knobs (shared with the runtime commands).
 struct TeacherOptions: ParsableArguments {
-    @Option(help: "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file).")
+    @Option(
+        help:
+            "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file)."
+    )
     var teacher: TeacherSpec.Kind = .qLearning
 
-    @Option(help: ArgumentHelp("Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
     var teacherFile: String?
 
     @Option(help: "Teacher policy temperature T for q-learning: softmax(Q/T), 0 = greedy (Fig. 3: 0, 0.01, 0.1).")
@@ -144,6 +149,12 @@ struct TeacherOptions: ParsableArguments {
     @Option(help: "Rollouts per state for --teacher-value monte-carlo (paper: 100).")
     var valueRollouts = 100
 
+    @Option(help: "A further kickstarting teacher (repeatable; kinds as --teacher), mixed into the main one's loss.")
+    var kickstartTeacher: [TeacherSpec.Kind] = []
+
+    @Option(help: "The constant λ of each --kickstart-teacher, in the same order (repeatable).")
+    var kickstartWeight: [Double] = []
+
     /// The Codable description (reads --teacher-file).
     func spec(defaultSeed: UInt64) throws -> TeacherSpec {
         var spec = TeacherSpec()
@@ -157,6 +168,11 @@ struct TeacherOptions: ParsableArguments {
         spec.seed = teacherSeed ?? defaultSeed
         spec.valueEstimate = teacherValue
         spec.valueRollouts = valueRollouts
+        guard kickstartTeacher.count == kickstartWeight.count else {
+            throw ValidationError("give one --kickstart-weight per --kickstart-teacher")
+        }
+        spec.kickstartTeachers = kickstartTeacher
+        spec.kickstartWeights = kickstartWeight
         if let teacherFile {
             spec.kind = .file
             spec.path = teacherFile
@@ -170,6 +186,12 @@ struct TeacherOptions: ParsableArguments {
     func build(for environment: Environment, defaultSeed: UInt64) throws -> (TeacherSpec, Teacher) {
         let s = try spec(defaultSeed: defaultSeed)
         return (s, try validating { try s.build(for: environment) })
+    }
+
+    /// Builds the further kickstarting teachers.
+    func buildKickstartTeachers(for environment: Environment, defaultSeed: UInt64) throws -> [Teacher] {
+        let s = try spec(defaultSeed: defaultSeed)
+        return try validating { try s.buildKickstartTeachers(for: environment) }
     }
 }
 
@@ -202,7 +224,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Per-step factor of the exponential λ decay.")
     var lambdaDecay = 0.999
 
-    @Option(help: "Distillation loss: cross-entropy (Table 1) or agreement (Fig. 2); default: agreement for the fig2 teacher.")
+    @Option(
+        help:
+            "Distillation loss: cross-entropy (Table 1) or agreement (Fig. 2); default: agreement for the fig2 teacher."
+    )
     var distillLoss: MethodSpec.LossChoice?
 
     @Option(help: "κ of the agreement loss −κ·Σ π π_θ (Fig. 2: 4).")
@@ -238,7 +263,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Student critic target: mc (Monte Carlo) or td (one-step).")
     var criticTarget: TabularCritic.Target = .monteCarlo
 
-    @Flag(inversion: .prefixedNo, help: "Subtract the student critic as a baseline (default: only baseline and actor-critic).")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Subtract the student critic as a baseline (default: only baseline and actor-critic).")
     var baseline: Bool?
 
     /// The Codable description.

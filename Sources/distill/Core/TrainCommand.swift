@@ -7,19 +7,20 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a tabular student with sampled (or exact) updates and write per-iteration metrics as CSV.",
         discussion: """
-            Each iteration collects --episodes-per-iteration episodes with the control policy, applies
-            the method's sampled update averaged over those episodes (or, with --exact, the exact
-            expected update of one episode) and records: env steps consumed, the episodes' mean return
-            and Σ H×(π‖π_θ), and every --evaluate-every iterations the exact metrics (student return,
+            Each iteration collects --episodes-per-iteration episodes with the control policy, applies \
+            the method's sampled update averaged over those episodes (or, with --exact, the exact \
+            expected update of one episode) and records: env steps consumed, the episodes' mean return \
+            and Σ H×(π‖π_θ), and every --evaluate-every iterations the exact metrics (student return, \
             E_z[Σ H×] under student, teacher, uniform). Progress goes to stderr.
 
-            Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration,
+            Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration, \
             files embedded); without, the CSV goes to stdout.
 
             Examples:
               distill train --env fig2 --teacher fig2 --method n-distill+R --exact --learning-rate 0.5 --iterations 2000 --evaluate-every 500
               distill train --env gridworld --seed 3 --teacher q-learning --method n-distill+R --iterations 300 --out out/run1
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
+              distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
             """)
 
     @OptionGroup var environment: EnvironmentOptions
@@ -64,7 +65,10 @@ struct Train: ParsableCommand {
         config.exact = exact
         config.evaluateEvery = evaluateEvery
         config.seed = runSeed ?? environment.seed
-        var trainer = try validating { try Trainer(config, environment: env, teacher: teach) }
+        let further = try teacher.buildKickstartTeachers(for: env, defaultSeed: environment.seed)
+        var trainer = try validating {
+            try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
+        }
 
         var sink = FileHandle.standardOutput
         if let out {
@@ -73,7 +77,9 @@ struct Train: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(config).write(to: URL(fileURLWithPath: out).appendingPathComponent("config.json"))
             let path = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                let handle = FileHandle(forWritingAtPath: path)
+            else {
                 throw ValidationError("--out: cannot write \(path)")
             }
             sink = handle
@@ -83,23 +89,34 @@ struct Train: ParsableCommand {
         let started = Date()
         var lastProgress = started
         if !quiet {
-            FileHandle.standardError.write(Data("train: \(env.name), teacher \(teach.identity), \(method.method.rawValue), \(iterations) iterations\(exact ? " (exact)" : "")\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "train: \(env.name), teacher \(teach.identity), \(method.method.rawValue), \(iterations) iterations\(exact ? " (exact)" : "")\n"
+                        .utf8))
         }
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
         for _ in 0..<iterations {
             let r = try validating { try trainer.runIteration() }
             let elapsed = Date().timeIntervalSince(started)
             let row = [
-                "\(r.iteration)", "\(r.environmentSteps)", "\(r.episodes)", "\(r.totalEnvironmentSteps)", f(r.sampledReturn),
+                "\(r.iteration)", "\(r.environmentSteps)", "\(r.episodes)", "\(r.totalEnvironmentSteps)",
+                f(r.sampledReturn),
                 f(r.sampledCrossEntropy), f(r.exact?.studentReturn), f(r.exact?.crossEntropyUnderStudent),
-                f(r.exact?.crossEntropyUnderTeacher), f(r.exact?.crossEntropyUnderUniform), "\(r.lossWeight)", f(r.beta),
+                f(r.exact?.crossEntropyUnderTeacher), f(r.exact?.crossEntropyUnderUniform), "\(r.lossWeight)",
+                f(r.beta),
                 "\(r.updateNorm)", String(format: "%.3f", elapsed),
             ]
             sink.write(Data((row.joined(separator: ",") + "\n").utf8))
             if !quiet && (Date().timeIntervalSince(lastProgress) >= 1 || r.iteration == iterations) {
                 lastProgress = Date()
-                let ret = r.exact.map { String(format: "exact return %.4f", $0.studentReturn) } ?? r.sampledReturn.map { String(format: "sampled return %.4f", $0) } ?? ""
-                FileHandle.standardError.write(Data("train: iteration \(r.iteration)/\(iterations), \(r.totalEnvironmentSteps) env steps, \(ret), \(String(format: "%.1f", elapsed)) s\n".utf8))
+                let ret =
+                    r.exact.map { String(format: "exact return %.4f", $0.studentReturn) } ?? r.sampledReturn.map {
+                        String(format: "sampled return %.4f", $0)
+                    } ?? ""
+                FileHandle.standardError.write(
+                    Data(
+                        "train: iteration \(r.iteration)/\(iterations), \(r.totalEnvironmentSteps) env steps, \(ret), \(String(format: "%.1f", elapsed)) s\n"
+                            .utf8))
             }
         }
     }
