@@ -25,7 +25,7 @@ public struct LearnerProblem: Sendable {
     /// Creates a problem.
     public init(
         environment: Environment, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
-        referenceTeacher: Teacher?, unrollSteps: Int = 1000, configurationJSON: String
+        referenceTeacher: Teacher?, unrollSteps: Int, configurationJSON: String
     ) {
         self.environment = environment
         self.environmentIdentity = environmentIdentity
@@ -447,6 +447,11 @@ public struct Learner: RoleLoop {
                 return
             }
             if envelope.sender.role == .actor {
+                // A restarted actor (same id, new run nonce) replaces its old record.
+                for (other, record) in actors where record.id == envelope.sender.id && other != routing {
+                    actors[other] = nil
+                    logger.info("actor '\(record.id)' restarted (new run); forgetting its previous run")
+                }
                 let known = actors[routing] != nil
                 actors[routing] = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
                 if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }

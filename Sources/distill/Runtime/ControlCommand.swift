@@ -47,7 +47,7 @@ struct ControlCommand: ParsableCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the learner's status as JSON.")
         @OptionGroup var target: Target
-        func run() throws { print(try target.send(Control(command: .status)).statusJSON) }
+        func run() throws { emit(try target.send(Control(command: .status)).statusJSON) }
     }
 
     struct Stop: ParsableCommand {
@@ -56,7 +56,7 @@ struct ControlCommand: ParsableCommand {
         @OptionGroup var target: Target
         func run() throws {
             _ = try target.send(Control(command: .stop))
-            print("stop accepted")
+            emit("stop accepted")
         }
     }
 
@@ -73,7 +73,7 @@ struct ControlCommand: ParsableCommand {
         }
         func run() throws {
             _ = try target.send(Control(command: .swapTeacher, teacherEndpoint: to))
-            print("swap to \(to) accepted: actors move at once; unrolls name the teacher that made their targets")
+            emit("swap to \(to) accepted: actors move at once; unrolls name the teacher that made their targets")
         }
     }
 
@@ -88,7 +88,7 @@ struct ControlCommand: ParsableCommand {
         }
         func run() throws {
             _ = try target.send(Control(command: .setLambda, lambdas: [lambda]))
-            print("λ = \(lambda) accepted")
+            emit("λ = \(lambda) accepted")
         }
     }
 }

@@ -91,6 +91,7 @@ struct LearnerCommand: ParsableCommand {
         let problem = LearnerProblem(
             environment: env, environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
+            unrollSteps: unrollSteps,
             configurationJSON: try configuration.json())
         var settings = LearnerConfiguration(
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)

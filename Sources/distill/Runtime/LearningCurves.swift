@@ -46,7 +46,7 @@ enum LearningCurves {
         fig.tight_layout()
         out = os.path.join(run, "learning_curves.png")
         fig.savefig(out, dpi=110)
-        print(out)
+        emit(out)
         """#
 
     /// The Python to use: DISTILL_PYTHON, else the project's .venv, else python3.
@@ -110,7 +110,7 @@ struct PlotCommand: ParsableCommand {
         }
         var failed = false
         LearningCurves.draw(runDirectory: URL(fileURLWithPath: directory)) { line in
-            print(line)
+            emit(line)
             failed = line.hasPrefix("no ")
         }
         if failed { throw ExitCode(1) }
