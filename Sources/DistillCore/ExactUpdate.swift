@@ -127,7 +127,9 @@ public enum ExactUpdate {
 /// iff the field is (locally) a gradient.
 public enum GradientField {
     /// `J[i][j] = ∂f_i/∂θ_j` by central differences with step `h`, row-major `n × n`.
-    public static func jacobian(at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]) rethrows
+    public static func jacobian(
+        at theta: [Double], step h: Double = 1e-5, _ f: ([Double]) throws -> [Double]
+    ) rethrows
         -> [Double]
     {
         let n = theta.count

@@ -96,7 +96,9 @@ public enum PolicyEvaluation {
 
     /// Optimal action values `Q*` by value iteration, stopping when the sup-norm change is below
     /// `tolerance` (or after `maxSweeps`).
-    public static func optimalActionValues(_ mdp: TabularMDP, tolerance: Double = 1e-12, maxSweeps: Int = 1_000_000)
+    public static func optimalActionValues(
+        _ mdp: TabularMDP, tolerance: Double = 1e-12, maxSweeps: Int = 1_000_000
+    )
         -> [Double]
     {
         var v = [Double](repeating: 0, count: mdp.stateCount)

@@ -92,7 +92,9 @@ public enum VTrace {
     /// `x_t` is the part of `r̂_t` fixed by `(s_t, a_t, s_{t+1})`; `y_t` the part of `r̂_{t−1}`
     /// fixed by the next action `a_t` (only exp. entropy regularised has one). With no clipping
     /// and `λ = 1`, `E_μ[Ĝ_t | s_t, a_t]` is the pseudo-return of the target policy.
-    public static func correctedReturns(own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double)
+    public static func correctedReturns(
+        own x: [Double], nextAction y: [Double], traces c: [Double], discount: Double
+    )
         -> [Double]
     {
         precondition(x.count == y.count && x.count == c.count, "x, y, c must have one entry per step")

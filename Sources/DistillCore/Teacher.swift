@@ -106,7 +106,9 @@ public struct QLearningConfiguration: Sendable, Hashable, Codable {
 /// Builders of the teachers of METHODS.md §6.
 public enum Teachers {
     /// Tabular Q-learning with ε-greedy behaviour; the policy is `softmax(Q/T)`, `V_π` exact.
-    public static func qLearning(_ mdp: TabularMDP, _ config: QLearningConfiguration = .init(), seed: UInt64) throws
+    public static func qLearning(
+        _ mdp: TabularMDP, _ config: QLearningConfiguration = .init(), seed: UInt64
+    ) throws
         -> Teacher
     {
         guard config.epsilon >= 0, config.epsilon <= 1 else {

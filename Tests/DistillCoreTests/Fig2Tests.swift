@@ -8,7 +8,9 @@ import Testing
     /// steps of size `sigmoidStep` on the sigmoid parameters `θ = z_R − z_L` (the logit rows get
     /// half of it, since `d(z_R − z_L) = 2·step·u_R` for a softmax row); records π(R|s0), π(R|sR)
     /// and the expected loss after every step.
-    static func train(_ method: Method, steps: Int, sigmoidStep: Double) throws -> (
+    static func train(
+        _ method: Method, steps: Int, sigmoidStep: Double
+    ) throws -> (
         s0: [Double], sR: [Double], loss: [Double]
     ) {
         let env = Environments.fig2()

@@ -74,7 +74,9 @@ struct RunningMoments {
 
 /// Coordinates where the Monte-Carlo mean leaves the Bonferroni-corrected 99 % band around the
 /// exact value (empty when all are inside).
-func outsideConfidenceBand(mean: [Double], standardError: [Double], exact: [Double], familyLevel: Double = 0.01)
+func outsideConfidenceBand(
+    mean: [Double], standardError: [Double], exact: [Double], familyLevel: Double = 0.01
+)
     -> [String]
 {
     let z = normalQuantile(1 - familyLevel / (2 * Double(exact.count)))
