@@ -50,7 +50,7 @@ public struct LearnerConfiguration: Sendable {
     /// Directory for metrics.csv and summary.json; nil: none written.
     public var outputDirectory: URL?
     /// Publish parameters after this many updates...
-    public var publishEveryUpdates: Int = 100
+    public var publishEveryUpdates: Int = 1000
     /// ...or this many milliseconds after the last publication, whichever comes first.
     public var publishIntervalMilliseconds: Int = 20
     /// Seconds between periodic checkpoints.
@@ -121,6 +121,8 @@ public struct Learner: RoleLoop {
     private var unrollPort = 0
     private var parametersPort = 0
     private var learnedSteps: UInt64 = 0
+    private var unrollMessages: UInt64 = 0
+    private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
 
     /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
@@ -293,6 +295,8 @@ public struct Learner: RoleLoop {
             guard case .unroll(let u) = envelope.message else { return }
             unroll = u
             actor = envelope.sender
+            unrollMessages += 1
+            unrollBytes += UInt64(frames.last?.count ?? 0)
         } catch {
             if let line = rejections.record(error, from: "an actor's unroll") { logger.warning("\(line)") }
             return
@@ -617,7 +621,8 @@ public struct Learner: RoleLoop {
             "teachers": teacherSwitches.map {
                 ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any]
             },
-            "actors_seen": actors.count, "messages_rejected": rejections.total,
+            "actors_seen": actors.count, "messages_rejected": rejections.total, "unroll_messages": unrollMessages,
+            "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
         ]
         if let teacher, teacher.isFinite {

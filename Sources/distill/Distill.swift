@@ -45,6 +45,6 @@ let distillVersion = "0.1.0"
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print throughput and latency figures (benchmarks, not tests).",
-        subcommands: [BenchCore.self, BenchCodec.self]
+        subcommands: [BenchCore.self, BenchCodec.self, BenchCluster.self]
     )
 }

@@ -51,7 +51,7 @@ struct LearnerCommand: ParsableCommand {
     var unrollSteps = 1000
 
     @Option(help: "Publish parameters after this many updates...")
-    var publishEvery = 100
+    var publishEvery = 1000
 
     @Option(help: "...or this many milliseconds after the last publication.")
     var publishIntervalMs = 20
