@@ -288,10 +288,11 @@ public struct Actor: RoleLoop {
             poller.add(control)
             poller.add(sub)
             poller.add(teacher)
-            poller.add(push, events: phase == .sending ? .writable : [])
-            let busy =
-                phase == .playing
-                || (phase == .sending && sequence - consumed < UInt64(configuration.maxUnrollsInFlight))
+            // Wait for the PUSH socket only when the credit allows a send: while blocked on receipts
+            // it is writable, and asking would turn the poll into a busy loop.
+            let hasCredit = sequence - consumed < UInt64(configuration.maxUnrollsInFlight)
+            poller.add(push, events: phase == .sending && hasCredit ? .writable : [])
+            let busy = phase == .playing
             let ready = try poller.poll(timeoutMilliseconds: busy ? 0 : 5)
 
             if !ready[0].isEmpty {

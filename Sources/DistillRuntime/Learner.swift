@@ -55,8 +55,10 @@ public struct LearnerConfiguration: Sendable {
     public var publishIntervalMilliseconds: Int = 20
     /// Seconds between periodic checkpoints.
     public var checkpointIntervalSeconds: Double = 30
-    /// Seconds between metrics rows.
+    /// Seconds between metrics rows...
     public var metricsIntervalSeconds: Double = 1
+    /// ...and a row every this many environment steps (nil: by time only), whichever first.
+    public var metricsEverySteps: UInt64?
     /// An actor silent this long is marked dead, in milliseconds.
     public var actorTimeoutMilliseconds: Int = 3000
     /// Stop once this many environment steps were learned from (nil: run until stopped).
@@ -121,6 +123,9 @@ public struct Learner: RoleLoop {
     private var unrollPort = 0
     private var parametersPort = 0
     private var learnedSteps: UInt64 = 0
+    private var referenceTeacherReturn: Double?
+    private var studentValuesForMetrics: [Double]?
+    private var nextMetricsAtSteps: UInt64 = 0
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
@@ -266,7 +271,9 @@ public struct Learner: RoleLoop {
                 nextLivenessSweep = now + 500
             }
             let seconds = monotonicSeconds()
-            if seconds >= nextMetrics {
+            if seconds >= nextMetrics || (configuration.metricsEverySteps != nil && learnedSteps >= nextMetricsAtSteps)
+            {
+                if let every = configuration.metricsEverySteps { nextMetricsAtSteps = learnedSteps + every }
                 writeMetrics()
                 nextMetrics = seconds + configuration.metricsIntervalSeconds
             }

@@ -90,7 +90,9 @@ struct ClusterCommand: ParsableCommand {
             configuration: LauncherConfiguration(
                 binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
                 problemArguments: ["--config", configFile.path],
-                learnerArguments: ["--steps", String(steps)] + learnerFlags.split(separator: " ").map(String.init),
+                // About 200 metrics rows per run, however fast it goes: a readable learning curve.
+                learnerArguments: ["--steps", String(steps), "--metrics-every-steps", String(max(steps / 200, 1000))]
+                    + learnerFlags.split(separator: " ").map(String.init),
                 actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
                 actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
             logger: RoleOptions.start(role: "launcher", level: .info), progress: { emit($0) })

@@ -59,8 +59,11 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Seconds between periodic checkpoints.")
     var checkpointInterval = 30.0
 
-    @Option(help: "Seconds between metrics rows.")
+    @Option(help: "Seconds between metrics rows...")
     var metricsInterval = 1.0
+
+    @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
+    var metricsEverySteps: UInt64?
 
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
     var actorTimeoutMs = 3000
@@ -102,6 +105,7 @@ struct LearnerCommand: ParsableCommand {
         settings.publishIntervalMilliseconds = publishIntervalMs
         settings.checkpointIntervalSeconds = checkpointInterval
         settings.metricsIntervalSeconds = metricsInterval
+        settings.metricsEverySteps = metricsEverySteps
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxMessageBytes = role.maxMessageBytes
         try runRole(logger) {

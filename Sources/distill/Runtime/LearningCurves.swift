@@ -46,7 +46,7 @@ enum LearningCurves {
         fig.tight_layout()
         out = os.path.join(run, "learning_curves.png")
         fig.savefig(out, dpi=110)
-        emit(out)
+        print(out)
         """#
 
     /// The Python to use: DISTILL_PYTHON, else the project's .venv, else python3.
