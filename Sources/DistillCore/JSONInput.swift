@@ -4,7 +4,7 @@ import Foundation
 /// does no I/O). Every failure becomes a ``DistillError`` whose message names the field and, where
 /// there is one, the state and action.
 public enum JSONInput {
-    /// Decodes and validates an MDP description (schema in CORE-README.md).
+    /// Decodes and validates an MDP description (schema in README.md, "File formats").
     public static func mdp(from data: Data) throws -> TabularMDP {
         try decode(MDPDescription.self, from: data, what: "MDP").validated()
     }

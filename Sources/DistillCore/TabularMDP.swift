@@ -192,7 +192,7 @@ public struct TabularMDP: Sendable {
     }
 }
 
-/// The JSON form of a tabular MDP (schema in CORE-README.md).
+/// The JSON form of a tabular MDP (schema in README.md, "File formats").
 ///
 /// ```json
 /// {"stateCount": 3, "actionCount": 2, "discount": 1.0,

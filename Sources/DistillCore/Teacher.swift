@@ -262,7 +262,7 @@ public enum Teachers {
     static func greedy(_ row: [Double]) -> [Double] { softmax(row, temperature: 0) }
 }
 
-/// The JSON form of a teacher table (schema in CORE-README.md).
+/// The JSON form of a teacher table (schema in README.md, "File formats").
 ///
 /// ```json
 /// {"identity": "my-teacher", "stateCount": 3, "actionCount": 2,

@@ -16,6 +16,9 @@ enum LearningCurves {
             sys.exit("metrics.csv has no rows yet")
         def col(name):
             return [float(r[name]) if r[name] not in ("", "nan") else float("nan") for r in rows]
+        rows = [r for r in rows if float(r["env_steps"] or 0) > 0]
+        if not rows:
+            sys.exit("metrics.csv has no rows with environment steps yet")
         steps = [s / 1e6 for s in col("env_steps")]
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         ax = axes[0]
@@ -23,12 +26,13 @@ enum LearningCurves {
         teacher = col("teacher_return")
         if any(t == t for t in teacher):
             ax.plot(steps, teacher, label="teacher (exact)", color="tab:red", linestyle="--")
-        ax.set_xlabel("environment steps (millions)"); ax.set_ylabel("expected return")
-        ax.set_title("Return"); ax.legend(); ax.grid(alpha=0.3)
+        ax.set_xlabel("environment steps (millions, log scale)"); ax.set_ylabel("expected return")
+        ax.set_title("Return"); ax.legend(); ax.grid(alpha=0.3); ax.set_xscale("log")
         ax = axes[1]
         ax.plot(steps, col("kl_per_episode"), color="tab:purple")
-        ax.set_xlabel("environment steps (millions)"); ax.set_ylabel("Σ_t KL(π ‖ π_θ) per episode")
-        ax.set_title("Distance to the teacher (sampled)"); ax.set_yscale("log"); ax.grid(alpha=0.3)
+        ax.set_xlabel("environment steps (millions, log scale)"); ax.set_ylabel("Σ_t KL(π ‖ π_θ) per episode")
+        ax.set_title("Distance to the teacher (sampled)"); ax.set_yscale("log"); ax.set_xscale("log")
+        ax.grid(alpha=0.3)
         ax = axes[2]
         ax.plot(steps, [v / 1e6 for v in col("steps_per_second")], color="tab:green", label="env steps/s (M)")
         ax.set_xlabel("environment steps (millions)"); ax.set_ylabel("million env steps / s", color="tab:green")
