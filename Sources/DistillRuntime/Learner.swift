@@ -112,6 +112,8 @@ public struct Learner: RoleLoop {
     private var actors: [[UInt8]: ActorRecord] = [:]
     private var teacherEndpoint = ""
     private var currentTeacherID = ""
+    private var previousTeacherID = ""
+    private var swapPending = false
     private var teacherSwitches: [(envSteps: UInt64, teacher: String)] = []
     private var rejections = RejectionLog()
     private var stopActorsAtEnd = false
@@ -314,13 +316,19 @@ public struct Learner: RoleLoop {
             return
         }
         if unroll.teacherID != currentTeacherID {
-            if !currentTeacherID.isEmpty {
-                logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')")
+            // Unrolls still in flight from the teacher just replaced are stragglers, not a switch
+            // back; a commanded swap to it again is a switch.
+            let straggler = unroll.teacherID == previousTeacherID && !swapPending
+            if !straggler {
+                if !currentTeacherID.isEmpty {
+                    logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')")
+                }
+                previousTeacherID = currentTeacherID
+                currentTeacherID = unroll.teacherID
+                swapPending = false
+                teacherSwitches.append((envSteps, unroll.teacherID))
             }
-            currentTeacherID = unroll.teacherID
-            teacherSwitches.append((envSteps, unroll.teacherID))
         }
-
         receipts[routingID(of: actor)] = unroll.sequence
         let na = unroll.actionCount
         let discount = problem.environment.mdp.discount
@@ -507,6 +515,7 @@ public struct Learner: RoleLoop {
         case .swapTeacher:
             logger.notice("moving every actor to the teacher server at \(command.teacherEndpoint)")
             teacherEndpoint = command.teacherEndpoint
+            swapPending = true
             for (actorRouting, record) in actors where record.alive {
                 reply(
                     .control(Control(command: .swapTeacher, teacherEndpoint: command.teacherEndpoint)),

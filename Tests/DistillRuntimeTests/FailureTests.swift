@@ -26,7 +26,10 @@ struct FailureTests {
             let survivor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "survivor")
             var victim = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "victim")
             defer { for process in [teacher, survivor, victim, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "version") > 50 }
+            Roles.waitUntil(timeout: 60) {
+                let status = Roles.status(learner.control)
+                return Roles.number(status, "actors_alive") == 2 && Roles.number(status, "version") > 50
+            }
             victim.send(signal: SIGKILL)
             _ = victim.waitForExit()
             // The learner notices the missing heartbeats and keeps learning from the survivor.
