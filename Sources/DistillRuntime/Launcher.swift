@@ -251,7 +251,9 @@ public struct Launcher: RoleLoop {
                 try learner.start()
                 _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
             }
-            for child in [teacher] + actors where !child.isRunning {
+            // A child that exits 0 was asked to stop (the learner ends its actors at the step
+            // limit); only a crash is restarted.
+            for child in [teacher] + actors where !child.isRunning && child.terminationStatus != 0 {
                 guard child.mayRestart() else {
                     throw RuntimeError("the \(child.name) process keeps failing; stopping:\n" + tail(of: child.logFile))
                 }

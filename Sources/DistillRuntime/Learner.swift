@@ -128,6 +128,7 @@ public struct Learner: RoleLoop {
     private var referenceTeacherReturn: Double?
     private var studentValuesForMetrics: [Double]?
     private var nextMetricsAtSteps: UInt64 = 0
+    private var firstUnrollSeconds: Double?
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
@@ -306,6 +307,7 @@ public struct Learner: RoleLoop {
             actor = envelope.sender
             unrollMessages += 1
             unrollBytes += UInt64(frames.last?.count ?? 0)
+            if firstUnrollSeconds == nil { firstUnrollSeconds = monotonicSeconds() }
         } catch {
             if let line = rejections.record(error, from: "an actor's unroll") { logger.warning("\(line)") }
             return
@@ -632,6 +634,12 @@ public struct Learner: RoleLoop {
             "student_return": student.isFinite ? student : NSNull(), "env_steps": envSteps,
             "env_steps_this_run": learnedSteps, "updates": updates, "version": version, "wall_seconds": elapsed,
             "env_steps_per_second": elapsed > 0 ? Double(learnedSteps) / elapsed : 0,
+            // From the first unroll on: without start-up (teacher training, actors joining).
+            "env_steps_per_second_learning": firstUnrollSeconds.map { first in
+                let span = monotonicSeconds() - first
+                return span > 0 ? Double(learnedSteps) / span : 0
+            } ?? 0,
+            "learning_seconds": firstUnrollSeconds.map { monotonicSeconds() - $0 } ?? 0,
             "kl_per_episode": totals.klPerEpisode.isFinite ? totals.klPerEpisode : NSNull(),
             "mean_policy_lag": totals.meanLag, "max_policy_lag": totals.maxLag,
             "teachers": teacherSwitches.map {

@@ -13,7 +13,7 @@ struct BenchCluster: ParsableCommand {
             1. Runs `distill cluster` (20x20 gridworld, q-learning teacher, n-distill+R, tabular \
             student) for --steps environment steps with each actor count of --actors, and reads \
             its summary: end-to-end env steps/s, updates/s, unroll messages/s and their mean size, \
-            policy lag.
+            policy lag, all over the learning span (from the first unroll on, without start-up).
             2. Raw ZeroMQ PUSH/PULL between two threads over TCP loopback with messages of the \
             same mean size: the ceiling the transport alone would allow; the ratio compares bytes/s.
             3. A teacher server process answering TeacherQuery batches (1 and 401 states), one \
@@ -28,7 +28,7 @@ struct BenchCluster: ParsableCommand {
             """)
 
     @Option(help: "Environment steps per cluster run.")
-    var steps: UInt64 = 4_000_000
+    var steps: UInt64 = 10_000_000
 
     @Option(help: "Actor counts to run, comma-separated.")
     var actors: String = "1,2,4"
@@ -71,7 +71,8 @@ struct BenchCluster: ParsableCommand {
                 continue
             }
             func number(_ key: String) -> Double { (summary[key] as? NSNumber)?.doubleValue ?? .nan }
-            let seconds = number("wall_seconds")
+            // Rates over the learning span (first unroll to the end), without start-up.
+            let seconds = number("learning_seconds")
             let unrollsPerSecond = number("unroll_messages") / seconds
             let bytes = number("unroll_bytes_mean")
             let raw = try RawTransport.pushPull(messageBytes: Int(bytes.rounded()), messages: 20_000)
@@ -79,7 +80,8 @@ struct BenchCluster: ParsableCommand {
             emit(
                 String(
                     format: "%6d %13.0f %11.0f %11.0f %14.0f %6.1f %10.1f %6.1f%% %7.1f (%.0f)", count,
-                    number("env_steps_per_second"), number("updates") / seconds, unrollsPerSecond, bytes, megabytes,
+                    number("env_steps_per_second_learning"), number("updates") / seconds, unrollsPerSecond, bytes,
+                    megabytes,
                     raw.bytesPerSecond / 1e6, 100 * megabytes * 1e6 / raw.bytesPerSecond, number("mean_policy_lag"),
                     number("max_policy_lag")))
         }
