@@ -7,10 +7,12 @@ import Logging
 #endif
 
 /// A child role process of the launcher: its arguments, its log file, the endpoints it announced.
-final class ManagedProcess: @unchecked Sendable {
-    let name: String
+public final class ManagedProcess: @unchecked Sendable {
+    /// The role's name, also its log file's name.
+    public let name: String
     let arguments: [String]
-    let logFile: URL
+    /// Where its stderr goes.
+    public let logFile: URL
     private let binary: URL
     private var process: Process
     private let lock = NSLock()
@@ -19,7 +21,8 @@ final class ManagedProcess: @unchecked Sendable {
     private(set) var restarts = 0
     private var restartTimes: [Double] = []
 
-    init(name: String, binary: URL, arguments: [String], logDirectory: URL) {
+    /// Describes a process; `start()` runs it.
+    public init(name: String, binary: URL, arguments: [String], logDirectory: URL) {
         self.name = name
         self.binary = binary
         self.arguments = arguments
@@ -28,7 +31,7 @@ final class ManagedProcess: @unchecked Sendable {
     }
 
     /// Starts (or restarts) the process; its stderr goes to its log file, appended.
-    func start() throws {
+    public func start() throws {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -79,7 +82,7 @@ final class ManagedProcess: @unchecked Sendable {
     }
 
     /// Waits until the process announces `endpoint NAME ...`; fails if it exits first or times out.
-    func waitForEndpoint(_ endpoint: String, timeoutSeconds: Double) throws -> String {
+    public func waitForEndpoint(_ endpoint: String, timeoutSeconds: Double) throws -> String {
         let deadline = monotonicSeconds() + timeoutSeconds
         while monotonicSeconds() < deadline {
             if let value = lock.withLock({ announced[endpoint] }) { return value }
@@ -107,13 +110,13 @@ final class ManagedProcess: @unchecked Sendable {
     }
 
     /// Sends `signal` if running.
-    func signal(_ number: Int32) {
+    public func signal(_ number: Int32) {
         if process.isRunning { kill(process.processIdentifier, number) }
     }
 
     /// Waits up to `seconds` for the exit; kills it (SIGKILL) after that. Returns its status.
     @discardableResult
-    func waitForExit(seconds: Double) -> Int32 {
+    public func waitForExit(seconds: Double) -> Int32 {
         let deadline = monotonicSeconds() + seconds
         while process.isRunning && monotonicSeconds() < deadline { usleep(10_000) }
         if process.isRunning {

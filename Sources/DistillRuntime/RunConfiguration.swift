@@ -46,10 +46,7 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public static func environmentIdentity(_ spec: EnvironmentSpec, _ environment: Environment) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let bytes = (try? encoder.encode(spec)) ?? Data()
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let hex = String(hash, radix: 16)
+        let hex = String(Checksum.fnv1a64(bytes: (try? encoder.encode(spec)) ?? Data()), radix: 16)
         return "\(environment.name) [\(environment.mdp.stateCount) states, \(environment.mdp.actionCount) actions, "
             + "spec \(String(repeating: "0", count: 16 - hex.count) + hex)]"
     }

@@ -13,4 +13,11 @@ public enum Checksum {
         }
         return hash
     }
+
+    /// FNV-1a 64 over raw bytes (same constants), e.g. to fingerprint a configuration.
+    public static func fnv1a64<Bytes: Sequence>(bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
 }

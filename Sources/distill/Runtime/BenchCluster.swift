@@ -87,14 +87,19 @@ struct BenchCluster: ParsableCommand {
         }
 
         emit("\n2. teacher server (one query in flight, tabular teacher, 20x20 gridworld)")
-        let teacher = try ChildProcessHandle(
-            binary,
-            [
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let teacher = ManagedProcess(
+            name: "teacher", binary: binary,
+            arguments: [
                 "teacher", "--env", "gridworld", "--seed", String(seed), "--teacher", "optimal", "--bind",
                 "tcp://127.0.0.1:*",
-            ])
-        defer { teacher.stop() }
-        let endpoint = try teacher.endpoint("teacher")
+            ], logDirectory: scratch)
+        try teacher.start()
+        defer {
+            teacher.signal(SIGTERM)
+            teacher.waitForExit(seconds: 10)
+        }
+        let endpoint = try teacher.waitForEndpoint("teacher", timeoutSeconds: 60)
         for batch in [1, 401] {
             let result = try RawTransport.teacherQueries(endpoint: endpoint, batch: batch, seconds: 1.5)
             emit(
@@ -122,42 +127,6 @@ struct BenchCluster: ParsableCommand {
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus
-    }
-}
-
-/// A child process whose stdout announces endpoints (`endpoint NAME ENDPOINT`).
-final class ChildProcessHandle {
-    private let process = Process()
-    private let pipe = Pipe()
-
-    init(_ binary: URL, _ arguments: [String]) throws {
-        process.executableURL = binary
-        process.arguments = arguments
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    func endpoint(_ name: String) throws -> String {
-        var buffer = Data()
-        while true {
-            let chunk = pipe.fileHandleForReading.availableData
-            guard !chunk.isEmpty else {
-                throw RuntimeError("the \(name) process exited before announcing its endpoint")
-            }
-            buffer.append(chunk)
-            for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {
-                let parts = line.split(separator: " ")
-                if parts.count == 3 && parts[0] == "endpoint" && parts[1] == name { return String(parts[2]) }
-            }
-        }
-    }
-
-    func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
     }
 }
 
