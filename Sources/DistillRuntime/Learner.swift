@@ -129,6 +129,7 @@ public struct Learner: RoleLoop {
     private var studentValuesForMetrics: [Double]?
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
+    private var episodesSeen: UInt64 = 0
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
@@ -339,14 +340,20 @@ public struct Learner: RoleLoop {
             for episode in episodes {
                 accumulateSampledUpdate(episode, policy: policy, rule: rule, context: context, into: &accumulator)
                 // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
+                // The KL metric takes |A| logarithms per step: measure it on every 4th episode
+                // (an unbiased subsample), which keeps it off the learner's critical path.
+                episodesSeen &+= 1
+                let measureKL = episodesSeen % 4 == 0
                 var kl = 0.0
                 var episodeReturn = 0.0
                 var weight = 1.0
                 for t in 0..<episode.length {
-                    let row = Int(policy.rowOfState[episode.state(t)]) * na
-                    for a in 0..<na {
-                        let p = episode.teacherProbability(t, a)
-                        if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
+                    if measureKL {
+                        let row = Int(policy.rowOfState[episode.state(t)]) * na
+                        for a in 0..<na {
+                            let p = episode.teacherProbability(t, a)
+                            if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
+                        }
                     }
                     episodeReturn += weight * episode.reward(t)
                     weight *= discount
@@ -360,8 +367,8 @@ public struct Learner: RoleLoop {
                 envSteps += steps
                 learnedSteps += steps
                 let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
-                window.add(steps: steps, episodes: 1, klSum: kl, returnSum: episodeReturn, lag: lag)
-                totals.add(steps: steps, episodes: 1, klSum: kl, returnSum: episodeReturn, lag: lag)
+                window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
+                totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
                 // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
                 if accumulator.episodes >= problem.method.episodesPerIteration {
                     applyUpdate()
@@ -667,22 +674,27 @@ struct MetricsWindow {
     var steps: UInt64 = 0
     var episodes = 0
     var klSum = 0.0
+    var klEpisodes = 0
     var returnSum = 0.0
     var lagSum = 0.0
     var lagWeight = 0.0
     var maxLag = 0.0
 
-    mutating func add(steps: UInt64, episodes: Int, klSum: Double, returnSum: Double, lag: Double) {
+    /// Adds one episode; `klSample` is its Σ_t KL when the episode was in the KL subsample.
+    mutating func add(steps: UInt64, klSample: Double?, returnSum: Double, lag: Double) {
         self.steps += steps
-        self.episodes += episodes
-        self.klSum += klSum
+        episodes += 1
+        if let klSample {
+            klSum += klSample
+            klEpisodes += 1
+        }
         self.returnSum += returnSum
         lagSum += lag * Double(steps)
         lagWeight += Double(steps)
         maxLag = max(maxLag, lag)
     }
 
-    var klPerEpisode: Double { episodes > 0 ? klSum / Double(episodes) : .nan }
+    var klPerEpisode: Double { klEpisodes > 0 ? klSum / Double(klEpisodes) : .nan }
     var meanReturn: Double { episodes > 0 ? returnSum / Double(episodes) : .nan }
     var meanLag: Double { lagWeight > 0 ? lagSum / lagWeight : 0 }
 }
