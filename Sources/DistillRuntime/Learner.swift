@@ -573,11 +573,18 @@ public struct Learner: RoleLoop {
 
     private mutating func exactReturns() -> (student: Double, teacher: Double?) {
         let mdp = problem.environment.mdp
-        let student = (try? PolicyEvaluation.expectedReturn(mdp, policy: policy.stateTable())) ?? .nan
-        let teacher = problem.referenceTeacher.flatMap {
-            try? PolicyEvaluation.expectedReturn(mdp, policy: $0.probabilities)
+        if referenceTeacherReturn == nil, let teacher = problem.referenceTeacher {
+            referenceTeacherReturn = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
         }
-        return (student, teacher)
+        let table = policy.stateTable()
+        // Warm-started from the previous row's values: a few sparse sweeps, not a dense solve.
+        if let values = PolicyEvaluation.iterativeValues(
+            mdp, policy: table, initial: studentValuesForMetrics, tolerance: 1e-7)
+        {
+            studentValuesForMetrics = values
+            return (zip(mdp.startDistribution, values).reduce(0) { $0 + $1.0 * $1.1 }, referenceTeacherReturn)
+        }
+        return ((try? PolicyEvaluation.expectedReturn(mdp, policy: table)) ?? .nan, referenceTeacherReturn)
     }
 
     private mutating func writeMetrics() {
