@@ -87,7 +87,7 @@ struct ActorRecord {
 
 /// Pulls unrolls, applies the update rule with V-trace correction for policy lag, publishes
 /// parameters, answers its clients, tracks actor liveness, writes metrics and checkpoints.
-public struct Learner: RoleLoop {
+public final class Learner: RoleLoop {
     private let problem: LearnerProblem
     private var optimiser: Optimiser
     private var rule: UpdateRule
@@ -164,7 +164,7 @@ public struct Learner: RoleLoop {
         }
     }
 
-    private mutating func resume(from store: CheckpointStore) throws {
+    private func resume(from store: CheckpointStore) throws {
         guard let (checkpoint, file, skipped) = try store.latest() else { return }
         for reason in skipped { logger.warning("skipped an unreadable checkpoint: \(reason)") }
         guard checkpoint.configurationJSON == problem.configurationJSON else {
@@ -205,7 +205,7 @@ public struct Learner: RoleLoop {
 
     /// Learns until a stop is requested or `maxEnvSteps` is reached; always ends with a final
     /// publication, checkpoint, metrics row and summary.
-    public mutating func run() throws {
+    public func run() throws {
         let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
         let pull = try sockets.open(.pull, highWaterMark: 4)
         // Small kernel buffers too: unrolls queued anywhere are policy lag.
@@ -298,7 +298,7 @@ public struct Learner: RoleLoop {
 
     // MARK: Learning
 
-    private mutating func learn(from frames: [[UInt8]]) {
+    private func learn(from frames: [[UInt8]]) {
         let unroll: Unroll
         let actor: Sender
         do {
@@ -386,7 +386,7 @@ public struct Learner: RoleLoop {
     }
 
     /// Applies the accumulated update: a new parameter version.
-    private mutating func applyUpdate() {
+    private func applyUpdate() {
         if optimiser.kind == .sgd {
             // Only the rows the batch touched change: update and refresh just those.
             _ = accumulator.applyStochasticGradientStep(
@@ -422,7 +422,7 @@ public struct Learner: RoleLoop {
     }
 
     /// Acknowledges the unrolls consumed since the last call, one receipt per actor.
-    private mutating func sendReceipts(_ router: ZMQSocket) {
+    private func sendReceipts(_ router: ZMQSocket) {
         guard !receipts.isEmpty else { return }
         for (routing, sequence) in receipts {
             reply(.unrollAck(UnrollAck(sequence: sequence, parameterVersion: version)), to: routing, router)
@@ -444,7 +444,7 @@ public struct Learner: RoleLoop {
 
     // MARK: Clients
 
-    private mutating func serve(_ frames: [[UInt8]], on router: ZMQSocket) {
+    private func serve(_ frames: [[UInt8]], on router: ZMQSocket) {
         guard frames.count == 2 else {
             let error = DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)")
             if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
@@ -513,7 +513,7 @@ public struct Learner: RoleLoop {
         }
     }
 
-    private mutating func handle(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+    private func handle(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
         var echo = command
         echo.accepted = true
         switch command.command {
@@ -555,7 +555,7 @@ public struct Learner: RoleLoop {
         _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: message))], dontWait: true)
     }
 
-    private mutating func sweepLiveness(_ now: Int64) {
+    private func sweepLiveness(_ now: Int64) {
         for (routing, record) in actors
         where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
             actors[routing]!.alive = false
@@ -571,7 +571,7 @@ public struct Learner: RoleLoop {
 
     // MARK: Metrics, checkpoints, summary
 
-    private mutating func exactReturns() -> (student: Double, teacher: Double?) {
+    private func exactReturns() -> (student: Double, teacher: Double?) {
         let mdp = problem.environment.mdp
         if referenceTeacherReturn == nil, let teacher = problem.referenceTeacher {
             referenceTeacherReturn = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
@@ -587,7 +587,7 @@ public struct Learner: RoleLoop {
         return ((try? PolicyEvaluation.expectedReturn(mdp, policy: table)) ?? .nan, referenceTeacherReturn)
     }
 
-    private mutating func writeMetrics() {
+    private func writeMetrics() {
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds
         let row = MetricsRow(
@@ -622,7 +622,7 @@ public struct Learner: RoleLoop {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private mutating func checkpoint() {
+    private func checkpoint() {
         guard let directory = configuration.checkpointDirectory else { return }
         let snapshot = Checkpoint(
             version: version, shape: [parameters.rowCount, parameters.actionCount], parameters: parameters.logits,
@@ -638,7 +638,7 @@ public struct Learner: RoleLoop {
         }
     }
 
-    private mutating func writeSummary(reason: String) {
+    private func writeSummary(reason: String) {
         guard let directory = configuration.outputDirectory else { return }
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds

@@ -109,7 +109,7 @@ struct LearnerCommand: ParsableCommand {
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxMessageBytes = role.maxMessageBytes
         try runRole(logger) {
-            var learner = try Learner(
+            let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)
             try learner.run()
         }
