@@ -10,7 +10,7 @@ import Logging
 public final class ManagedProcess: @unchecked Sendable {
     /// The role's name, also its log file's name.
     public let name: String
-    let arguments: [String]
+    private(set) var arguments: [String]
     /// Where its stderr goes.
     public let logFile: URL
     private let binary: URL
@@ -95,6 +95,14 @@ public final class ManagedProcess: @unchecked Sendable {
             usleep(10_000)
         }
         throw RuntimeError("the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile))
+    }
+
+    /// Replaces the value of each flag in `values` (e.g. a `tcp://127.0.0.1:*` bind by the port
+    /// it got), so a restart binds the same endpoints its peers are connected to.
+    func pin(_ values: [String: String]) {
+        for (flag, value) in values {
+            if let index = arguments.firstIndex(of: flag), index + 1 < arguments.count { arguments[index + 1] = value }
+        }
     }
 
     var isRunning: Bool { process.isRunning }
@@ -208,6 +216,7 @@ public struct Launcher: RoleLoop {
         try teacher.start()
         let teacherEndpoint = try teacher.waitForEndpoint("teacher", timeoutSeconds: configuration.startTimeoutSeconds)
         endpoints["teacher"] = teacherEndpoint
+        teacher.pin(["--bind": teacherEndpoint])
 
         let learner = ManagedProcess(
             name: "learner", binary: binary,
@@ -220,6 +229,11 @@ public struct Launcher: RoleLoop {
         try learner.start()
         let control = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
         endpoints["control"] = control
+        learner.pin([
+            "--bind-control": control,
+            "--bind-unrolls": try learner.waitForEndpoint("unrolls", timeoutSeconds: 10),
+            "--bind-params": try learner.waitForEndpoint("parameters", timeoutSeconds: 10),
+        ])
 
         var actors: [ManagedProcess] = []
         for k in 0..<configuration.actors {
