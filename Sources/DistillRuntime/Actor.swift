@@ -43,6 +43,12 @@ public struct ActorConfiguration: Sendable {
     public var maxUnrollsInFlight = 8
     /// Largest message accepted.
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
+    /// This actor's CURVE keys, or nil for plain TCP.
+    public var curve: CurveConfiguration?
+    /// The learner's CURVE public key (required with `curve`).
+    public var learnerKey: String?
+    /// The teacher servers' CURVE public key (required with `curve`; shared by swapped-in servers).
+    public var teacherKey: String?
 
     /// Creates a configuration.
     public init(learner: Endpoint, teacher: String, seed: UInt64) {
@@ -262,17 +268,18 @@ public struct Actor: RoleLoop {
 
     /// Acts until a stop is requested, the learner says stop, or `maxEnvSteps` is reached.
     public mutating func run() throws {
-        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
-        let control = try sockets.open(.dealer)
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
+        let toLearner = configuration.learnerKey.map { CurveRole.client(serverKey: $0) }
+        let control = try sockets.open(.dealer, curve: toLearner)
         try control.set(.routingID(routingID(of: sender)))
         try sockets.connect(control, configuration.learner.description, purpose: "learner control")
-        var teacher = try sockets.open(.dealer)
+        var teacher = try sockets.open(.dealer, curve: teacherRole)
         try sockets.connect(teacher, teacherEndpoint, purpose: "teacher")
         // Small queues: a slow or absent learner holds the actor back instead of letting it run
         // far ahead (bounded memory, bounded policy lag).
-        let push = try sockets.open(.push, highWaterMark: 2)
+        let push = try sockets.open(.push, highWaterMark: 2, curve: toLearner)
         try push.set(.sendBuffer(bytes: 128 << 10))
-        let sub = try sockets.open(.sub, highWaterMark: 16)
+        let sub = try sockets.open(.sub, highWaterMark: 16, curve: toLearner)
         try sub.set(.subscribe(prefix: []))
         var learnerPorts: (Int, Int)?
         defer {
@@ -349,6 +356,8 @@ public struct Actor: RoleLoop {
             "actor stopping (\(StopSignal.isRequested ? StopSignal.reason : "step limit reached"))",
             metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
     }
+
+    private var teacherRole: CurveRole? { configuration.teacherKey.map { CurveRole.client(serverKey: $0) } }
 
     // MARK: Acting
 
@@ -579,7 +588,7 @@ public struct Actor: RoleLoop {
     private mutating func swapTeacher(to endpoint: String, teacher: inout ZMQSocket, sockets: SocketFactory) {
         guard endpoint != teacherEndpoint else { return }
         do {
-            let replacement = try sockets.open(.dealer)
+            let replacement = try sockets.open(.dealer, curve: teacherRole)
             try sockets.connect(replacement, endpoint, purpose: "teacher")
             teacher.close()
             teacher = replacement

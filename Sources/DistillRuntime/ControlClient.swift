@@ -13,11 +13,13 @@ public final class ControlClient {
     public let endpoint: String
 
     /// Connects to a learner's control endpoint (returns at once; ZeroMQ connects in the background).
-    public init(learner endpoint: String, sender: Sender) throws {
+    public init(
+        learner endpoint: String, sender: Sender, curve: CurveConfiguration? = nil, learnerKey: String? = nil
+    ) throws {
         self.endpoint = endpoint
         self.sender = sender
-        sockets = try SocketFactory()
-        socket = try sockets.open(.dealer)
+        sockets = try SocketFactory(curve: curve)
+        socket = try sockets.open(.dealer, curve: learnerKey.map { CurveRole.client(serverKey: $0) })
         try sockets.connect(socket, endpoint, purpose: "learner control")
     }
 

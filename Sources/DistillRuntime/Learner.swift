@@ -65,6 +65,8 @@ public struct LearnerConfiguration: Sendable {
     public var maxEnvSteps: UInt64?
     /// Largest message accepted.
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
+    /// CURVE keys (and allow-list), or nil for plain TCP.
+    public var curve: CurveConfiguration?
 
     /// Creates a configuration.
     public init(bindUnrolls: String, bindParameters: String, bindControl: String) {
@@ -129,6 +131,7 @@ public final class Learner: RoleLoop {
     private var studentValuesForMetrics: [Double]?
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
+    private var socketFactory: SocketFactory?
     private var episodesSeen: UInt64 = 0
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
@@ -206,12 +209,13 @@ public final class Learner: RoleLoop {
     /// Learns until a stop is requested or `maxEnvSteps` is reached; always ends with a final
     /// publication, checkpoint, metrics row and summary.
     public func run() throws {
-        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
-        let pull = try sockets.open(.pull, highWaterMark: 4)
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
+        socketFactory = sockets
+        let pull = try sockets.open(.pull, highWaterMark: 4, curve: .server)
         // Small kernel buffers too: unrolls queued anywhere are policy lag.
         try pull.set(.receiveBuffer(bytes: 256 << 10))
-        let pub = try sockets.open(.pub, highWaterMark: 16)
-        let router = try sockets.open(.router, highWaterMark: 10_000)
+        let pub = try sockets.open(.pub, highWaterMark: 16, curve: .server)
+        let router = try sockets.open(.router, highWaterMark: 10_000, curve: .server)
         defer { for socket in [pull, pub, router] { socket.close() } }
         let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
         let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
@@ -610,6 +614,7 @@ public final class Learner: RoleLoop {
             "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
             "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
             "teacher_id": currentTeacherID, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
+            "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
             "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
                 [

@@ -62,22 +62,64 @@ func monotonicSeconds() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
+/// CURVE security of a process: its key pair and, for servers, the clients it admits.
+public struct CurveConfiguration: Sendable {
+    /// This process's key pair.
+    public var keyPair: CurveKeyPair
+    /// Public keys of the clients a server admits; nil admits any client that knows its key
+    /// (encryption without authentication).
+    public var allowedClients: Set<String>?
+
+    /// Creates a configuration.
+    public init(keyPair: CurveKeyPair, allowedClients: Set<String>? = nil) {
+        self.keyPair = keyPair
+        self.allowedClients = allowedClients
+    }
+}
+
+/// Which end of a CURVE handshake a socket is.
+public enum CurveRole: Sendable {
+    /// The binding side, with this process's secret key.
+    case server
+    /// The connecting side, which must know the server's public key.
+    case client(serverKey: String)
+}
+
 /// Opens sockets with the options every role wants: bounded linger, the codec's maximum
-/// message size, quick reconnects with a capped backoff, TCP keepalive, ZMTP heartbeats.
-public struct SocketFactory {
+/// message size, quick reconnects with a capped backoff, TCP keepalive, ZMTP heartbeats, and
+/// CURVE encryption when the process has keys.
+public final class SocketFactory {
     /// The context all sockets of the process share.
     public let context: ZMQContext
     /// Largest inbound message.
     public let maxMessageBytes: Int
+    /// CURVE keys, or nil for plain TCP.
+    public let curve: CurveConfiguration?
+    private let authenticator: ZAPAuthenticator?
 
-    /// Creates a factory (and the process's ZeroMQ context).
-    public init(maxMessageBytes: Int = WireCodec.defaultMaxMessageBytes) throws {
+    /// Creates a factory (and the process's ZeroMQ context, and its ZAP handler when the
+    /// process admits only listed clients).
+    public init(maxMessageBytes: Int = WireCodec.defaultMaxMessageBytes, curve: CurveConfiguration? = nil) throws {
         self.context = try ZMQContext()
         self.maxMessageBytes = maxMessageBytes
+        self.curve = curve
+        if let allowed = curve?.allowedClients {
+            authenticator = try ZAPAuthenticator(context: context, allowed: allowed)
+        } else {
+            authenticator = nil
+        }
     }
 
-    /// Opens a socket of `type` with the standard options and the given high-water marks.
-    public func open(_ type: SocketType, highWaterMark: Int = 1000) throws -> ZMQSocket {
+    deinit {
+        authenticator?.stop()
+    }
+
+    /// CURVE handshakes refused so far (clients not on the allow-list).
+    public var rejectedHandshakes: Int { authenticator?.rejected ?? 0 }
+
+    /// Opens a socket of `type` with the standard options, the given high-water marks and, when
+    /// the process has CURVE keys, the CURVE `role`.
+    public func open(_ type: SocketType, highWaterMark: Int = 1000, curve role: CurveRole? = nil) throws -> ZMQSocket {
         let socket = try ZMQSocket(context: context, type: type, lingerMilliseconds: 500)
         try socket.set(.maxMessageSize(maxMessageBytes))
         try socket.set(.sendHighWaterMark(highWaterMark))
@@ -88,6 +130,17 @@ public struct SocketFactory {
         try socket.set(.tcpKeepaliveIdle(seconds: 30))
         try socket.set(.heartbeatInterval(milliseconds: 1000))
         try socket.set(.heartbeatTimeout(milliseconds: 5000))
+        if let curve, let role {
+            switch role {
+            case .server:
+                try socket.set(.curveServer(true))
+                try socket.set(.curveSecretKey(curve.keyPair.secretKey))
+            case .client(let serverKey):
+                try socket.set(.curveServerKey(serverKey))
+                try socket.set(.curvePublicKey(curve.keyPair.publicKey))
+                try socket.set(.curveSecretKey(curve.keyPair.secretKey))
+            }
+        }
         return socket
     }
 

@@ -15,6 +15,8 @@ public struct TeacherServerConfiguration: Sendable {
     public var statusIntervalSeconds: Double = 10
     /// Largest message accepted.
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
+    /// CURVE keys (and allow-list), or nil for plain TCP.
+    public var curve: CurveConfiguration?
 
     /// Creates a configuration with the default batching.
     public init(bind: String) {
@@ -53,6 +55,7 @@ public struct TeacherServer: RoleLoop {
     private var pendingRows = 0
     private var oldestPendingMilliseconds: Int64 = 0
     private var rejections = RejectionLog()
+    private var refusedHandshakes = 0
     /// What the server has done so far.
     public private(set) var statistics = TeacherServerStatistics()
 
@@ -70,8 +73,8 @@ public struct TeacherServer: RoleLoop {
 
     /// Serves until a stop is requested.
     public mutating func run() throws {
-        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes)
-        let router = try sockets.open(.router, highWaterMark: 10_000)
+        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
+        let router = try sockets.open(.router, highWaterMark: 10_000, curve: .server)
         defer { router.close() }
         let bound = try sockets.bind(router, configuration.bind, purpose: "teacher")
         announceEndpoint("teacher", bound)
@@ -102,6 +105,7 @@ public struct TeacherServer: RoleLoop {
             {
                 try flush(router)
             }
+            refusedHandshakes = sockets.rejectedHandshakes
             if monotonicSeconds() >= nextStatus {
                 nextStatus += configuration.statusIntervalSeconds
                 logStatus()
@@ -118,6 +122,7 @@ public struct TeacherServer: RoleLoop {
             metadata: [
                 "queries": "\(statistics.queries)", "rows": "\(statistics.rows)", "batches": "\(statistics.batches)",
                 "rejected": "\(rejections.total) (\(rejections.summary))",
+                "refused_handshakes": "\(refusedHandshakes)",
             ])
     }
 

@@ -60,6 +60,8 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
     case dealer
     /// Addressed replies: every received message starts with the peer's routing id.
     case router
+    /// Strict reply side (only the ZAP handler uses it).
+    case rep
 
     var rawValue: Int32 {
         switch self {
@@ -69,6 +71,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .sub: ZMQ_SUB
         case .dealer: ZMQ_DEALER
         case .router: ZMQ_ROUTER
+        case .rep: ZMQ_REP
         }
     }
 
@@ -81,6 +84,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .sub: "sub"
         case .dealer: "dealer"
         case .router: "router"
+        case .rep: "rep"
         }
     }
 }

@@ -42,6 +42,12 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Stop after this many environment steps (default: run until stopped).")
     var maxEnvSteps: UInt64?
 
+    @Option(help: ArgumentHelp("With --curve-key: the learner's CURVE public key.", valueName: "file"))
+    var learnerKey: String?
+
+    @Option(help: ArgumentHelp("With --curve-key: the teacher servers' CURVE public key.", valueName: "file"))
+    var teacherKey: String?
+
     @Option(help: "Unrolls pushed but not yet acknowledged by the learner, at most (bounds the policy lag).")
     var maxInFlight = 8
 
@@ -66,6 +72,15 @@ struct ActorCommand: ParsableCommand {
         settings.maxEnvSteps = maxEnvSteps
         settings.maxUnrollsInFlight = maxInFlight
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.curve = try role.curve()
+        if settings.curve != nil {
+            guard let learnerKey, let teacherKey else {
+                throw ValidationError(
+                    "with --curve-key an actor needs --learner-key and --teacher-key (the servers' .pub files)")
+            }
+            settings.learnerKey = try KeyFiles.publicKey(learnerKey, flag: "--learner-key")
+            settings.teacherKey = try KeyFiles.publicKey(teacherKey, flag: "--teacher-key")
+        }
         let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var actor = Actor(
             environment: env,

@@ -24,6 +24,12 @@ struct ControlCommand: ParsableCommand {
         @Option(help: "Milliseconds to wait for the answer.")
         var timeoutMs = 5000
 
+        @Option(help: ArgumentHelp("This client's CURVE key pair, for a learner with CURVE.", valueName: "file"))
+        var curveKey: String?
+
+        @Option(help: ArgumentHelp("With --curve-key: the learner's CURVE public key.", valueName: "file"))
+        var learnerKey: String?
+
         func validate() throws {
             guard !learner.isEmpty else {
                 throw ValidationError("give the learner's control endpoint with --learner tcp://HOST:PORT")
@@ -35,7 +41,16 @@ struct ControlCommand: ParsableCommand {
 
         func send(_ command: Control) throws -> Control {
             do {
-                let client = try ControlClient(learner: learner, sender: .starting(role: .control, id: "control"))
+                var curve: CurveConfiguration?
+                var serverKey: String?
+                if let curveKey {
+                    guard let learnerKey else { throw ValidationError("--curve-key needs --learner-key") }
+                    curve = CurveConfiguration(keyPair: try KeyFiles.keyPair(curveKey, flag: "--curve-key"))
+                    serverKey = try KeyFiles.publicKey(learnerKey, flag: "--learner-key")
+                }
+                let client = try ControlClient(
+                    learner: learner, sender: .starting(role: .control, id: "control"), curve: curve,
+                    learnerKey: serverKey)
                 return try client.send(command, timeoutMilliseconds: timeoutMs)
             } catch let error as RuntimeError {
                 FileHandle.standardError.write(Data("distill control: \(error.description)\n".utf8))

@@ -108,6 +108,7 @@ struct LearnerCommand: ParsableCommand {
         settings.metricsEverySteps = metricsEverySteps
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.curve = try role.curve()
         try runRole(logger) {
             let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)

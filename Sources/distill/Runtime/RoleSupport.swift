@@ -19,6 +19,25 @@ struct RoleOptions: ParsableArguments {
     @Option(help: "Largest message accepted, in bytes; a peer sending more is disconnected.")
     var maxMessageBytes = WireCodec.defaultMaxMessageBytes
 
+    @Option(
+        help: ArgumentHelp(
+            "This process's CURVE key pair (distill keys generate): encrypts every socket.", valueName: "file"))
+    var curveKey: String?
+
+    @Option(help: ArgumentHelp("Servers: admit only the clients whose public keys this file lists.", valueName: "file"))
+    var curveAllow: String?
+
+    /// The CURVE configuration of the flags, or nil without --curve-key.
+    func curve() throws -> CurveConfiguration? {
+        guard let curveKey else {
+            if curveAllow != nil { throw ValidationError("--curve-allow needs --curve-key (this server's key pair)") }
+            return nil
+        }
+        return CurveConfiguration(
+            keyPair: try KeyFiles.keyPair(curveKey, flag: "--curve-key"),
+            allowedClients: try curveAllow.map { try KeyFiles.allowList($0, flag: "--curve-allow") })
+    }
+
     func validate() throws {
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
     }

@@ -53,6 +53,7 @@ struct TeacherCommand: ParsableCommand {
         settings.maxBatchRows = maxBatch
         settings.batchDeadlineMilliseconds = batchDeadlineMs
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.curve = try role.curve()
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
         try runRole(logger) { try server.run() }
