@@ -67,6 +67,11 @@ struct TeacherCache {
     var cacheable = true
     var hasActionValues = false
     var known: [Bool]
+    /// Number of `true` entries of `known`.
+    private(set) var knownCount = 0
+    /// The cache as a core `Teacher`, built once per content (teacher-driven control reads it
+    /// every step; rebuilding it per unroll converted the whole table each time).
+    private(set) var actingTeacher: Teacher?
     var probabilities: [Float]
     var values: [Float]
     var actionValues: [Float]
@@ -82,11 +87,13 @@ struct TeacherCache {
 
     mutating func clear() {
         for i in 0..<known.count { known[i] = false }
+        knownCount = 0
+        actingTeacher = nil
         teacherID = ""
     }
 
     /// True once every state is known (needed before acting with a teacher-driven control).
-    var isComplete: Bool { known.allSatisfy { $0 } }
+    var isComplete: Bool { knownCount == stateCount }
 
     /// Stores a reply for `states`; returns an error message when the reply does not fit.
     mutating func store(_ reply: TeacherReply, for states: [Int32]) -> String? {
@@ -109,16 +116,17 @@ struct TeacherCache {
                 if hasActionValues { actionValues[s * actionCount + a] = reply.qValues.values[row * actionCount + a] }
             }
             values[s] = reply.values[row]
-            known[s] = true
+            if !known[s] {
+                known[s] = true
+                knownCount += 1
+            }
         }
+        actingTeacher =
+            isComplete
+            ? Teacher(
+                identity: teacherID, stateCount: stateCount, actionCount: actionCount,
+                probabilities: probabilities.map { Double($0) }, values: values.map { Double($0) }) : nil
         return nil
-    }
-
-    /// The cache as a core `Teacher` (for teacher-driven control policies).
-    func asTeacher() -> Teacher {
-        Teacher(
-            identity: teacherID, stateCount: stateCount, actionCount: actionCount,
-            probabilities: probabilities.map { Double($0) }, values: values.map { Double($0) })
     }
 }
 
@@ -368,7 +376,8 @@ public struct Actor: RoleLoop {
             requestTeacher(for: (0..<Int32(environment.mdp.stateCount)).filter { !cache.known[Int($0)] })
             return
         }
-        let actingTeacher = settings.control == .student ? placeholderTeacher : cache.asTeacher()
+        let actingTeacher =
+            settings.control == .student ? placeholderTeacher : cache.actingTeacher ?? placeholderTeacher
         builder.parameterVersion = version
         while builder.steps < settings.unrollSteps {
             collectEpisode(

@@ -104,7 +104,6 @@ public final class Learner: RoleLoop {
     private var policy: StudentPolicy
     private var critic: TabularCritic?
     private var accumulator: UpdateAccumulator
-    private var rng: Xoshiro256StarStar
     /// The parameter version: +1 per update, continued across restarts from the checkpoint.
     public private(set) var version: UInt64 = 0
     private var updates: UInt64 = 0
@@ -132,6 +131,7 @@ public final class Learner: RoleLoop {
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
     private var socketFactory: SocketFactory?
+    private var divergenceReported = false
     private var episodesSeen: UInt64 = 0
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
@@ -160,7 +160,6 @@ public final class Learner: RoleLoop {
                 stateCount: mdp.stateCount, learningRate: problem.method.criticLearningRate,
                 target: problem.method.criticTarget) : nil
         accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: mdp.actionCount)
-        rng = Xoshiro256StarStar(seed: sender.runNonce)
         policy = StudentPolicy(parameters)
         if let directory = configuration.checkpointDirectory {
             try resume(from: CheckpointStore(directory: directory))
@@ -191,9 +190,6 @@ public final class Learner: RoleLoop {
         optimiser.stepCount = Int(checkpoint.optimiserSteps)
         if critic != nil && checkpoint.critic.count == problem.environment.mdp.stateCount {
             critic!.values = checkpoint.critic
-        }
-        if checkpoint.rngState.count == 4 && checkpoint.rngState.contains(where: { $0 != 0 }) {
-            rng = Xoshiro256StarStar(words: checkpoint.rngState)
         }
         version = checkpoint.version
         updates = checkpoint.updates
@@ -592,6 +588,14 @@ public final class Learner: RoleLoop {
     }
 
     private func writeMetrics() {
+        if !divergenceReported && parameters.logits.contains(where: { !$0.isFinite }) {
+            divergenceReported = true
+            logger.error(
+                """
+                the student diverged: its logits are no longer finite (actors keep their last finite \
+                parameters); lower --learning-rate or shorten the policy lag (--max-in-flight on the actors)
+                """)
+        }
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds
         let row = MetricsRow(
@@ -623,16 +627,18 @@ public final class Learner: RoleLoop {
                 ]
             },
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: jsonSafe(status), options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 
     private func checkpoint() {
         guard let directory = configuration.checkpointDirectory else { return }
+        // No RNG state: the learner draws no random numbers (actors own the sampling).
         let snapshot = Checkpoint(
             version: version, shape: [parameters.rowCount, parameters.actionCount], parameters: parameters.logits,
             optimiserState: optimiser.firstMoment + optimiser.secondMoment, optimiserSteps: UInt64(optimiser.stepCount),
-            critic: critic?.values ?? [], envSteps: envSteps, updates: updates, rngState: rng.words,
+            critic: critic?.values ?? [], envSteps: envSteps, updates: updates,
             configurationJSON: problem.configurationJSON,
             createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
         do {
@@ -673,7 +679,8 @@ public final class Learner: RoleLoop {
             summary["student_to_teacher_return"] = teacher != 0 ? student / teacher : NSNull()
         }
         do {
-            let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(
+                withJSONObject: jsonSafe(summary), options: [.prettyPrinted, .sortedKeys])
             try data.write(to: directory.appendingPathComponent("summary.json"), options: .atomic)
         } catch {
             logger.error("cannot write summary.json in \(directory.path): \(error)")
@@ -709,4 +716,15 @@ struct MetricsWindow {
     var klPerEpisode: Double { klEpisodes > 0 ? klSum / Double(klEpisodes) : .nan }
     var meanReturn: Double { episodes > 0 ? returnSum / Double(episodes) : .nan }
     var meanLag: Double { lagWeight > 0 ? lagSum / lagWeight : 0 }
+}
+
+/// The object with every non-finite number replaced by null: JSON has no NaN or infinity, and a
+/// diverged run must still leave its summary behind.
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: return number.isFinite ? number : NSNull()
+    case let dictionary as [String: Any]: return dictionary.mapValues(jsonSafe)
+    case let array as [Any]: return array.map(jsonSafe)
+    default: return value
+    }
 }
