@@ -1,0 +1,56 @@
+# Shared helpers of the lab tests (source it: . "$(dirname "$0")/../lib.sh").
+# Every test cleans up after itself: it kills only the PIDs it started, deletes only the
+# namespaces, links and files it created, and never sends a packet outside 127.0.0.0/8 or
+# the namespaces it made.
+set -euo pipefail
+
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DISTILL_BINARY="${DISTILL_BINARY:-$LAB_ROOT/.build/release/distill}"
+export DISTILL_BINARY
+
+lab_say() { echo "lab[$(basename "$0")]: $*" >&2; }
+lab_fail() { lab_say "FAIL: $*"; exit 1; }
+
+# lab_need_packages PKG...: apt-get installs the Debian packages that are missing.
+lab_need_packages() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    lab_say "installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# lab_wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds; fails after SECONDS.
+lab_wait_for() {
+    local deadline=$(($(date +%s) + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+
+# lab_kill_tree PID...: SIGTERM, then SIGKILL after 5 s, for each PID we started (and its children).
+lab_kill_tree() {
+    local pid child
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        for child in $(pgrep -P "$pid" 2>/dev/null || true); do lab_kill_tree "$child"; done
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
+# lab_free_port: an ephemeral TCP port that is free on 127.0.0.1 now.
+lab_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
