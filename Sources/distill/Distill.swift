@@ -26,7 +26,7 @@ struct Distill: ParsableCommand {
         version: distillVersion,
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
-            KeysCommand.self, Train.self, Analyze.self, PlotCommand.self, Probe.self, Bench.self,
+            KeysCommand.self, Train.self, Analyze.self, RecommendCommand.self, PlotCommand.self, Probe.self, Bench.self,
         ]
     )
 
