@@ -20,6 +20,11 @@ struct TeacherCommand: ParsableCommand {
               distill teacher --env gridworld --seed 1 --teacher q-learning --bind 'tcp://*:5556'
               distill teacher --config run/config.json --bind 'tcp://*:5556'
               distill teacher --env chain --teacher adversarial --bind 'tcp://*:6556'
+              distill teacher --env gridworld --seed 1 --teacher optimal --export-table optimal.json
+
+            --export-table FILE writes the teacher's table in the teacher-file format (README, \
+            "File formats") and exits without serving: for --teacher-file, or for a teacher server \
+            in another language (examples/python-teacher).
             """)
 
     @OptionGroup var environment: EnvironmentOptions
@@ -38,6 +43,12 @@ struct TeacherCommand: ParsableCommand {
     @Option(help: "This server's id in its messages.")
     var id = "teacher"
 
+    @Option(
+        help: ArgumentHelp(
+            "Write the teacher's table (teacher-file JSON) to this file and exit instead of serving.",
+            valueName: "file"))
+    var exportTable: String?
+
     func validate() throws {
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard batchDeadlineMs >= 0 else { throw ValidationError("--batch-deadline-ms must be >= 0") }
@@ -49,6 +60,10 @@ struct TeacherCommand: ParsableCommand {
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
         let env = try buildEnvironment(configuration)
         let table = try buildTeacher(configuration, for: env)
+        if let exportTable {
+            try export(table, to: exportTable)
+            return
+        }
         var settings = TeacherServerConfiguration(bind: bind)
         settings.maxBatchRows = maxBatch
         settings.batchDeadlineMilliseconds = batchDeadlineMs
@@ -57,5 +72,20 @@ struct TeacherCommand: ParsableCommand {
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
         try runRole(logger) { try server.run() }
+    }
+
+    /// Writes `table` in the teacher-file schema, which `--teacher-file` reads back.
+    private func export(_ table: Teacher, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(table.jsonDescription)
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ValidationError(
+                "--export-table: cannot write the teacher table to \(path): \(error.localizedDescription); "
+                    + "check that its directory exists and is writable")
+        }
+        print("wrote teacher '\(table.identity)' (\(table.stateCount) states, \(table.actionCount) actions) to \(path)")
     }
 }
