@@ -72,15 +72,14 @@ for key in sys.argv[2:]:
 ' "$json" "$@"
 }
 
-# sample: sets S_T (time), S_STEPS, S_UPDATES, S_ALIVE, S_RETURN, S_RX (learner eth0 rx bytes),
-# S_A1, S_A2 (per-actor env steps, as each actor last reported), S_A1_ALIVE.
+# sample: sets S_T (time), S_STEPS, S_UPDATES, S_ALIVE, S_RX (learner eth0 rx bytes),
+# S_A1 (actor1's env steps, as it last reported them), S_A1_ALIVE.
 sample() {
     local values
-    values=$(status env_steps updates actors_alive student_return actor:actor1:env_steps actor:actor2:env_steps \
-        actor:actor1:alive) || return 1
+    values=$(status env_steps updates actors_alive actor:actor1:env_steps actor:actor1:alive) || return 1
     S_T=$(now)
     read -r S_RX _ < <("$NETLAB" bytes learner)
-    { read -r S_STEPS; read -r S_UPDATES; read -r S_ALIVE; read -r S_RETURN; read -r S_A1; read -r S_A2; read -r S_A1_ALIVE; } <<<"$values"
+    { read -r S_STEPS; read -r S_UPDATES; read -r S_ALIVE; read -r S_A1; read -r S_A1_ALIVE; } <<<"$values"
 }
 
 # start_phase PHASE: a fresh learner (no checkpoint; out dir $work/PHASE) on the learner host,
