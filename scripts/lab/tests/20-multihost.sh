@@ -248,6 +248,13 @@ wait_learned drop30 120
 drop_learn=$LEARN_SECONDS
 window drop30 8
 drop_steps=$W_STEPS_PER_S drop_bytes=$W_BYTES_PER_S drop_min_alive=$W_MIN_ALIVE
+# Why so slow: TCP's retransmission timer on actor1's unroll connection (rto in ms, backoff =
+# consecutive timeouts, retrans = segments now unacknowledged-and-resent / in total).
+tcp_state=$("$NETLAB" exec actor1 ss -tinH state established dst "$learner_addr:5557" 2>/dev/null | awk '
+    /^[^ \t]/ { if (c) printf "%s] ", c; c = "[" }
+    { for (i = 1; i <= NF; i++) if ($i ~ /^(rto|backoff|retrans|bytes_retrans):/) c = c (c == "[" ? "" : " ") $i }
+    END { if (c) printf "%s]", c }' || true)
+lab_say "drop30: actor1's unroll connection: ${tcp_state:-(no connection)}"
 dropped=$("$NETLAB" exec learner nft list table inet netlab_drop | awk '/counter/ { n += $(NF-3) } END { print n + 0 }')
 [ "$dropped" -gt 0 ] || lab_fail "drop30: nftables dropped no packet"
 "$NETLAB" undrop learner
@@ -281,6 +288,6 @@ multihost lab figures (gridworld seed 3, n-distill+R, q-learning teacher; 2 acto
   actor1 link cut 5 s:   actor1 marked dead, back with new env steps $actor_cut_back s after the restore; actor2 kept learning going
   phase        env steps/s     wire bytes/s into learner   unroll bytes/s
   clean        $(printf '%12.0f' "$base_steps")    $(printf '%12.0f' "$base_bytes")                $(printf '%12.0f' "$(calc "$base_steps * $clean_bytes_per_step")")
-  30 % drops   $(printf '%12.0f' "$drop_steps")    $(printf '%12.0f' "$drop_bytes")                $(printf '%12.0f' "$(calc "$drop_steps * $clean_bytes_per_step")")   ($(calc "100 * $drop_steps / $base_steps") % of clean; fewest actors alive $drop_min_alive; marked dead $marked_dead times)
+  30 % drops   $(printf '%12.0f' "$drop_steps")    $(printf '%12.0f' "$drop_bytes")                $(printf '%12.0f' "$(calc "$drop_steps * $clean_bytes_per_step")")   ($(calc "100 * $drop_steps / $base_steps") % of clean; fewest actors alive $drop_min_alive; marked dead $marked_dead times; actor1 TCP ${tcp_state:-?})
   10 Mbit tbf  $(printf '%12.0f' "$tbf_steps")    $(printf '%12.0f' "$tbf_bytes")                $(printf '%12.0f' "$tbf_unroll_bytes")   ($(calc "100 * $tbf_steps / $base_steps") % of clean; $(calc "$tbf_bytes * 8 / 1e6") Mbit/s on the wire)
 EOF
