@@ -21,8 +21,9 @@ lab_need_packages() {
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     lab_say "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Wait for the dpkg lock rather than fail: other sessions on the machine may be installing too.
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
 }
 
 # lab_wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds; fails after SECONDS.
