@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by distill-hetjob.sbatch and distill-multiprog.sbatch (inside the batch script, on the
 # job's first node): checks the settings, writes the run configuration, clears the rendezvous
 # directory and exports what every task needs. Settings come from the environment
@@ -38,11 +39,12 @@ export DISTILL_PORT_BASE="${DISTILL_PORT_BASE:-$((20000 + 4 * (SLURM_JOB_ID % 10
 [[ "$DISTILL_STEPS" =~ ^[1-9][0-9]*$ ]] || distill_job_fail "DISTILL_STEPS must be a positive integer, got '$DISTILL_STEPS'"
 [[ "$DISTILL_GIVE_UP_AFTER" =~ ^[0-9]+([.][0-9]+)?$ ]] ||
     distill_job_fail "DISTILL_GIVE_UP_AFTER must be seconds (a number >= 0), got '$DISTILL_GIVE_UP_AFTER'"
-[[ "$DISTILL_PORT_BASE" =~ ^[0-9]+$ ]] && [ "$DISTILL_PORT_BASE" -ge 1024 ] && [ "$DISTILL_PORT_BASE" -le 65532 ] ||
+if ! [[ "$DISTILL_PORT_BASE" =~ ^[0-9]+$ ]] || [ "$DISTILL_PORT_BASE" -lt 1024 ] || [ "$DISTILL_PORT_BASE" -gt 65532 ]; then
     distill_job_fail "DISTILL_PORT_BASE must be a port from 1024 to 65532, got '$DISTILL_PORT_BASE'"
+fi
 
 mkdir -p "$DISTILL_OUT" || distill_job_fail "cannot create DISTILL_OUT=$DISTILL_OUT"
-export DISTILL_OUT="$(cd "$DISTILL_OUT" && pwd)"
+DISTILL_OUT="$(cd "$DISTILL_OUT" && pwd)"
 if [ -z "${DISTILL_CONFIG:-}" ]; then
     # shellcheck disable=SC2086 # DISTILL_PROBLEM is a list of flags
     env -u DISTILL_OUT -u DISTILL_STEPS "$DISTILL_BINARY" cluster --write-config "$DISTILL_OUT/config.json" \

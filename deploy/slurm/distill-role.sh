@@ -54,6 +54,7 @@ await() { # await NAME: the endpoint NAME published, waiting at most the give-up
 # Runs distill in the background so signals reach it and this script can watch the rendezvous.
 child=""
 signalled=0
+# shellcheck disable=SC2317 # called by the trap
 forward() {
     signalled=1
     [ -z "$child" ] || kill -TERM "$child" 2>/dev/null
