@@ -19,7 +19,8 @@ set -euo pipefail
 
 cd "$LAB_ROOT"
 test_start=$(date +%s)
-"$DISTILL_BINARY" actor --help 2>/dev/null | grep -q -- --give-up-after ||
+actor_help=$("$DISTILL_BINARY" actor --help 2>&1 || true)
+[[ "$actor_help" == *--give-up-after* ]] ||
     lab_fail "$DISTILL_BINARY has no --give-up-after: rebuild it (swift build -c release) or set DISTILL_BINARY"
 
 state=$(mktemp -d /tmp/distill-slurm-lab.XXXXXX)
@@ -142,7 +143,6 @@ cut_states=$(states "$id")
 echo "$cut_states" | grep -qE 'NODE_FAIL|FAILED|CANCELLED|TIMEOUT' ||
     lab_fail "the cut job ended $cut_states, expected NODE_FAIL, FAILED, CANCELLED or TIMEOUT"
 lab_say "cut job $id ended $cut_states $cut_seconds s after the cut; Slurm: $(slurm_times "$id")"
-grep -E "gave up|exited with status|CANCELLED|NODE FAIL" "$work/cut-$id.out" | sed 's/^/    /' >&2 || true
 
 # No role is left anywhere, the cut node included: distill processes and the role wrappers.
 role_processes() {
@@ -157,6 +157,8 @@ no_role_processes() { [ -z "$(role_processes)" ]; }
 lab_wait_for 20 no_role_processes || lab_fail "role processes left after the job ended: $(role_processes)"
 [ -f "$out/summary.json" ] || lab_fail "the cut job's learner left no summary.json"
 lab_say "no role process left on any node; the learner's summary says: $(json_field "$out/summary.json" stopped_because)"
+lab_say "what the job's output says about the end (the cut node's tasks could not report):"
+grep -E "gave up|exited with status|CANCELLED|NODE FAIL|stopping" "$work/cut-$id.out" | cut -c1-220 | sed 's/^/    /' >&2 || true
 
 # The node comes back: its slurmstepd, still trying to report the step, finishes, and the node
 # returns to service (ReturnToService=2).
