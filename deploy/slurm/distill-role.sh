@@ -6,7 +6,8 @@
 # the learner and the teacher server each write their endpoint there, tcp://ADDRESS:PORT with
 # ADDRESS the Slurm NodeAddr of the node they run on; actors wait for both (bounded). When the
 # learner has reached its step limit (or `distill control stop`) it writes `finished`: the teacher server then stops
-# cleanly, and an actor that gave up after it counts as done. Every role runs with
+# cleanly, and an actor that gave up after it counts as done. Each task records its exit status
+# in DISTILL_RENDEZVOUS/exit.ROLE.TASK (output of a node cut off the network never reaches srun). Every role runs with
 # --give-up-after DISTILL_GIVE_UP_AFTER, so a lost peer ends the step (srun --kill-on-bad-exit).
 set -uo pipefail
 
@@ -31,6 +32,11 @@ node_address() {
     echo "${address:-$node}"
 }
 
+finish() { # finish STATUS: records how this task ended (for post-mortems), then exits with it
+    echo "$1 $(date +%Y-%m-%dT%H:%M:%S) ${SLURMD_NODENAME:-?}" >"$rendezvous/exit.$role.${SLURM_PROCID:-0}" 2>/dev/null
+    exit "$1"
+}
+
 publish() { # publish NAME ENDPOINT: atomically, so a reader never sees half a line
     echo "$2" >"$rendezvous/.$1.$$"
     mv "$rendezvous/.$1.$$" "$rendezvous/$1"
@@ -43,7 +49,7 @@ await() { # await NAME: the endpoint NAME published, waiting at most the give-up
     until [ -s "$rendezvous/$1" ]; do
         [ "$waited" -lt $((limit * 5)) ] || {
             say "no $1 endpoint in $rendezvous after $limit s: did the $1 task start? giving up"
-            exit 75
+            return 75
         }
         sleep 0.2
         waited=$((waited + 1))
@@ -100,7 +106,7 @@ learner)
     # Exit 0 after a signal is a clean stop of a cancelled step, not the end of the run.
     if [ "$status" -eq 0 ] && [ "$signalled" -eq 0 ]; then touch "$rendezvous/finished"; fi
     say "learner exited with status $status"
-    exit "$status"
+    finish "$status"
     ;;
 teacher)
     publish teacher "tcp://$address:$teacher_port"
@@ -109,11 +115,11 @@ teacher)
     wait_child
     status=$?
     say "teacher server exited with status $status"
-    exit "$status"
+    finish "$status"
     ;;
 actor)
-    learner=$(await learner)
-    teacher=$(await teacher)
+    learner=$(await learner) || finish 75
+    teacher=$(await teacher) || finish 75
     run_distill actor --id "actor-${SLURM_PROCID:-0}-${SLURMD_NODENAME:-node}" --learner "$learner" --teacher "$teacher"
     # The learner tells its live actors to stop; one it had given up for dead is stopped here.
     stop_when_finished 5
@@ -124,7 +130,7 @@ actor)
         status=0
     fi
     say "actor exited with status $status"
-    exit "$status"
+    finish "$status"
     ;;
 *)
     fail "usage: distill-role.sh learner|teacher|actor (got '$role')"

@@ -157,6 +157,18 @@ no_role_processes() { [ -z "$(role_processes)" ]; }
 lab_wait_for 20 no_role_processes || lab_fail "role processes left after the job ended: $(role_processes)"
 [ -f "$out/summary.json" ] || lab_fail "the cut job's learner left no summary.json"
 lab_say "no role process left on any node; the learner's summary says: $(json_field "$out/summary.json" stopped_because)"
+# How each task ended (distill-role.sh records it on the shared filesystem, which in this lab the
+# cut node still reaches): the cut actors must have given up on the learner by themselves.
+exits=$(cd "$out/rendezvous" && for f in exit.*; do echo "${f#exit.}=$(cut -d' ' -f1 "$f")"; done | tr '\n' ' ')
+lab_say "exit statuses (role.task=status): $exits"
+actor_exits=("$out"/rendezvous/exit.actor.*)
+if [ ${#actor_exits[@]} -ne 2 ] || [ ! -f "${actor_exits[0]}" ]; then
+    lab_fail "expected the exit records of 2 actors, found: $exits"
+fi
+for record in "${actor_exits[@]}"; do
+    [ "$(cut -d' ' -f1 "$record")" = 75 ] ||
+        lab_fail "the cut actor ${record##*/exit.} ended with status $(cut -d' ' -f1 "$record"), expected 75 (gave up)"
+done
 lab_say "what the job's output says about the end (the cut node's tasks could not report):"
 grep -E "gave up|exited with status|CANCELLED|NODE FAIL|stopping" "$work/cut-$id.out" | cut -c1-220 | sed 's/^/    /' >&2 || true
 
