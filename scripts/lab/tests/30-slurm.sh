@@ -13,7 +13,8 @@
 #      (NODE_FAIL expected: see below), that no role process is left on any node, and that once
 #      the link is back Slurm's own step daemon on that node finishes too and the node returns.
 # Everything it starts is stopped on every exit path (scripts/lab/slurm-down).
-# Budget: about 2 minutes here (apt install of slurm-wlm and munge on a fresh machine: +30-60 s).
+# Budget: 40-55 s on this 2-core machine, plus about 35 s to apt-get install slurm-wlm and munge
+# on a fresh one.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
