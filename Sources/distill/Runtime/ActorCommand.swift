@@ -17,8 +17,8 @@ struct ActorCommand: ParsableCommand {
             unreachable it retries with backoff and sends nothing incomplete; when the learner is \
             away it waits with one finished unroll; both reconnect by themselves (with \
             --give-up-after S it exits with status 75 once the learner has been silent for S \
-            seconds). The environment flags (or --config) must match the learner's. Environment variables: DISTILL_LEARNER, \
-            DISTILL_TEACHER, DISTILL_ID, ...
+            seconds). The environment flags (or --config) must match the learner's. Environment \
+            variables: DISTILL_LEARNER, DISTILL_TEACHER, DISTILL_ID, ...
 
             Examples:
               distill actor --env gridworld --seed 1 --learner tcp://learner-host:5559 --teacher tcp://teacher-host:5556
