@@ -49,6 +49,13 @@ public struct ActorConfiguration: Sendable {
     public var learnerKey: String?
     /// The teacher servers' CURVE public key (required with `curve`; shared by swapped-in servers).
     public var teacherKey: String?
+    /// Give up (stop, with `gaveUp` set) after this many seconds without a message from the
+    /// learner; 0: never (wait for it to come back).
+    public var giveUpAfterSeconds: Double = 0
+    /// Milliseconds without a query after which a one-state query tells the teacher server this
+    /// actor is still alive (its cache may answer everything for long stretches), so a server's
+    /// own give-up timer only fires when no actor is left.
+    public var teacherKeepaliveMilliseconds: Int = 2000
 
     /// Creates a configuration.
     public init(learner: Endpoint, teacher: String, seed: UInt64) {
@@ -245,6 +252,10 @@ public struct Actor: RoleLoop {
     private var needsHello = false
     private var lastHeartbeatAt: Int64 = 0
     private var lastParametersAt: Int64 = 0
+    private var lastHeardFromLearnerAt: Int64 = 0
+    private var lastTeacherQueryAt: Int64 = 0
+    /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
+    public private(set) var gaveUp: String?
 
     /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`.
     public init(
@@ -296,6 +307,8 @@ public struct Actor: RoleLoop {
         logger.info(
             "actor starting",
             metadata: ["learner": "\(configuration.learner)", "teacher": "\(teacherEndpoint)"])
+        lastHeardFromLearnerAt = monotonicMilliseconds()
+        lastTeacherQueryAt = lastHeardFromLearnerAt
 
         while !StopSignal.isRequested {
             if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
@@ -340,6 +353,15 @@ public struct Actor: RoleLoop {
                 sendHello(control)
             }
             if now - lastHeartbeatAt >= Int64(configuration.heartbeatMilliseconds) { sendHeartbeat(control) }
+            if pendingQuery == nil && now - lastTeacherQueryAt >= Int64(configuration.teacherKeepaliveMilliseconds) {
+                sendTeacherKeepalive(teacher)
+            }
+            let silence = Double(now - lastHeardFromLearnerAt) / 1000
+            if configuration.giveUpAfterSeconds > 0 && silence >= configuration.giveUpAfterSeconds {
+                gaveUp =
+                    "no message from the learner at \(configuration.learner) for \(String(format: "%.1f", silence)) s"
+                break
+            }
 
             // Work for up to a millisecond between polls: a poll per small unroll would cost
             // more system time than the episodes themselves.
@@ -360,8 +382,10 @@ public struct Actor: RoleLoop {
                 if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
             } while monotonicMilliseconds() < workUntil
         }
+        let reason =
+            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
         logger.info(
-            "actor stopping (\(StopSignal.isRequested ? StopSignal.reason : "step limit reached"))",
+            "actor stopping (\(reason))",
             metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
     }
 
@@ -416,7 +440,16 @@ public struct Actor: RoleLoop {
         let message = TeacherQuery(queryID: query.id, stateIDs: query.states)
         _ = try? teacher.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(message))), dontWait: true)
         query.sentAt = now
+        lastTeacherQueryAt = now
         pendingQuery = query
+    }
+
+    /// A one-state query whose answer is ignored: tells the teacher server this actor is alive.
+    private mutating func sendTeacherKeepalive(_ teacher: ZMQSocket) {
+        let message = TeacherQuery(queryID: nextQueryID, stateIDs: [0])
+        nextQueryID += 1
+        _ = try? teacher.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(message))), dontWait: true)
+        lastTeacherQueryAt = monotonicMilliseconds()
     }
 
     private mutating func handleTeacherReply(_ payload: [UInt8]) {
@@ -511,6 +544,7 @@ public struct Actor: RoleLoop {
             if let line = rejections.record(error, from: "learner") { logger.warning("\(line)") }
             return nil
         }
+        lastHeardFromLearnerAt = monotonicMilliseconds()
         switch envelope.message {
         case .welcome(let welcome):
             do {
@@ -569,6 +603,7 @@ public struct Actor: RoleLoop {
             do {
                 let envelope = try codec.decode(payload, expecting: [.parameters])
                 guard case .parameters(let parameters) = envelope.message else { continue }
+                lastHeardFromLearnerAt = monotonicMilliseconds()
                 if envelope.sender.runNonce == learnerNonce { adopt(parameters, force: false) }
             } catch {
                 // A corrupted broadcast fails its checksum here; the next one (or GetParams) heals it.

@@ -67,6 +67,9 @@ public struct LearnerConfiguration: Sendable {
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
     /// CURVE keys (and allow-list), or nil for plain TCP.
     public var curve: CurveConfiguration?
+    /// Give up (stop as at the step limit, with `gaveUp` set) once no actor has been alive for
+    /// this many seconds; 0: never (wait for actors to come back).
+    public var giveUpAfterSeconds: Double = 0
 
     /// Creates a configuration.
     public init(bindUnrolls: String, bindParameters: String, bindControl: String) {
@@ -136,6 +139,9 @@ public final class Learner: RoleLoop {
     private var unrollMessages: UInt64 = 0
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
+    private var lastActorAliveAt: Int64 = 0
+    /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
+    public private(set) var gaveUp: String?
 
     /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
     public init(problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger) throws {
@@ -239,6 +245,7 @@ public final class Learner: RoleLoop {
         var nextCheckpoint = monotonicSeconds() + configuration.checkpointIntervalSeconds
         var nextMetrics = monotonicSeconds() + configuration.metricsIntervalSeconds
         var nextLivenessSweep = monotonicMilliseconds() + 500
+        lastActorAliveAt = monotonicMilliseconds()
         startSeconds = monotonicSeconds()
 
         while !StopSignal.isRequested {
@@ -273,6 +280,11 @@ public final class Learner: RoleLoop {
             if now >= nextLivenessSweep {
                 sweepLiveness(now)
                 nextLivenessSweep = now + 500
+                let alone = Double(now - lastActorAliveAt) / 1000
+                if configuration.giveUpAfterSeconds > 0 && alone >= configuration.giveUpAfterSeconds {
+                    gaveUp = "no actor has been alive for \(String(format: "%.1f", alone)) s"
+                    break
+                }
             }
             let seconds = monotonicSeconds()
             if seconds >= nextMetrics || (configuration.metricsEverySteps != nil && learnedSteps >= nextMetricsAtSteps)
@@ -287,7 +299,8 @@ public final class Learner: RoleLoop {
             }
         }
 
-        let reason = StopSignal.isRequested ? StopSignal.reason : "step limit reached"
+        let reason =
+            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
         logger.info("learner stopping (\(reason))", metadata: ["version": "\(version)", "env_steps": "\(envSteps)"])
         publish(pub)
         if stopActorsAtEnd { stopActors(router) }
@@ -561,6 +574,7 @@ public final class Learner: RoleLoop {
             actors[routing]!.alive = false
             logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
         }
+        if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
     }
 
     private func stopActors(_ router: ZMQSocket) {

@@ -17,6 +17,9 @@ public struct TeacherServerConfiguration: Sendable {
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
     /// CURVE keys (and allow-list), or nil for plain TCP.
     public var curve: CurveConfiguration?
+    /// Give up (stop, with `gaveUp` set) after this many seconds without a query; 0: never.
+    /// Actors query at least every 2 s while they live (a keep-alive when their cache answers all).
+    public var giveUpAfterSeconds: Double = 0
 
     /// Creates a configuration with the default batching.
     public init(bind: String) {
@@ -58,6 +61,9 @@ public struct TeacherServer: RoleLoop {
     private var refusedHandshakes = 0
     /// What the server has done so far.
     public private(set) var statistics = TeacherServerStatistics()
+    /// Why the server gave up (no query for `giveUpAfterSeconds`), or nil.
+    public private(set) var gaveUp: String?
+    private var lastQueryAt: Int64 = 0
 
     /// Creates a server for `teacher`.
     public init(teacher: Teacher, configuration: TeacherServerConfiguration, sender: Sender, logger: Logger) {
@@ -84,6 +90,7 @@ public struct TeacherServer: RoleLoop {
         var poller = ZMQPoller()
         poller.add(router)
         var nextStatus = monotonicSeconds() + configuration.statusIntervalSeconds
+        lastQueryAt = monotonicMilliseconds()
         while !StopSignal.isRequested {
             let wait =
                 pending.isEmpty
@@ -110,9 +117,14 @@ public struct TeacherServer: RoleLoop {
                 nextStatus += configuration.statusIntervalSeconds
                 logStatus()
             }
+            let idle = Double(monotonicMilliseconds() - lastQueryAt) / 1000
+            if configuration.giveUpAfterSeconds > 0 && idle >= configuration.giveUpAfterSeconds {
+                gaveUp = "no query for \(String(format: "%.1f", idle)) s"
+                break
+            }
         }
         try flush(router)
-        logger.info("teacher server stopping (\(StopSignal.reason))")
+        logger.info("teacher server stopping (\(gaveUp.map { "gave up: \($0)" } ?? StopSignal.reason))")
         logStatus()
     }
 
@@ -155,7 +167,8 @@ public struct TeacherServer: RoleLoop {
                 routing: frames[0], router)
             return
         }
-        if pending.isEmpty { oldestPendingMilliseconds = monotonicMilliseconds() }
+        lastQueryAt = monotonicMilliseconds()
+        if pending.isEmpty { oldestPendingMilliseconds = lastQueryAt }
         pending.append((frames[0], query))
         pendingRows += query.stateIDs.count
     }

@@ -15,9 +15,10 @@ struct ActorCommand: ParsableCommand {
             --teacher for the states it visits (caching static teachers' answers), and pushes whole \
             episodes with the behaviour probabilities and the teacher's outputs. When the teacher is \
             unreachable it retries with backoff and sends nothing incomplete; when the learner is \
-            away it waits with one finished unroll; both reconnect by themselves. The environment \
-            flags (or --config) must match the learner's. Environment variables: DISTILL_LEARNER, \
-            DISTILL_TEACHER, DISTILL_ID, ...
+            away it waits with one finished unroll; both reconnect by themselves (with \
+            --give-up-after S it exits with status 75 once the learner has been silent for S \
+            seconds). The environment flags (or --config) must match the learner's. Environment \
+            variables: DISTILL_LEARNER, DISTILL_TEACHER, DISTILL_ID, ...
 
             Examples:
               distill actor --env gridworld --seed 1 --learner tcp://learner-host:5559 --teacher tcp://teacher-host:5556
@@ -72,6 +73,7 @@ struct ActorCommand: ParsableCommand {
         settings.maxEnvSteps = maxEnvSteps
         settings.maxUnrollsInFlight = maxInFlight
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
         if settings.curve != nil {
             guard let learnerKey, let teacherKey else {
@@ -86,6 +88,9 @@ struct ActorCommand: ParsableCommand {
             environment: env,
             environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
             configuration: settings, sender: .starting(role: .actor, id: name), logger: logger)
-        try runRole(logger) { try actor.run() }
+        try runRole(logger) {
+            try actor.run()
+            return actor.gaveUp
+        }
     }
 }

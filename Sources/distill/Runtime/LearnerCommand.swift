@@ -17,7 +17,9 @@ struct LearnerCommand: ParsableCommand {
             updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir it \
             resumes from the newest checkpoint (versions continue) and writes atomic checkpoints \
             periodically and at stop; with --out it writes metrics.csv and summary.json. SIGINT or \
-            SIGTERM stop it cleanly (exit 0). Environment variables: DISTILL_BIND_CONTROL, ...
+            SIGTERM stop it cleanly (exit 0); with --give-up-after S it also stops cleanly, but with \
+            exit status 75, once no actor has been alive for S seconds. Environment variables: \
+            DISTILL_BIND_CONTROL, ...
 
             Examples:
               distill learner --env gridworld --seed 1 --method n-distill+R --checkpoint-dir ckpt --out run
@@ -108,11 +110,13 @@ struct LearnerCommand: ParsableCommand {
         settings.metricsEverySteps = metricsEverySteps
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
         try runRole(logger) {
             let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)
             try learner.run()
+            return learner.gaveUp
         }
     }
 }

@@ -27,6 +27,13 @@ struct RoleOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Servers: admit only the clients whose public keys this file lists.", valueName: "file"))
     var curveAllow: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Exit with status \(giveUpExitCode) after this many seconds without the peers this role works with "
+                + "(actor: no message from the learner; learner: no live actor, after its final checkpoint and "
+                + "summary; teacher: no query); 0 = wait for them forever.", valueName: "seconds"))
+    var giveUpAfter = 0.0
+
     /// The CURVE configuration of the flags, or nil without --curve-key.
     func curve() throws -> CurveConfiguration? {
         guard let curveKey else {
@@ -40,6 +47,10 @@ struct RoleOptions: ParsableArguments {
 
     func validate() throws {
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard giveUpAfter.isFinite, giveUpAfter >= 0 else {
+            throw ValidationError(
+                "--give-up-after must be a number of seconds >= 0 (0: never give up), got \(giveUpAfter)")
+        }
     }
 
     /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger.
@@ -86,13 +97,23 @@ func buildTeacher(_ configuration: RunConfiguration, for environment: Environmen
     try validating { try configuration.teacher.build(for: environment) }
 }
 
-/// Runs a role loop, turning its errors into a message and a non-zero exit.
-func runRole(_ logger: Logger, _ body: () throws -> Void) throws {
+/// The exit status of a role that gave up on its peers (`--give-up-after`): EX_TEMPFAIL of
+/// sysexits.h, "try again later". Cluster engines see a failed task and end the job.
+let giveUpExitCode: Int32 = 75
+
+/// Runs a role loop, turning its errors into a message and a non-zero exit. `body` returns
+/// why the role gave up on its peers, if it did: that exits with `giveUpExitCode`.
+func runRole(_ logger: Logger, _ body: () throws -> String?) throws {
+    let gaveUp: String?
     do {
-        try body()
+        gaveUp = try body()
     } catch let error as RuntimeError {
         logger.critical("\(error.description)")
         throw ExitCode(1)
+    }
+    if let gaveUp {
+        logger.critical("gave up: \(gaveUp) (--give-up-after); exiting with status \(giveUpExitCode)")
+        throw ExitCode(giveUpExitCode)
     }
 }
 

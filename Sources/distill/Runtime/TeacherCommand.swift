@@ -13,7 +13,9 @@ struct TeacherCommand: ParsableCommand {
             Builds the teacher (training it first for q-learning), binds, prints \
             "endpoint teacher ENDPOINT" on stdout, and answers batched TeacherQuery messages until \
             SIGINT or SIGTERM. Queries from all actors are batched: a batch is answered when it \
-            holds --max-batch rows or its oldest query waited --batch-deadline-ms. Every flag can \
+            holds --max-batch rows or its oldest query waited --batch-deadline-ms. \
+            With --give-up-after S it exits with status 75 after S seconds without a query (live actors \
+            query at least every 2 s). Every flag can \
             also come from the environment: --bind is DISTILL_BIND, and so on.
 
             Examples:
@@ -68,10 +70,14 @@ struct TeacherCommand: ParsableCommand {
         settings.maxBatchRows = maxBatch
         settings.batchDeadlineMilliseconds = batchDeadlineMs
         settings.maxMessageBytes = role.maxMessageBytes
+        settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
-        try runRole(logger) { try server.run() }
+        try runRole(logger) {
+            try server.run()
+            return server.gaveUp
+        }
     }
 
     /// Writes `table` in the teacher-file schema, which `--teacher-file` reads back.
