@@ -94,12 +94,14 @@ extension Experiment {
             parameters: p,
             title: "on-policy distill+R cycles, n-distill+R converges (the MDP of Fig. 2, tied sigmoid student)",
             runs: runs,
-            evaluationIterations: evaluationGrid(iterations: p.iterations, logPoints: 0, linearPoints: min(p.iterations, 2_000)),
+            evaluationIterations: evaluationGrid(
+                iterations: p.iterations, logPoints: 0, linearPoints: min(p.iterations, 2_000)),
             metrics: [.rightAtStart, .rightAtSecond, .studentReturn],
             layout: PlotLayout(
                 title: "Fig. 2: policy of the student trained with on-policy distill+R and n-distill+R",
                 rows: [cells(.rightAtStart), cells(.rightAtSecond)]),
-            paperFinding: "on-policy distill+R oscillates forever (no convergence); n-distill+R converges to R everywhere.",
+            paperFinding:
+                "on-policy distill+R oscillates forever (no convergence); n-distill+R converges to R everywhere.",
             judge: judgeFig2)
     }
 
@@ -218,9 +220,12 @@ extension Experiment {
         }
         let rows = temperatures.map { t in
             [
-                PlotCell(panel: fig3Panel(t), metric: .klUnderStudent, title: "\(fig3Panel(t)): KL over student", logY: true),
-                PlotCell(panel: fig3Panel(t), metric: .klUnderTeacher, title: "\(fig3Panel(t)): KL over teacher", logY: true),
-                PlotCell(panel: fig3Panel(t), metric: .klUnderUniform, title: "\(fig3Panel(t)): KL over uniform", logY: true),
+                PlotCell(
+                    panel: fig3Panel(t), metric: .klUnderStudent, title: "\(fig3Panel(t)): KL over student", logY: true),
+                PlotCell(
+                    panel: fig3Panel(t), metric: .klUnderTeacher, title: "\(fig3Panel(t)): KL over teacher", logY: true),
+                PlotCell(
+                    panel: fig3Panel(t), metric: .klUnderUniform, title: "\(fig3Panel(t)): KL over uniform", logY: true),
                 PlotCell(
                     panel: fig3Panel(t), metric: .studentReturn, title: "\(fig3Panel(t)): return",
                     reference: .teacherReturn),
@@ -274,7 +279,9 @@ extension Experiment {
                 "area_student_minus_teacher_mean": vsTeacher.mean, "area_student_minus_teacher_low": vsTeacher.lower,
                 "area_student_minus_uniform_mean": vsUniform.mean, "area_student_minus_uniform_low": vsUniform.lower,
             ]
-            for (curve, _) in controls { if let r = reach[curve] { values["iterations_to_95_\(slug(curve))"] = Double(r) } }
+            for (curve, _) in controls {
+                if let r = reach[curve] { values["iterations_to_95_\(slug(curve))"] = Double(r) }
+            }
             if let r = ratio("teacher-driven") { values["ratio_teacher_over_student"] = r }
             if let r = ratio("uniform-driven") { values["ratio_uniform_over_student"] = r }
             let speed =
@@ -289,7 +296,8 @@ extension Experiment {
             findings.append(
                 Finding(
                     .fig3, "speed of student-driven control, \(panel)",
-                    paper: "student-driven reaches the teacher's return ~3× sooner than teacher-driven, ~10× sooner than uniform",
+                    paper:
+                        "student-driven reaches the teacher's return ~3× sooner than teacher-driven, ~10× sooner than uniform",
                     measured: speed,
                     reproduces: vsTeacher.count > 1 ? studentFirst && vsTeacher.lower > 0 && vsUniform.lower > 0 : nil,
                     values: values))
@@ -339,10 +347,14 @@ extension Experiment {
                 title: "Fig. 4: gridworlds with |A| actions (4 move, the rest stay put); greedy Q-learning teacher",
                 rows: [
                     sizes.map {
-                        PlotCell(panel: "|A|=\($0)", metric: .studentReturn, title: "|A| = \($0): return", reference: .teacherReturn)
+                        PlotCell(
+                            panel: "|A|=\($0)", metric: .studentReturn, title: "|A| = \($0): return",
+                            reference: .teacherReturn)
                     },
                     sizes.map {
-                        PlotCell(panel: "|A|=\($0)", metric: .klUnderStudent, title: "|A| = \($0): KL over student", logY: true)
+                        PlotCell(
+                            panel: "|A|=\($0)", metric: .klUnderStudent, title: "|A| = \($0): KL over student",
+                            logY: true)
                     },
                 ], logX: true),
             paperFinding:
@@ -358,7 +370,8 @@ extension Experiment {
             var parts: [String] = []
             var values: [String: Double] = [:]
             let teacher = results.interval(.teacherReturn, panel: panel, curve: Method.onPolicyDistill.rawValue).mean
-            let initial = results.interval(.studentReturn, panel: panel, curve: Method.onPolicyDistill.rawValue, at: 0).mean
+            let initial = results.interval(.studentReturn, panel: panel, curve: Method.onPolicyDistill.rawValue, at: 0)
+                .mean
             for method in fig4Methods {
                 let m = results.interval(.studentReturn, panel: panel, curve: method.rawValue)
                 let progress = (m.mean - initial) / (teacher - initial)
@@ -391,7 +404,8 @@ extension Experiment {
             findings.append(
                 Finding(
                     .fig4, "collapse of entropy-regularised from \(small) to \(large)",
-                    paper: "entropy-regularised collapses as |A| grows; exp-entropy-regularised and on-policy distill still learn",
+                    paper:
+                        "entropy-regularised collapses as |A| grows; exp-entropy-regularised and on-policy distill still learn",
                     measured:
                         "share of the way to the teacher at the end: entropy-regularised \(percent(a[Method.entropyRegularised.rawValue] ?? .nan)) → \(percent(b[Method.entropyRegularised.rawValue] ?? .nan)), exp-entropy-regularised \(percent(a[Method.expEntropyRegularised.rawValue] ?? .nan)) → \(percent(b[Method.expEntropyRegularised.rawValue] ?? .nan)), on-policy distill \(percent(a[Method.onPolicyDistill.rawValue] ?? .nan)) → \(percent(b[Method.onPolicyDistill.rawValue] ?? .nan))",
                     reproduces: collapse > 0.2 && expKeeps && onKeeps,
@@ -507,7 +521,8 @@ extension Experiment {
     static let fig6Methods: [Method] = [
         .teacherDistill, .onPolicyDistill, .nDistill, .expEntropyRegularised, .teacherVReward, .tdTeacherV, .baseline,
     ]
-    static let cloningMethods: [Method] = [.teacherDistill, .onPolicyDistill, .nDistill, .expEntropyRegularised]
+    /// The policy-cloning methods of Fig. 6.
+    public static let cloningMethods: [Method] = [.teacherDistill, .onPolicyDistill, .nDistill, .expEntropyRegularised]
 
     static func fig6(_ p: ExperimentParameters) -> Experiment {
         let teachers: [TeacherSpec.Kind] = [.optimal, .adversarial]
@@ -579,7 +594,8 @@ extension Experiment {
                 findings.append(
                     Finding(
                         .fig6, "adversarial teacher",
-                        paper: "cloning methods fail (negative return), teacher-v-reward still learns, td-teacher-v only improves on the teacher",
+                        paper:
+                            "cloning methods fail (negative return), teacher-v-reward still learns, td-teacher-v only improves on the teacher",
                         measured: "teacher \(f3(teacher)); " + parts.joined(separator: ", ") + "; paired: "
                             + comparisons.joined(separator: ", "),
                         reproduces: present ? beatsAll && cloningFails : nil, values: values))
@@ -588,7 +604,8 @@ extension Experiment {
                 findings.append(
                     Finding(
                         .fig6, "optimal teacher",
-                        paper: "cloning methods recover the optimal return quickly; teacher-v-reward is slower but beats the baseline",
+                        paper:
+                            "cloning methods recover the optimal return quickly; teacher-v-reward is slower but beats the baseline",
                         measured: "teacher \(f3(teacher)); " + parts.joined(separator: ", "),
                         reproduces: present ? cloningFast : nil, values: values))
             }
@@ -600,10 +617,12 @@ extension Experiment {
 // MARK: - Rusu et al.
 
 extension Experiment {
-    static let rusuLosses: [(String, Method)] = [
+    /// Rusu et al.'s losses: curve name and method.
+    public static let rusuLosses: [(String, Method)] = [
         ("KL (tau=0.01)", .teacherDistillKL), ("NLL", .teacherDistillNLL), ("MSE", .teacherDistillMSE),
     ]
-    static let rusuPanel = "Q-learning teacher"
+    /// The single panel of the rusu experiment.
+    public static let rusuPanel = "Q-learning teacher"
 
     static func rusu(_ p: ExperimentParameters) -> Experiment {
         var runs: [RunSpec] = []
@@ -628,7 +647,8 @@ extension Experiment {
                         PlotCell(panel: rusuPanel, metric: .klUnderTeacher, title: "KL over teacher", logY: true),
                     ]
                 ], logX: true),
-            paperFinding: "for teacher distillation from Q-values, KL with a low temperature beats NLL, which beats MSE.",
+            paperFinding:
+                "for teacher distillation from Q-values, KL with a low temperature beats NLL, which beats MSE.",
             judge: judgeRusu)
     }
 
@@ -654,7 +674,8 @@ extension Experiment {
         return [
             Finding(
                 .rusu, "final return and KL per loss",
-                paper: "KL (τ = 0.01) > NLL > MSE (Atari scores relative to the DQN teacher: 94.7–155% / 77.6–147.6% / 33.9–122.2%)",
+                paper:
+                    "KL (τ = 0.01) > NLL > MSE (Atari scores relative to the DQN teacher: 94.7–155% / 77.6–147.6% / 33.9–122.2%)",
                 measured: "teacher \(f2(teacher)); " + parts.joined(separator: "; ")
                     + "; paired return KL − NLL \(klVsNll.formatted(3)), NLL − MSE \(nllVsMse.formatted(3))",
                 reproduces: klVsNll.count > 1 ? klVsNll.lower > 0 && nllVsMse.lower > 0 : nil, values: values)

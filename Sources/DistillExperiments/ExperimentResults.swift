@@ -96,7 +96,8 @@ public struct ExperimentResults: Sendable {
     /// The first evaluated iteration at which the mean curve reaches `threshold` and stays at or
     /// above it at every later evaluation point (nil if it never does).
     public func firstSustainedCrossing(_ metric: Metric, panel: String, curve: String, threshold: Double) -> Int? {
-        firstSustainedCrossing(meanCurve(metric, panel: panel, curve: curve).map { ($0.iteration, $0.interval.mean) }, threshold)
+        firstSustainedCrossing(
+            meanCurve(metric, panel: panel, curve: curve).map { ($0.iteration, $0.interval.mean) }, threshold)
     }
 
     func firstSustainedCrossing(_ points: [(Int, Double)], _ threshold: Double) -> Int? {
@@ -119,7 +120,8 @@ public struct ExperimentResults: Sendable {
                     let columns = present.compactMap { $0.table.column(metric) }
                     for (row, iteration) in experiment.evaluationIterations.enumerated() {
                         let m = MeanInterval(columns.map { $0[row] })
-                        let steps = present.map { Double($0.table.environmentSteps[row]) }.reduce(0, +)
+                        let steps =
+                            present.map { Double($0.table.environmentSteps[row]) }.reduce(0, +)
                             / Double(present.count)
                         let ci = m.halfWidth.isFinite ? m.halfWidth : 0
                         lines.append(

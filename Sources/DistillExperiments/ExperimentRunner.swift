@@ -100,7 +100,8 @@ public final class ExperimentRunner: @unchecked Sendable {
         encoder.outputFormatting = .sortedKeys
         let key =
             String(decoding: try encoder.encode(run.configuration.environment), as: UTF8.self)
-            + String(decoding: try encoder.encode(run.configuration.teacher), as: UTF8.self) + run.teacherRecipe.rawValue
+            + String(decoding: try encoder.encode(run.configuration.teacher), as: UTF8.self)
+            + run.teacherRecipe.rawValue
         built.lock()
         while building.contains(key) { built.wait() }
         if let hit = cache[key] {

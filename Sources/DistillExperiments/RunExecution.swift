@@ -74,7 +74,8 @@ public struct Problem: Sendable {
         policy.reserveCapacity(mdp.stateCount * na)
         let epsilon = configuration.teacher.qLearning.epsilon
         for s in 0..<mdp.stateCount {
-            let greedy = softmax(Array(q[(s * na)..<((s + 1) * na)]), temperature: configuration.teacher.qLearning.temperature)
+            let greedy = softmax(
+                Array(q[(s * na)..<((s + 1) * na)]), temperature: configuration.teacher.qLearning.temperature)
             policy += greedy.map { (1 - epsilon) * $0 + epsilon / Double(na) }
         }
         return Teacher(
@@ -196,7 +197,9 @@ public func execute(_ run: RunSpec, problem: Problem, evaluation: [Int], metrics
         table.iterations.append(trainer.iteration)
         table.environmentSteps.append(trainer.totalEnvironmentSteps)
         table.wallSeconds.append(Date().timeIntervalSince(started))
-        for (k, v) in problem.measure(metrics, parameters: trainer.parameters).enumerated() { table.values[k].append(v) }
+        for (k, v) in problem.measure(metrics, parameters: trainer.parameters).enumerated() {
+            table.values[k].append(v)
+        }
     }
     while next < evaluation.count && evaluation[next] <= 0 {
         record()

@@ -35,7 +35,8 @@ public struct MeanInterval: Sendable, Hashable, Codable {
         let m = mean
         let variance = finite.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(count - 1)
         standardDeviation = variance.squareRoot()
-        halfWidth = StudentT.quantile(0.975, degreesOfFreedom: Double(count - 1)) * standardDeviation
+        halfWidth =
+            StudentT.quantile(0.975, degreesOfFreedom: Double(count - 1)) * standardDeviation
             / Double(count).squareRoot()
     }
 

@@ -26,7 +26,8 @@ struct Distill: ParsableCommand {
         version: distillVersion,
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
-            KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, PlotCommand.self, Probe.self, Bench.self,
+            KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, PlotCommand.self, Probe.self,
+            Bench.self,
         ]
     )
 

@@ -7,7 +7,8 @@ import Foundation
 struct BenchExperiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
-        abstract: "Project the time of a full-scale fig5 (1,000 MDPs × 42 curves × 30,000 iterations) from a measured slice.",
+        abstract:
+            "Project the time of a full-scale fig5 (1,000 MDPs × 42 curves × 30,000 iterations) from a measured slice.",
         discussion: """
             Method: takes --runs runs spread evenly over the full-scale fig5 run list (every \
             (total/k)-th run, so different MDPs, noise levels, students and methods), and for each \
@@ -87,7 +88,8 @@ struct BenchExperiment: ParsableCommand {
             let thread = Thread {
                 defer { group.leave() }
                 while let i = next.take(below: slice.count) {
-                    results.store(i, Result { try Self.measure(slice[i], iterations: iterations, directory: directory) })
+                    results.store(
+                        i, Result { try Self.measure(slice[i], iterations: iterations, directory: directory) })
                 }
             }
             thread.stackSize = 8 << 20
@@ -102,9 +104,11 @@ struct BenchExperiment: ParsableCommand {
         let perIteration = measured.flatMap(\.iterationTimes).reduce(0, +) / Double(measured.count * iterations)
         let quarter = iterations / 4
         let firstQuarter =
-            measured.map { $0.iterationTimes.prefix(quarter).reduce(0, +) }.reduce(0, +) / Double(measured.count * quarter)
+            measured.map { $0.iterationTimes.prefix(quarter).reduce(0, +) }.reduce(0, +)
+            / Double(measured.count * quarter)
         let lastQuarter =
-            measured.map { $0.iterationTimes.suffix(quarter).reduce(0, +) }.reduce(0, +) / Double(measured.count * quarter)
+            measured.map { $0.iterationTimes.suffix(quarter).reduce(0, +) }.reduce(0, +)
+            / Double(measured.count * quarter)
         let evaluation = measured.map(\.evaluation).reduce(0, +) / Double(measured.count)
         let perRun = Double(full.parameters.iterations) * perIteration + Double(gridPoints) * evaluation
         let cpu = Double(problems) * build + Double(total) * perRun
@@ -118,7 +122,9 @@ struct BenchExperiment: ParsableCommand {
         for run in slice {
             let file = ExperimentRunner.runFile(directory, id: run.id)
             if let data = FileManager.default.contents(atPath: file.path) {
-                tables[run.id] = try validating { try RunTable(csv: String(decoding: data, as: UTF8.self), source: file.path) }
+                tables[run.id] = try validating {
+                    try RunTable(csv: String(decoding: data, as: UTF8.self), source: file.path)
+                }
             }
         }
         let merged = ExperimentResults(experiment: mergeExperiment, tables: tables)
@@ -128,14 +134,20 @@ struct BenchExperiment: ParsableCommand {
         let sliceRows = Double(slice.count * mergeExperiment.evaluationIterations.count)
         let merge = mergeSlice * Double(total * gridPoints) / sliceRows
 
-        emit(String(format: "slice wall %.1f s, summed run time %.1f s: parallel speed-up %.2f on %d workers", wall, busy, speedUp, workers))
         emit(
             String(
-                format: "per iteration %.1f µs (first quarter %.1f, last quarter %.1f); evaluation %.2f ms × %d points; teacher build %.2f s × %d",
-                perIteration * 1e6, firstQuarter * 1e6, lastQuarter * 1e6, evaluation * 1e3, gridPoints, build, problems))
+                format: "slice wall %.1f s, summed run time %.1f s: parallel speed-up %.2f on %d workers", wall, busy,
+                speedUp, workers))
         emit(
             String(
-                format: "one full-scale run ≈ %.1f s; all runs ≈ %.0f CPU-hours; merge ≈ %.0f s (slice merge %.3f s, scaled ×%.0f)",
+                format:
+                    "per iteration %.1f µs (first quarter %.1f, last quarter %.1f); evaluation %.2f ms × %d points; teacher build %.2f s × %d",
+                perIteration * 1e6, firstQuarter * 1e6, lastQuarter * 1e6, evaluation * 1e3, gridPoints, build, problems
+            ))
+        emit(
+            String(
+                format:
+                    "one full-scale run ≈ %.1f s; all runs ≈ %.0f CPU-hours; merge ≈ %.0f s (slice merge %.3f s, scaled ×%.0f)",
                 perRun, cpu / 3600, merge, mergeSlice, Double(total * gridPoints) / sliceRows))
         emit("machines   runs each   wall time (compute + merge)")
         for m in machineCounts! {

@@ -88,7 +88,9 @@ struct ExperimentCommand: ParsableCommand {
     @Flag(help: "The reduced preset that CI runs.")
     var quick = false
 
-    @Option(help: ArgumentHelp("Output directory (default runs/experiment-NAME, -quick appended with --quick).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Output directory (default runs/experiment-NAME, -quick appended with --quick).", valueName: "dir"))
     var out: String?
 
     @Option(help: "Worker threads (default: all cores).")
@@ -109,7 +111,9 @@ struct ExperimentCommand: ParsableCommand {
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
         if let mdps, mdps < 1 { throw ValidationError("--mdps must be at least 1, got \(mdps)") }
-        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
+        if let iterations, iterations < 1 {
+            throw ValidationError("--iterations must be at least 1, got \(iterations)")
+        }
         if aggregateOnly && shard != nil { throw ValidationError("--aggregate-only merges all shards: drop --shard") }
     }
 
