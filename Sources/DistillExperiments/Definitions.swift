@@ -662,11 +662,19 @@ extension Experiment {
             let kl = results.interval(.klUnderStudent, panel: panel, curve: curve)
             values["final_return_\(method.rawValue)"] = r.mean
             values["final_kl_student_\(method.rawValue)"] = kl.mean
-            parts.append("\(curve): return \(r.formatted()), KL over student \(kl.formatted(3))")
+            let present = results.runs(panel: panel, curve: curve).count
+            let diverged = present - r.count
+            parts.append(
+                "\(curve): return \(r.formatted()), KL over student \(kl.formatted(3))"
+                    + (diverged > 0 ? " (\(diverged) of \(present) runs diverged to non-finite logits, left out)" : ""))
         }
         let ret = { (c: String) in results.values(.studentReturn, panel: panel, curve: c) }
         let klVsNll = ExperimentResults.pairedDifference(ret(rusuLosses[0].0), ret(rusuLosses[1].0))
         let nllVsMse = ExperimentResults.pairedDifference(ret(rusuLosses[1].0), ret(rusuLosses[2].0))
+        let klOf = { (c: String) in results.values(.klUnderStudent, panel: panel, curve: c) }
+        let klGap = ExperimentResults.pairedDifference(klOf(rusuLosses[1].0), klOf(rusuLosses[0].0))
+        values["kl_student_nll_minus_kl_mean"] = klGap.mean
+        values["kl_student_nll_minus_kl_low"] = klGap.lower
         values["kl_minus_nll_mean"] = klVsNll.mean
         values["kl_minus_nll_low"] = klVsNll.lower
         values["nll_minus_mse_mean"] = nllVsMse.mean
@@ -677,7 +685,7 @@ extension Experiment {
                 paper:
                     "KL (τ = 0.01) > NLL > MSE (Atari scores relative to the DQN teacher: 94.7–155% / 77.6–147.6% / 33.9–122.2%)",
                 measured: "teacher \(f2(teacher)); " + parts.joined(separator: "; ")
-                    + "; paired return KL − NLL \(klVsNll.formatted(3)), NLL − MSE \(nllVsMse.formatted(3))",
+                    + "; paired return KL − NLL \(klVsNll.formatted(3)), NLL − MSE \(nllVsMse.formatted(3)); paired KL over student NLL − KL \(klGap.formatted(3))",
                 reproduces: klVsNll.count > 1 ? klVsNll.lower > 0 && nllVsMse.lower > 0 : nil, values: values)
         ]
     }

@@ -49,6 +49,14 @@ enum ExperimentPlot {
                     if log_x:
                         pts = [p for p in pts if p[0] > 0]
                     pts = [p for p in pts if math.isfinite(p[1])]
+                    pts = [(x, m, lo if math.isfinite(lo) else m, hi if math.isfinite(hi) else m, n) for x, m, lo, hi, n in pts]
+                    if cell.get("logY"):
+                        # A log axis shows positive values only: the interval is cut at 1% of the mean.
+                        kept = [(x, m, max(lo, m / 100), min(hi, 1e8), n) for x, m, lo, hi, n in pts if 0 < m <= 1e8]
+                        if len(kept) < len(pts):
+                            ax.text(0.02, 0.02, "means > 1e8 (diverged runs) not drawn", transform=ax.transAxes,
+                                    fontsize=7, color="gray")
+                        pts = kept
                     if not pts:
                         continue
                     x = [p[0] for p in pts]
