@@ -344,7 +344,8 @@ extension Experiment {
                 iterations: p.iterations, logPoints: p.quick ? 16 : 40, linearPoints: p.quick ? 8 : 24),
             metrics: [.studentReturn, .teacherReturn, .klUnderStudent],
             layout: PlotLayout(
-                title: "Fig. 4: gridworlds with |A| actions (4 move, the rest stay put); ε-greedy (ε = 0.1) Q-learning teacher",
+                title:
+                    "Fig. 4: gridworlds with |A| actions (4 move, the rest stay put); ε-greedy (ε = 0.1) Q-learning teacher",
                 rows: [
                     sizes.map {
                         PlotCell(
