@@ -6,14 +6,17 @@ import Foundation
 extension ExperimentName: ExpressibleByArgument {}
 
 /// `--shard I/M`: this machine's share of the runs.
-struct Shard: ExpressibleByArgument, Sendable {
+struct Shard: Sendable {
     let index: Int
     let count: Int
 
-    init?(argument: String) {
+    /// Parses `I/M` with `0 ≤ I < M`; the error says what is expected.
+    init(parsing argument: String) throws {
         let parts = argument.split(separator: "/")
         guard parts.count == 2, let i = Int(parts[0]), let m = Int(parts[1]), m >= 1, i >= 0, i < m else {
-            return nil
+            throw ValidationError(
+                "--shard \(argument): expected I/M with 0 ≤ I < M, e.g. --shard 0/4 … --shard 3/4 for 4 machines (a Slurm array task: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+            )
         }
         index = i
         count = m
@@ -96,8 +99,12 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: ArgumentHelp("Run only share I of M (0 ≤ I < M): runs whose index mod M is I.", valueName: "I/M"))
-    var shard: Shard?
+    @Option(
+        name: .customLong("shard"),
+        help: ArgumentHelp("Run only share I of M (0 ≤ I < M): runs whose index mod M is I.", valueName: "I/M"))
+    var shardText: String?
+
+    var shard: Shard? { shardText.flatMap { try? Shard(parsing: $0) } }
 
     @Flag(help: "Run nothing: merge the runs in --out into aggregate.csv, findings and the figure.")
     var aggregateOnly = false
@@ -114,7 +121,10 @@ struct ExperimentCommand: ParsableCommand {
         if let iterations, iterations < 1 {
             throw ValidationError("--iterations must be at least 1, got \(iterations)")
         }
-        if aggregateOnly && shard != nil { throw ValidationError("--aggregate-only merges all shards: drop --shard") }
+        if let shardText { _ = try Shard(parsing: shardText) }
+        if aggregateOnly && shardText != nil {
+            throw ValidationError("--aggregate-only merges all shards: drop --shard")
+        }
     }
 
     func run() throws {
