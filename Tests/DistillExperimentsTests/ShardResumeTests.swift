@@ -73,3 +73,23 @@ final class ProgressLog: @unchecked Sendable {
         return items
     }
 }
+
+@Suite struct TDStudentTests {
+    /// Fig. 5's TD(1) student replaces the Monte-Carlo return only where the score term carries the
+    /// environment reward; one-step rules and rules without `r` keep their own return.
+    @Test func returnEstimateOverrideTouchesOnlyMonteCarloRulesWithReward() {
+        var spec = MethodSpec()
+        spec.returnEstimate = .bootstrapStudentValue
+        func estimate(_ m: Method) -> ReturnEstimate {
+            spec.method = m
+            return spec.rule(at: 0, teacherKind: .qLearning).returnEstimate
+        }
+        #expect(estimate(.vGated) == .bootstrapStudentValue)
+        #expect(estimate(.onPolicyDistillR) == .bootstrapStudentValue)
+        #expect(estimate(.teacherVReward) == .bootstrapStudentValue)
+        #expect(estimate(.tdTeacherV) == .bootstrapTeacherValue)
+        #expect(estimate(.tdZeroV) == .bootstrapZero)
+        #expect(estimate(.nDistill) == .monteCarlo)
+        #expect(estimate(.onPolicyDistill) == .monteCarlo)
+    }
+}
