@@ -10,11 +10,34 @@ public struct ExperimentResults: Sendable {
     /// Tables by run id.
     public let tables: [String: RunTable]
 
+    /// Present runs by curve, in experiment order (one pass over the run list, so that the
+    /// statistics of a 42,000-run experiment do not rescan it per curve).
+    private let byCurve: [String: [(run: RunSpec, table: RunTable)]]
+    /// Panels and their curves in experiment order.
+    private let order: [(panel: String, curves: [String])]
+
     /// Wraps tables (tests, or runs held in memory).
     public init(experiment: Experiment, tables: [String: RunTable]) {
         self.experiment = experiment
         self.tables = tables
+        var byCurve: [String: [(run: RunSpec, table: RunTable)]] = [:]
+        var order: [(panel: String, curves: [String])] = []
+        var seenPanels: [String: Int] = [:]
+        var seenCurves = Set<String>()
+        for run in experiment.runs {
+            let key = Self.key(run.panel, run.curve)
+            if seenPanels[run.panel] == nil {
+                seenPanels[run.panel] = order.count
+                order.append((run.panel, []))
+            }
+            if seenCurves.insert(key).inserted { order[seenPanels[run.panel]!].curves.append(run.curve) }
+            if let table = tables[run.id] { byCurve[key, default: []].append((run, table)) }
+        }
+        self.byCurve = byCurve
+        self.order = order
     }
+
+    private static func key(_ panel: String, _ curve: String) -> String { panel + "\u{1F}" + curve }
 
     /// Reads every complete run file of the experiment under `directory/runs`.
     public static func load(_ experiment: Experiment, directory: URL) throws -> ExperimentResults {
@@ -38,19 +61,16 @@ public struct ExperimentResults: Sendable {
     public var count: Int { tables.count }
 
     /// The run panels in experiment order.
-    public var panels: [String] { ordered(experiment.runs.map(\.panel)) }
+    public var panels: [String] { order.map(\.panel) }
 
     /// The curves of `panel` in experiment order.
     public func curves(in panel: String) -> [String] {
-        ordered(experiment.runs.filter { $0.panel == panel }.map(\.curve))
+        order.first { $0.panel == panel }?.curves ?? []
     }
 
     /// Present runs of a curve with their tables.
     public func runs(panel: String, curve: String) -> [(run: RunSpec, table: RunTable)] {
-        experiment.runs.compactMap { run in
-            guard run.panel == panel, run.curve == curve, let t = tables[run.id] else { return nil }
-            return (run, t)
-        }
+        byCurve[Self.key(panel, curve)] ?? []
     }
 
     /// Replicate → the metric at the evaluation row nearest below `iteration` (default: the last).
@@ -143,10 +163,6 @@ public struct ExperimentResults: Sendable {
         return grid.lastIndex { $0 <= iteration } ?? 0
     }
 
-    private func ordered(_ names: [String]) -> [String] {
-        var seen = Set<String>()
-        return names.filter { seen.insert($0).inserted }
-    }
 }
 
 /// A CSV field, quoted when it holds a comma or a quote.
