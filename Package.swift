@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DistillCore", targets: ["DistillCore"]),
         .library(name: "DistillWire", targets: ["DistillWire"]),
         .library(name: "DistillRuntime", targets: ["DistillRuntime"]),
+        .library(name: "DistillExperiments", targets: ["DistillExperiments"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +28,8 @@ let package = Package(
         ),
         // The science, no I/O: MDPs, environments, teachers, students, update rules, exact expectations.
         .target(name: "DistillCore", swiftSettings: strictSwift),
+        // The paper's experiments: runs, a multi-threaded scheduler, aggregation, findings.
+        .target(name: "DistillExperiments", dependencies: ["DistillCore"], swiftSettings: strictSwift),
         // Bytes on the wire: ZeroMQ sockets and the codec between Swift values and protobuf.
         .target(
             name: "DistillWire",
@@ -45,6 +48,7 @@ let package = Package(
                 "DistillCore",
                 "DistillWire",
                 "DistillRuntime",
+                "DistillExperiments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -53,6 +57,9 @@ let package = Package(
         // Starting and watching real `distill` processes, for the multi-process tests.
         .target(name: "DistillTestSupport", path: "Tests/DistillTestSupport", swiftSettings: strictSwift),
         .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "DistillExperimentsTests", dependencies: ["DistillExperiments", "DistillCore"],
+            swiftSettings: strictSwift),
         .testTarget(
             name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "DistillTestSupport", "distill"],
             swiftSettings: strictSwift),

@@ -251,6 +251,11 @@ public struct MethodSpec: Sendable, Hashable, Codable {
     public var criticTarget: TabularCritic.Target = .monteCarlo
     /// Overrides whether the critic is subtracted as a baseline.
     public var baseline: Bool?
+    /// Overrides how the return in the score term is estimated, for rules whose score term carries
+    /// the environment reward (`+R`, `teacher-v-reward`, `baseline`): `bootstrapStudentValue` makes
+    /// the TD(1) student of Fig. 5 (`r̂_t + γV̂_{π_θ}(s_{t+1})`). Rules without `r`, and the
+    /// one-step rules (`td-teacher-v`, `td-zero-v`, `actor-critic`), keep their own.
+    public var returnEstimate: ReturnEstimate?
 
     /// The defaults (n-distill+R, student control, SGD 0.1).
     public init() {}
@@ -262,6 +267,7 @@ public struct MethodSpec: Sendable, Hashable, Codable {
         var r = method.rule(distillationLoss: loss, rusuTemperature: rusuTemperature)
         r.lossWeight = lambda.value(at: step)
         if let baseline { r.subtractsBaseline = baseline }
+        if let returnEstimate, r.addsReward, r.returnEstimate == .monteCarlo { r.returnEstimate = returnEstimate }
         return r
     }
 

@@ -26,7 +26,8 @@ struct Distill: ParsableCommand {
         version: distillVersion,
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
-            KeysCommand.self, Train.self, Analyze.self, RecommendCommand.self, PlotCommand.self, Probe.self, Bench.self,
+            KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, RecommendCommand.self, PlotCommand.self,
+            Probe.self, Bench.self,
         ]
     )
 
@@ -45,6 +46,6 @@ let distillVersion = "0.1.0"
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print throughput and latency figures (benchmarks, not tests).",
-        subcommands: [BenchCore.self, BenchCodec.self, BenchCluster.self]
+        subcommands: [BenchCore.self, BenchCodec.self, BenchCluster.self, BenchExperiment.self]
     )
 }

@@ -1,0 +1,224 @@
+import ArgumentParser
+import DistillCore
+import DistillExperiments
+import Foundation
+
+extension ExperimentName: ExpressibleByArgument {}
+
+/// `--shard I/M`: this machine's share of the runs.
+struct Shard: Sendable {
+    let index: Int
+    let count: Int
+
+    /// Parses `I/M` with `0 ≤ I < M`; the error says what is expected.
+    init(parsing argument: String) throws {
+        let parts = argument.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let m = Int(parts[1]), m >= 1, i >= 0, i < m else {
+            throw ValidationError(
+                "--shard \(argument): expected I/M with 0 ≤ I < M, e.g. --shard 0/4 … --shard 3/4 for 4 machines (a Slurm array task: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+            )
+        }
+        index = i
+        count = m
+    }
+}
+
+/// `distill experiment`: reproduces one figure of the paper.
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment",
+        abstract: "Reproduce a figure of Czarnecki et al. (2019) (fig2–fig6) or Rusu et al.'s loss comparison (rusu).",
+        discussion: """
+            One ITERATION is one optimisation step of the tabular student, as in `distill train`: \
+            collect 8 episodes with the control policy (to the episode's end) and apply the method's \
+            sampled update averaged over them (SGD, learning rate 0.1). fig2 also runs the paper's \
+            exact version: one expected update per iteration (learning rate 0.5 on the logits = 1 on \
+            the paper's sigmoid parameter). Metrics (return, KL = E_z[Σ_t KL(π‖π_θ)]) are exact, by \
+            policy evaluation, at ~30–80 points per run.
+
+            The experiments (paper settings by default; --quick is the reduced preset CI runs):
+              fig2  Fig. 2's MDP and tied sigmoid student: on-policy-distill+R vs n-distill+R, exact and \
+            sampled (--mdps sampling seeds, default 20; 20,000 iterations). Finding: oscillation period, step of convergence.
+              fig3  20×20 gridworlds, Q-learning teachers T ∈ {0, 0.01, 0.1}, on-policy distillation \
+            (ℓ = H×) driven by the student, the teacher or the uniform policy (1,000 MDPs, 30,000 \
+            iterations). Finding: iterations to 95% of the teacher's return and their ratios.
+              fig4  |A| ∈ {4, 40, 400, 4000} (4 move, the rest stay put): on-policy-distill, \
+            entropy-regularised, exp-entropy-regularised (1,000 MDPs, 30,000). Finding: final return per method per |A|.
+              fig5  greedy Q-learning teacher with 0/15/25% of its visited states flipped, V_π from 100 \
+            rollouts; MC and TD(1) students; 7 methods (1,000 MDPs, 30,000). Finding: final return per method.
+              fig6  the chain (T = 5) with the optimal and the adversarial teacher; 7 methods (--mdps \
+            seeds, default 100; 3,000 iterations). Finding: final return per method and teacher.
+              rusu  teacher distillation of a Q-learning teacher (T = 0.01) with Rusu's KL (τ = 0.01), \
+            NLL and MSE (1,000 MDPs, 30,000). Finding: final return and KL per loss.
+            --quick: fig2 8 seeds × 4,000; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
+            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800. Chain episodes are capped at 1,000 steps.
+
+            Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
+            gridworld's unpublished cell probabilities (README); fig4's teacher (Q-learning on the \
+            4-action gridworld, its values backed up to the stay-put actions, ε-greedy with ε = 0.1: \
+            Q-learning on |A| = 4000 itself never leaves the start cell); fig5's TD(1) student (score term \
+            r̂_t + γV̂(s_{t+1}) − V̂(s_t) with a TD critic); fig6's iterations and seed count.
+
+            Output in --out (default runs/experiment-NAME[-quick]): runs/<id>.csv per run, \
+            aggregate.csv (mean, sd, 95% CI with Student t, per panel, curve, metric, iteration), \
+            findings.md and findings.json (each finding with numbers and reproduced yes/no, also \
+            printed), figure.png (needs matplotlib: scripts/setup --plots). A progress line with an \
+            ETA goes to stderr. Runs already on disk are skipped: rerun the same command to resume.
+
+            Fan-out over machines: each machine runs `--shard I/M` (every M-th run, disjoint, \
+            together complete) into a shared --out; then one `--aggregate-only` merges them (see \
+            deploy/slurm/experiment-array.sbatch). Within a machine runs go to --workers threads.
+
+            Examples:
+              distill experiment fig2 --quick
+              distill experiment fig3 --mdps 30 --iterations 3000 --out runs/fig3-small
+              distill experiment fig5 --shard 3/16 --out /shared/fig5      # machine 3 of 16
+              distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
+            """)
+
+    @Argument(help: "fig2, fig3, fig4, fig5, fig6 or rusu.")
+    var name: ExperimentName
+
+    @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")
+    var mdps: Int?
+
+    @Option(help: "Iterations (optimisation steps) per run. Default: the paper's (or --quick's).")
+    var iterations: Int?
+
+    @Option(help: "First seed: MDP k uses seed + k for its gridworld, teacher and sampling.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "The reduced preset that CI runs.")
+    var quick = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Output directory (default runs/experiment-NAME, -quick appended with --quick).", valueName: "dir"))
+    var out: String?
+
+    @Option(help: "Worker threads (default: all cores).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(
+        name: .customLong("shard"),
+        help: ArgumentHelp("Run only share I of M (0 ≤ I < M): runs whose index mod M is I.", valueName: "I/M"))
+    var shardText: String?
+
+    var shard: Shard? { shardText.flatMap { try? Shard(parsing: $0) } }
+
+    @Flag(help: "Run nothing: merge the runs in --out into aggregate.csv, findings and the figure.")
+    var aggregateOnly = false
+
+    @Flag(help: "Do not draw figure.png.")
+    var noPlot = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        if let mdps, mdps < 1 { throw ValidationError("--mdps must be at least 1, got \(mdps)") }
+        if let iterations, iterations < 1 {
+            throw ValidationError("--iterations must be at least 1, got \(iterations)")
+        }
+        if let shardText { _ = try Shard(parsing: shardText) }
+        if aggregateOnly && shardText != nil {
+            throw ValidationError("--aggregate-only merges all shards: drop --shard")
+        }
+    }
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: out ?? "runs/experiment-\(name.rawValue)\(quick ? "-quick" : "")")
+        var parameters = ExperimentParameters.preset(name, quick: quick)
+        if let mdps { parameters.mdps = mdps }
+        if let iterations { parameters.iterations = iterations }
+        parameters.seed = seed
+        if aggregateOnly {
+            guard let recorded = try validating({ try ExperimentDirectory.recorded(in: directory) }) else {
+                throw ValidationError(
+                    "\(directory.path) has no experiment.json: nothing to aggregate (give the --out of an experiment)")
+            }
+            guard recorded.name == name else {
+                throw ValidationError(
+                    "\(directory.path) holds \(ExperimentDirectory.describe(recorded)), not \(name.rawValue)")
+            }
+            parameters = recorded
+        } else {
+            try validating { try ExperimentDirectory.prepare(parameters, directory: directory) }
+        }
+        let experiment = try validating { try Experiment.make(parameters) }
+        let label = ExperimentDirectory.describe(parameters)
+        if !aggregateOnly {
+            let share = shard.map { experiment.runs(shard: $0.index, of: $0.count) } ?? experiment.runs
+            if !quiet {
+                emitError(
+                    "experiment \(label): \(share.count) runs\(shard.map { " (shard \($0.index)/\($0.count) of \(experiment.runs.count))" } ?? ""), \(workers) workers, out \(directory.path)"
+                )
+            }
+            let runner = ExperimentRunner(experiment: experiment, directory: directory, workers: workers)
+            let printer = ProgressPrinter(name: name.rawValue, workers: workers, quiet: quiet)
+            try validating { try runner.run(share) { printer.update($0) } }
+        }
+        let results = try validating { try ExperimentResults.load(experiment, directory: directory) }
+        if shard != nil && results.count < experiment.runs.count {
+            emit(
+                "shard \(shard!.index)/\(shard!.count) done; \(results.count) of \(experiment.runs.count) runs are in \(directory.path). When every shard has finished: distill experiment \(name.rawValue) --aggregate-only --out \(directory.path)"
+            )
+            return
+        }
+        guard results.count > 0 else {
+            throw ValidationError("\(directory.path)/runs holds no finished run of \(label): nothing to aggregate")
+        }
+        let findings = try validating { try ExperimentDirectory.summarise(results, directory: directory) }
+        emit(
+            "\(label): \(results.count) of \(experiment.runs.count) runs; aggregate: \(directory.appendingPathComponent("aggregate.csv").path)"
+        )
+        for f in findings {
+            emit("[\(f.verdict)] \(f.name)\n  paper:    \(f.paper)\n  measured: \(f.measured)")
+        }
+        emit("findings: \(directory.appendingPathComponent("findings.md").path)")
+        if !noPlot { ExperimentPlot.draw(directory: directory) { emit($0) } }
+    }
+}
+
+/// Writes a line to stderr.
+func emitError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// The progress line: done/total runs, elapsed, ETA (at most one line a second, and the last).
+final class ProgressPrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last = Date.distantPast
+    let name: String
+    let workers: Int
+    let quiet: Bool
+
+    init(name: String, workers: Int, quiet: Bool) {
+        self.name = name
+        self.workers = workers
+        self.quiet = quiet
+    }
+
+    func update(_ p: ExperimentProgress) {
+        guard !quiet else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let finished = p.done + p.skipped == p.total
+        guard finished || Date().timeIntervalSince(last) >= 1 else { return }
+        last = Date()
+        let eta = p.remaining.map { "ETA \(duration($0))" } ?? "ETA unknown"
+        let resumed = p.skipped > 0 ? " (\(p.skipped) already on disk)" : ""
+        emitError(
+            "\(name): \(p.done + p.skipped)/\(p.total) runs\(resumed), \(String(format: "%.1f", 100 * Double(p.done + p.skipped) / Double(max(1, p.total))))%, \(duration(p.elapsed)) elapsed, \(finished ? "done" : eta)"
+        )
+    }
+}
+
+/// `1h02m`, `3m07s`, `12.4s`.
+func duration(_ seconds: Double) -> String {
+    if seconds < 60 { return String(format: "%.1fs", seconds) }
+    let s = Int(seconds.rounded())
+    if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+}
