@@ -212,4 +212,94 @@ import Testing
             #expect(snrTD < 1e-2)
         }
     }
+
+    /// Final expected return of a student trained for quick fig4's 400 iterations of 8 episodes on MDP
+    /// `replicate` at |A| = 400 by one of the two estimators, each bootstrapped from the EXACT critic
+    /// of its pseudo-return (recomputed every iteration: the best case of any learned critic), γ = 1
+    /// for the update, the return measured with the MDP's own γ.
+    static func trainWithExactCritic(replicate: Int, expected: Bool, learningRate: Double) throws -> Double {
+        let experiment = try Experiment.make(ExperimentParameters.preset(.fig4, quick: true))
+        let run = try #require(
+            experiment.runs.first {
+                $0.panel == "|A|=400" && $0.curve == Method.entropyRegularised.rawValue && $0.replicate == replicate
+            })
+        let problem = try Problem(run)
+        var undiscounted = run.configuration.environment
+        undiscounted.discount = 1
+        let mdp = try undiscounted.build().mdp
+        let teacher = problem.teacher
+        let outputs = TabularTeacherOutputs(teacher)
+        let na = mdp.actionCount
+        var parameters = Trainer.initialStudent(for: problem.environment)
+        var policy = StudentPolicy(parameters)
+        var acc = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: na)
+        var rng = Xoshiro256StarStar(seed: UInt64(replicate) &+ 1000)
+        var buffer = EpisodeBuffer()
+        for _ in 0..<run.configuration.iterations {
+            let table = parameters.policyTable()
+            var yBar = [Double](repeating: 0, count: mdp.stateCount)
+            for s in 0..<mdp.stateCount where !mdp.isTerminal[s] {
+                for a in 0..<na { yBar[s] += table[s * na + a] * teacher.logProbabilities[s * na + a] }
+            }
+            let vEntropy = try PolicyEvaluation.discountedSum(mdp, policy: table, perStateSignal: yBar)
+            for _ in 0..<run.configuration.method.episodesPerIteration {
+                collectEpisode(
+                    mdp, policy: policy, teacher: teacher, control: .student, maxSteps: 1_000_000, rng: &rng,
+                    into: &buffer)
+                let e = TabularEpisode(buffer, teacher: teacher)
+                for t in 0..<e.length {
+                    let (s, a, s1) = (e.state(t), e.action(t), e.state(t + 1))
+                    if expected {
+                        // V_exp = V_ent − ȳ.
+                        let next =
+                            t + 1 < e.length
+                            ? teacher.logProbabilities[s1 * na + e.action(t + 1)] + vEntropy[s1] - yBar[s1] : 0
+                        acc.addScore(row: s, action: a, weight: next - (vEntropy[s] - yBar[s]))
+                        LossKernel.addNegativeGradient(
+                            .reverseCrossEntropy, outputs, slot: s, policy: policy, row: s, weight: 1, into: &acc)
+                    } else {
+                        acc.addScore(
+                            row: s, action: a,
+                            weight: teacher.logProbabilities[s * na + a] + vEntropy[s1] - vEntropy[s])
+                    }
+                }
+                acc.episodes += 1
+            }
+            _ = acc.applyStochasticGradientStep(learningRate: learningRate, to: &parameters, policy: &policy)
+        }
+        return try PolicyEvaluation.expectedReturn(problem.environment.mdp, policy: parameters.policyTable())
+    }
+
+    /// Even the exact critic does not separate the two estimators in training: at SGD 0.01 both learn
+    /// and end at the same return on each MDP (with SGD 0.1, fig4's step, both collapse to 0 on all six).
+    @Test func anExactPseudoReturnCriticDoesNotSeparateTheEstimators() async throws {
+        let finals = try await withThrowingTaskGroup(of: (Int, Double, Double).self) { group in
+            for r in 0..<6 {
+                group.addTask {
+                    (
+                        r, try Self.trainWithExactCritic(replicate: r, expected: false, learningRate: 0.01),
+                        try Self.trainWithExactCritic(replicate: r, expected: true, learningRate: 0.01)
+                    )
+                }
+            }
+            var out: [(Int, Double, Double)] = []
+            for try await x in group { out.append(x) }
+            return out.sorted { $0.0 < $1.0 }
+        }
+        let entropy = Dictionary(uniqueKeysWithValues: finals.map { ($0.0, $0.1) })
+        let expected = Dictionary(uniqueKeysWithValues: finals.map { ($0.0, $0.2) })
+        let diff = ExperimentResults.pairedDifference(expected, entropy)
+        for (r, e, x) in finals {
+            print(
+                "  exact critic, SGD 0.01, |A| = 400, MDP \(r): entropy-regularised \(Self.f3(e)), exp-entropy \(Self.f3(x))"
+            )
+        }
+        print("  exp-entropy − entropy-regularised (paired): \(diff.formatted())")
+        // Both learn somewhere (no collapse onto a stay-put action on every MDP) ...
+        #expect(finals.contains { abs($0.1) > 1 } && finals.contains { abs($0.2) > 1 })
+        // ... and land together: the paired CI contains 0 and is narrow.
+        #expect(diff.lower < 0 && diff.upper > 0 && diff.halfWidth < 0.5, "\(diff.formatted())")
+    }
+
+    static func f3(_ x: Double) -> String { String(format: "%.3f", x) }
 }
