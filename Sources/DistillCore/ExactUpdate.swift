@@ -86,11 +86,11 @@ public enum ExactUpdate {
             let vHat = try PolicyEvaluation.discountedSum(mdp, policy: q, perStateSignal: signal)
             for s in 0..<n where !mdp.isTerminal[s] { continuation[s] = yBar[s] + gamma * vHat[s] }
         case .bootstrapTeacherValue:
-            for s in 0..<n where !mdp.isTerminal[s] { continuation[s] = gamma * teacher.values[s] }
+            for s in 0..<n where !mdp.isTerminal[s] { continuation[s] = yBar[s] + gamma * teacher.values[s] }
         case .bootstrapStudentValue:
-            for s in 0..<n where !mdp.isTerminal[s] { continuation[s] = gamma * sv[s] }
+            for s in 0..<n where !mdp.isTerminal[s] { continuation[s] = yBar[s] + gamma * sv[s] }
         case .bootstrapZero:
-            break
+            continuation = yBar
         }
         for s in 0..<n where !mdp.isTerminal[s] {
             for a in 0..<na {

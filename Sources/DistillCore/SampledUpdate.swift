@@ -444,7 +444,8 @@ public func stepLossWeight<O: TeacherOutputs>(_ rule: UpdateRule, _ o: O, slot: 
 /// Adds the sampled update of one episode (METHODS.md eq. 1 with V-trace weights, §3) to `acc`:
 ///
 ///     Σ_t [ −w_t ∇ℓ(s_t) + ρ_t ∇log π_θ(a_t|s_t) (Ĝ_t − b(s_t)) ],
-///     Ĝ_t = x_t + c_{t+1}(y_{t+1} + γ Ĝ_{t+1})   (Monte Carlo), or one-step bootstrapped.
+///     Ĝ_t = x_t + c_{t+1}(y_{t+1} + γ Ĝ_{t+1})   (Monte Carlo), or
+///     Ĝ_t = x_t + c_{t+1} y_{t+1} + γ V(s_{t+1})   (one-step bootstrapped from V).
 ///
 /// `ρ_t, c_t` compare the control policy evaluated with the CURRENT student (`policy`) with the
 /// recorded behaviour probability; ℓ terms are not weighted (so under a behaviour `μ ≠ q` the
@@ -491,6 +492,7 @@ public func accumulateEpisode<E: EpisodeView, S: UpdateSink>(
     let hasScore = rule.hasScoreTerm
     let hasLoss = rule.loss != .none
     var carry = 0.0
+    var nextY = 0.0
     var t = length - 1
     while t >= 0 {
         let s = e.state(t)
@@ -504,15 +506,18 @@ public func accumulateEpisode<E: EpisodeView, S: UpdateSink>(
         let x = ownStepReward(
             rule, e, slot: t, nextSlot: t + 1, nextIsLive: nextIsLive, action: a, reward: e.reward(t), policy: policy,
             row: row, nextRow: Int(policy.rowOfState[s1]), discount: gamma)
+        // One-step forms keep the next action's pseudo-reward c_{t+1}·y_{t+1} (exp-entropy's
+        // log π(a_{t+1}|s_{t+1})): it is part of r̂_t, not of what the bootstrap replaces.
         let g: Double
         switch rule.returnEstimate {
         case .monteCarlo: g = x + carry
-        case .bootstrapTeacherValue: g = x + (nextIsLive ? gamma * e.teacherValue(t + 1) : 0)
-        case .bootstrapStudentValue: g = x + (nextIsLive ? gamma * studentValues[s1] : 0)
-        case .bootstrapZero: g = x
+        case .bootstrapTeacherValue: g = x + nextY + (nextIsLive ? gamma * e.teacherValue(t + 1) : 0)
+        case .bootstrapStudentValue: g = x + nextY + (nextIsLive ? gamma * studentValues[s1] : 0)
+        case .bootstrapZero: g = x + nextY
         }
         let y = rule.pseudoReward == .nextTeacherLogProbability ? e.teacherLogProbability(t, a) : 0
         carry = c * (y + gamma * g)
+        nextY = c * y
         if hasScore {
             let advantage = rule.subtractsBaseline ? g - studentValues[s] : g
             acc.addScore(row: row, action: a, weight: rho * advantage)
