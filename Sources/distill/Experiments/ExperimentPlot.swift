@@ -111,30 +111,15 @@ enum ExperimentPlot {
 
     /// Draws the figure; reports where it is, or why there is none (never fails the experiment).
     static func draw(directory: URL, report: (String) -> Void) {
-        let process = Process()
-        let interpreter = LearningCurves.python()
-        process.executableURL = URL(fileURLWithPath: interpreter)
         let program = script.replacingOccurrences(of: "handles = {}", with: labels + "handles = {}")
-        process.arguments = (interpreter == "/usr/bin/env" ? ["python3"] : []) + ["-c", program, directory.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        do {
-            try process.run()
-        } catch {
-            report("no figure.png: cannot run \(interpreter) (\(error.localizedDescription)); the CSVs are written")
-            return
-        }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus == 0 {
-            report("figure: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
-        } else if text.contains("No module named 'matplotlib'") {
+        switch LearningCurves.runPython(program, argument: directory.path) {
+        case .drawn(let file): report("figure: \(file)")
+        case .cannotRun(let why): report("no figure.png: \(why); the CSVs are written")
+        case .missingMatplotlib:
             report(
                 "no figure.png: matplotlib is missing. The CSVs and findings are written; for the figure run scripts/setup --plots, then: distill experiment NAME --aggregate-only --out \(directory.path)"
             )
-        } else {
-            report("no figure.png: the plot failed (the CSVs and findings are written):\n\(text)")
+        case .failed(let text): report("no figure.png: the plot failed (the CSVs and findings are written):\n\(text)")
         }
     }
 }

@@ -57,34 +57,57 @@ enum LearningCurves {
     static func python() -> String {
         if let chosen = ProcessInfo.processInfo.environment["DISTILL_PYTHON"] { return chosen }
         if FileManager.default.isExecutableFile(atPath: ".venv/bin/python3") { return ".venv/bin/python3" }
+        // The checkout this binary was built in (REPO/.build/…/distill): its .venv, from any directory.
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        if let build = binary.range(of: "/.build/") {
+            let venv = String(binary[..<build.lowerBound]) + "/.venv/bin/python3"
+            if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        }
         return "/usr/bin/env"
     }
 
-    /// Draws the figure; reports where it is, or why there is none (never fails the run).
-    static func draw(runDirectory: URL, report: (String) -> Void) {
+    /// What running a matplotlib program gave.
+    enum PlotOutcome {
+        /// It drew; its output (the file it wrote).
+        case drawn(String)
+        /// The interpreter could not be started.
+        case cannotRun(String)
+        /// The interpreter has no matplotlib.
+        case missingMatplotlib
+        /// The program failed; its output.
+        case failed(String)
+    }
+
+    /// Runs `program` with `python3 -c`, one argument, in the project's `.venv` when there is one.
+    static func runPython(_ program: String, argument: String) -> PlotOutcome {
         let process = Process()
         let interpreter = python()
         process.executableURL = URL(fileURLWithPath: interpreter)
-        process.arguments = (interpreter == "/usr/bin/env" ? ["python3"] : []) + ["-c", script, runDirectory.path]
+        process.arguments = (interpreter == "/usr/bin/env" ? ["python3"] : []) + ["-c", program, argument]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
         do {
             try process.run()
         } catch {
-            report("no learning_curves.png: cannot run \(interpreter) (\(error.localizedDescription))")
-            return
+            return .cannotRun("cannot run \(interpreter) (\(error.localizedDescription))")
         }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        if process.terminationStatus == 0 {
-            report("learning curves: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
-        } else if text.contains("No module named 'matplotlib'") {
+        if process.terminationStatus == 0 { return .drawn(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return text.contains("No module named 'matplotlib'") ? .missingMatplotlib : .failed(text)
+    }
+
+    /// Draws the figure; reports where it is, or why there is none (never fails the run).
+    static func draw(runDirectory: URL, report: (String) -> Void) {
+        switch runPython(script, argument: runDirectory.path) {
+        case .drawn(let file): report("learning curves: \(file)")
+        case .cannotRun(let why): report("no learning_curves.png: \(why)")
+        case .missingMatplotlib:
             report(
                 "no learning_curves.png: matplotlib is missing (scripts/setup --plots installs it; then distill plot \(runDirectory.path))"
             )
-        } else {
-            report("no learning_curves.png: the plot failed:\n\(text)")
+        case .failed(let text): report("no learning_curves.png: the plot failed:\n\(text)")
         }
     }
 }
