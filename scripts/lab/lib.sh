@@ -55,3 +55,19 @@ lab_kill_tree() {
 lab_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# lab_status_fields JSON KEY...: values from a learner's status JSON (distill control status), one a
+# line; KEY "actor:ID:FIELD" reads one actor's entry; booleans print as true/false, missing as null.
+lab_status_fields() {
+    python3 -c '
+import json, sys
+status = json.loads(sys.argv[1])
+for key in sys.argv[2:]:
+    if key.startswith("actor:"):
+        _, ident, field = key.split(":")
+        value = next((a[field] for a in status["actors"] if a["id"] == ident), None)
+    else:
+        value = status[key]
+    print("null" if value is None else (str(value).lower() if isinstance(value, bool) else value))
+' "$@"
+}

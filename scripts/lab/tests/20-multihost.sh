@@ -59,17 +59,7 @@ status() {
     local json
     json=$(timeout 10 "$NETLAB" exec learner "$DISTILL_BINARY" control status \
         --learner "$control" --timeout-ms 3000 2>/dev/null) || return 1
-    python3 -c '
-import json, sys
-status = json.loads(sys.argv[1])
-for key in sys.argv[2:]:
-    if key.startswith("actor:"):
-        _, ident, field = key.split(":")
-        value = next((a[field] for a in status["actors"] if a["id"] == ident), None)
-    else:
-        value = status[key]
-    print("null" if value is None else (str(value).lower() if isinstance(value, bool) else value))
-' "$json" "$@"
+    lab_status_fields "$json" "$@"
 }
 
 # sample: sets S_T (time), S_STEPS, S_UPDATES, S_ALIVE, S_RX (learner eth0 rx bytes),
