@@ -46,7 +46,8 @@ public struct IterationRecord: Sendable, Hashable, Codable {
     public var updateNorm: Double
 }
 
-/// The single-process trainer: sampled (or exact) updates of a tabular student.
+/// The single-process trainer: sampled (or exact) updates of a tabular student, through the one
+/// learning step (``LearnerState``) that the learner role also uses.
 public struct Trainer: Sendable {
     /// The configuration.
     public let configuration: TrainingConfiguration
@@ -56,21 +57,27 @@ public struct Trainer: Sendable {
     public let teacher: Teacher
     /// Further kickstarting teachers (their λ are `configuration.teacher.kickstartWeights`).
     public let kickstartTeachers: [Teacher]
-    /// The student.
-    public private(set) var parameters: StudentParameters
-    /// The optimiser state.
-    public private(set) var optimiser: Optimiser
-    /// The student critic.
-    public private(set) var critic: TabularCritic
-    /// The sampling generator.
-    public private(set) var rng: Xoshiro256StarStar
-    /// Optimisation steps done.
-    public private(set) var iteration = 0
-    /// Environment steps consumed.
-    public private(set) var totalEnvironmentSteps = 0
+    /// The learning state: student, optimiser, critic, schedules, counters, RNG.
+    public private(set) var state: LearnerState<TabularStudent>
     private var buffer = EpisodeBuffer()
-    private var policy: StudentPolicy
-    private var accumulator: UpdateAccumulator
+
+    /// The student.
+    public var parameters: StudentParameters { state.student.parameters }
+    /// The optimiser state.
+    public var optimiser: Optimiser { state.student.optimiser }
+    /// The student critic (zero when the rule needs none).
+    public var critic: TabularCritic {
+        state.critic
+            ?? TabularCritic(
+                stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate,
+                target: configuration.method.criticTarget)
+    }
+    /// The sampling generator.
+    public var rng: Xoshiro256StarStar { state.rng }
+    /// Optimisation steps done.
+    public var iteration: Int { state.updates }
+    /// Environment steps consumed.
+    public var totalEnvironmentSteps: Int { Int(state.environmentSteps) }
 
     /// Builds the environment and teacher from the configuration (files already embedded).
     public init(_ configuration: TrainingConfiguration) throws {
@@ -94,15 +101,6 @@ public struct Trainer: Sendable {
         self.teacher = teacher
         self.kickstartTeachers = kickstartTeachers
         let rule = configuration.method.rule(at: 0, teacherKind: configuration.teacher.kind)
-        guard kickstartTeachers.count == configuration.teacher.kickstartWeights.count else {
-            throw DistillError(.invalidConfiguration, "give one kickstarting weight per further teacher")
-        }
-        if !kickstartTeachers.isEmpty && rule.loss != .crossEntropy {
-            throw DistillError(
-                .invalidConfiguration,
-                "several kickstarting teachers combine cross-entropy losses; method \(configuration.method.method.rawValue) has \(rule.loss)"
-            )
-        }
         if rule.loss.needsActionValues && teacher.actionValues == nil {
             throw DistillError(
                 .invalidConfiguration,
@@ -126,14 +124,11 @@ public struct Trainer: Sendable {
                 }
             }
         }
-        parameters = Trainer.initialStudent(for: environment)
-        policy = StudentPolicy(parameters)
-        accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: parameters.actionCount)
-        optimiser = Optimiser(kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)
-        critic = TabularCritic(
-            stateCount: environment.mdp.stateCount, learningRate: configuration.method.criticLearningRate,
-            target: configuration.method.criticTarget)
-        rng = Xoshiro256StarStar(seed: configuration.seed)
+        state = try LearnerState(
+            method: configuration.method, teacherKind: configuration.teacher.kind, environment: environment,
+            kickstart: try KickstartTeachers(
+                teachers: kickstartTeachers, weights: configuration.teacher.kickstartWeights),
+            seed: configuration.seed)
     }
 
     /// The initial student: uniform tabular logits; for fig2 the tied sigmoid student with
@@ -152,69 +147,61 @@ public struct Trainer: Sendable {
     /// Runs one optimisation step and returns its metrics.
     public mutating func runIteration() throws -> IterationRecord {
         let spec = configuration.method
-        let (teacher, rule) = Kickstarting.apply(
-            spec.rule(at: iteration, teacherKind: configuration.teacher.kind), teacher: self.teacher,
-            further: kickstartTeachers, weights: configuration.teacher.kickstartWeights)
-        let control = spec.controlPolicy(at: iteration)
         let mdp = environment.mdp
+        let control = state.control
         var record = IterationRecord(
-            iteration: iteration + 1, environmentSteps: 0, episodes: 0, totalEnvironmentSteps: totalEnvironmentSteps,
-            lossWeight: rule.lossWeight, updateNorm: 0)
+            iteration: state.updates + 1, environmentSteps: 0, episodes: 0,
+            totalEnvironmentSteps: totalEnvironmentSteps, lossWeight: state.effectiveRule.lossWeight, updateNorm: 0)
         if case .mixture(let b) = control { record.beta = b }
+        let outcome: UpdateOutcome
         if configuration.exact {
-            let context = UpdateContext(discount: mdp.discount, control: control, clipping: spec.clipping)
-            let update = try ExactUpdate.expectedUpdate(
-                mdp, teacher: teacher, parameters: parameters, rule: rule, context: context)
-            optimiser.apply(update, to: &parameters)
-            policy = StudentPolicy(parameters)
-            record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            outcome = try state.applyExactUpdate(mdp, teacher: teacher)
         } else {
-            let context = UpdateContext(
-                discount: mdp.discount, control: control, clipping: spec.clipping,
-                studentValues: rule.needsStudentValues ? critic.values : nil)
+            // The tabular fast path: the step's teacher is the kickstarting mixture as a table
+            // (the learner role forms the same mixture per step, `KickstartEpisode`).
+            let (stepTeacher, rule) = Kickstarting.apply(
+                state.rule, teacher: teacher, further: kickstartTeachers,
+                weights: configuration.teacher.kickstartWeights)
+            let context = state.context
             var returns = 0.0
             var crossEntropy = 0.0
             let o = TabularTeacherOutputs(self.teacher)  // metrics against the main teacher
-            let current = policy
-            var episodes: [EpisodeBuffer] = []
-            record.environmentSteps = collectAndAccumulate(
-                mdp, teacher: teacher, policy: current, rule: rule, context: context,
-                episodes: spec.episodesPerIteration,
-                maxSteps: spec.maxEpisodeSteps, rng: &rng, buffer: &buffer, into: &accumulator
-            ) { episode in
+            let current = state.student.policy
+            var steps = 0
+            var rng = state.rng
+            // Moved out of `self` (so that the closure below reads it while `state` is modified)
+            // and back afterwards: the buffer's storage is reused, never copied.
+            var buffer = self.buffer
+            self.buffer = EpisodeBuffer()
+            for _ in 0..<spec.episodesPerIteration {
+                collectEpisode(
+                    mdp, policy: current, teacher: stepTeacher, control: control, maxSteps: spec.maxEpisodeSteps,
+                    rng: &rng, into: &buffer)
+                state.withStudent { $0.accumulate(buffer, teacher: stepTeacher, rule: rule, context: context) }
+                state.learnCritic(from: TabularEpisode(buffer, teacher: stepTeacher))
+                steps += buffer.length
                 var discount = 1.0
-                for t in 0..<episode.length {
-                    returns += discount * episode.reward(t)
+                for t in 0..<buffer.length {
+                    returns += discount * buffer.reward(t)
                     discount *= mdp.discount
-                    let s = Int(episode.state(t))
+                    let s = Int(buffer.state(t))
                     crossEntropy += LossKernel.value(
                         .crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
                 }
-                if rule.needsStudentValues { episodes.append(episode) }
             }
-            // The critic learns after the update is accumulated, so the update used the critic
-            // of the parameters that generated the episodes.
-            for e in episodes {
-                critic.update(states: e.states, rewards: e.rewards, terminated: e.terminated, discount: mdp.discount)
-            }
+            self.buffer = buffer
+            state.rng = rng
+            state.countEnvironmentSteps(steps)
+            record.environmentSteps = steps
             record.episodes = spec.episodesPerIteration
             record.sampledReturn = returns / Double(spec.episodesPerIteration)
             record.sampledCrossEntropy = crossEntropy / Double(spec.episodesPerIteration)
-            if optimiser.kind == .sgd {
-                // Sparse fast path: only rows the episodes touched change.
-                let squared = accumulator.applyStochasticGradientStep(
-                    learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
-                optimiser.stepCount += 1
-                record.updateNorm = squared.squareRoot()
-            } else {
-                let update = accumulator.finish(policy: policy)
-                optimiser.apply(update, to: &parameters)
-                policy = StudentPolicy(parameters)
-                record.updateNorm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            }
+            outcome = state.applyUpdate()
         }
-        iteration += 1
-        totalEnvironmentSteps += record.environmentSteps
+        switch outcome {
+        case .applied(let norm): record.updateNorm = norm
+        case .refused(let reason): throw DistillError(.invalidConfiguration, "update refused: \(reason)")
+        }
         record.totalEnvironmentSteps = totalEnvironmentSteps
         let every = configuration.evaluateEvery
         if every > 0 && (iteration % every == 0 || iteration == configuration.iterations) {

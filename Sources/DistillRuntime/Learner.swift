@@ -16,6 +16,9 @@ public struct LearnerProblem: Sendable {
     public var teacherKind: TeacherSpec.Kind?
     /// The teacher as configured, for the exact teacher return in metrics.
     public var referenceTeacher: Teacher?
+    /// Further kickstarting teachers (tabular, built by the learner from the configuration),
+    /// mixed into each step's teacher outputs exactly as `distill train` mixes them.
+    public var kickstart: KickstartTeachers?
     /// Steps per unroll message (whole episodes): network batching only. The learner updates
     /// every `method.episodesPerIteration` episodes, across messages, exactly as `distill train`.
     public var unrollSteps: Int
@@ -25,13 +28,14 @@ public struct LearnerProblem: Sendable {
     /// Creates a problem.
     public init(
         environment: Environment, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
-        referenceTeacher: Teacher?, unrollSteps: Int, configurationJSON: String
+        referenceTeacher: Teacher?, kickstart: KickstartTeachers? = nil, unrollSteps: Int, configurationJSON: String
     ) {
         self.environment = environment
         self.environmentIdentity = environmentIdentity
         self.method = method
         self.teacherKind = teacherKind
         self.referenceTeacher = referenceTeacher
+        self.kickstart = kickstart
         self.unrollSteps = unrollSteps
         self.configurationJSON = configurationJSON
     }
@@ -94,23 +98,20 @@ struct ActorRecord {
 /// parameters, answers its clients, tracks actor liveness, writes metrics and checkpoints.
 public final class Learner: RoleLoop {
     private let problem: LearnerProblem
-    private var optimiser: Optimiser
-    private var rule: UpdateRule
-    private var control: ControlPolicy
-    private var lambdaOverride: Double?
+    /// The one learning step's state (shared with `distill train`): student, optimiser, critic,
+    /// schedules, counters.
+    private var state: LearnerState<TabularStudent>
+    /// What an unroll's rewards and teacher outputs may be in this environment.
+    private let bounds: PlausibleOutputs
     private let configuration: LearnerConfiguration
     private let sender: Sender
     private let logger: Logger
     private let codec: WireCodec
 
-    private var parameters: StudentParameters
-    private var policy: StudentPolicy
-    private var critic: TabularCritic?
-    private var accumulator: UpdateAccumulator
     /// The parameter version: +1 per update, continued across restarts from the checkpoint.
     public private(set) var version: UInt64 = 0
-    private var updates: UInt64 = 0
-    private var envSteps: UInt64 = 0
+    private var updates: UInt64 { UInt64(state.updates) }
+    private var envSteps: UInt64 { state.environmentSteps }
     private var resumedFrom: UInt64?
 
     private var actors: [[UInt8]: ActorRecord] = [:]
@@ -150,23 +151,14 @@ public final class Learner: RoleLoop {
         self.sender = sender
         self.logger = logger
         codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        optimiser = Optimiser(kind: problem.method.optimiser, learningRate: problem.method.learningRate)
-        rule = problem.method.rule(at: 0, teacherKind: problem.teacherKind)
-        control = problem.method.controlPolicy(at: 0)
-        let mdp = problem.environment.mdp
-        if let tied = problem.environment.tiedRows {
-            parameters = StudentParameters(
-                rowOfState: tied, rowCount: Int(tied.max() ?? 0) + 1, actionCount: mdp.actionCount)
-        } else {
-            parameters = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
+        do {
+            state = try LearnerState(
+                method: problem.method, teacherKind: problem.teacherKind, environment: problem.environment,
+                kickstart: problem.kickstart, bound: .standard)
+        } catch let error as DistillError {
+            throw RuntimeError(error.message)
         }
-        critic =
-            rule.needsStudentValues
-            ? TabularCritic(
-                stateCount: mdp.stateCount, learningRate: problem.method.criticLearningRate,
-                target: problem.method.criticTarget) : nil
-        accumulator = UpdateAccumulator(rowCount: parameters.rowCount, actionCount: mdp.actionCount)
-        policy = StudentPolicy(parameters)
+        bounds = PlausibleOutputs(problem.environment, maxEpisodeSteps: problem.method.maxEpisodeSteps)
         if let directory = configuration.checkpointDirectory {
             try resume(from: CheckpointStore(directory: directory))
         }
@@ -184,26 +176,13 @@ public final class Learner: RoleLoop {
                 Resume with the same flags, or give another --checkpoint-dir to start afresh.
                 """)
         }
-        guard checkpoint.parameters.count == parameters.logits.count else {
-            throw RuntimeError(
-                "the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)"
-            )
-        }
-        parameters.logits = checkpoint.parameters
-        let half = checkpoint.optimiserState.count / 2
-        optimiser.firstMoment = Array(checkpoint.optimiserState.prefix(half))
-        optimiser.secondMoment = Array(checkpoint.optimiserState.suffix(half))
-        optimiser.stepCount = Int(checkpoint.optimiserSteps)
-        if critic != nil && checkpoint.critic.count == problem.environment.mdp.stateCount {
-            critic!.values = checkpoint.critic
+        do {
+            try state.restore(from: LearnerSnapshot(checkpoint))
+        } catch let error as DistillError {
+            throw RuntimeError("the checkpoint \(file.path) does not fit this run: \(error.message)")
         }
         version = checkpoint.version
-        updates = checkpoint.updates
-        envSteps = checkpoint.envSteps
         resumedFrom = checkpoint.version
-        policy = StudentPolicy(parameters)
-        rule = problem.method.rule(at: Int(updates), teacherKind: problem.teacherKind)
-        control = problem.method.controlPolicy(at: Int(updates))
         logger.notice(
             "resumed from checkpoint", metadata: ["file": "\(file.lastPathComponent)", "version": "\(version)"])
     }
@@ -348,74 +327,60 @@ public final class Learner: RoleLoop {
         receipts[routingID(of: actor)] = unroll.sequence
         let na = unroll.actionCount
         let discount = problem.environment.mdp.discount
-        var context = batchContext()
         UnrollEpisode.withEpisodes(of: unroll) { episodes in
             for episode in episodes {
-                accumulateSampledUpdate(episode, policy: policy, rule: rule, context: context, into: &accumulator)
                 // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
                 // The KL metric takes |A| logarithms per step: measure it on every 4th episode
                 // (an unbiased subsample), which keeps it off the learner's critical path.
                 episodesSeen &+= 1
                 let measureKL = episodesSeen % 4 == 0
-                var kl = 0.0
+                let kl = measureKL ? sampledKL(episode, actionCount: na) : 0
+                state.accumulate(episode)
                 var episodeReturn = 0.0
                 var weight = 1.0
                 for t in 0..<episode.length {
-                    if measureKL {
-                        let row = Int(policy.rowOfState[episode.state(t)]) * na
-                        for a in 0..<na {
-                            let p = episode.teacherProbability(t, a)
-                            if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
-                        }
-                    }
                     episodeReturn += weight * episode.reward(t)
                     weight *= discount
                 }
-                if rule.needsStudentValues {
-                    critic!.update(
-                        states: episode.states, rewards: episode.rewardList, terminated: episode.terminated,
-                        discount: discount)
-                }
                 let steps = UInt64(episode.length)
-                envSteps += steps
                 learnedSteps += steps
                 let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
                 window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
                 totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
                 // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
-                if accumulator.episodes >= problem.method.episodesPerIteration {
-                    applyUpdate()
-                    context = batchContext()
-                }
+                if state.updateDue { applyUpdate() }
             }
         }
     }
 
-    /// The context of the batch being accumulated (the critic's values as the batch starts).
-    private func batchContext() -> UpdateContext {
-        UpdateContext(
-            discount: problem.environment.mdp.discount, control: control, clipping: problem.method.clipping,
-            studentValues: rule.needsStudentValues ? critic?.values : nil)
+    /// `Σ_t KL(π(s_t) ‖ π_θ(s_t))` of `episode` under the current student.
+    private func sampledKL(_ episode: UnrollEpisode, actionCount na: Int) -> Double {
+        let policy = state.student.policy
+        var kl = 0.0
+        for t in 0..<episode.length {
+            let row = Int(policy.rowOfState[episode.state(t)]) * na
+            for a in 0..<na {
+                let p = episode.teacherProbability(t, a)
+                if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
+            }
+        }
+        return kl
     }
 
-    /// Applies the accumulated update: a new parameter version.
+    /// Applies the accumulated update: a new parameter version. An update the parameter bound
+    /// refuses leaves the version as it was; its episodes are counted as quarantined.
     private func applyUpdate() {
-        if optimiser.kind == .sgd {
-            // Only the rows the batch touched change: update and refresh just those.
-            _ = accumulator.applyStochasticGradientStep(
-                learningRate: optimiser.learningRate, to: &parameters, policy: &policy)
-            optimiser.stepCount += 1
-        } else {
-            let update = accumulator.finish(policy: policy)
-            optimiser.apply(update, to: &parameters)
-            policy = StudentPolicy(parameters)
+        switch state.applyUpdate() {
+        case .applied:
+            version += 1
+        case .refused(let reason):
+            // Thinned as rejections are: the first few, then every power of two.
+            let count = state.quarantined
+            if count <= 3 || count & (count - 1) == 0 {
+                logger.error(
+                    "refused an update (\(reason)); the student keeps its parameters (\(count) quarantined so far)")
+            }
         }
-        version += 1
-        updates += 1
-        // Schedules (λ for kickstarting, β for a mixture control) advance once per update.
-        rule = problem.method.rule(at: Int(updates), teacherKind: problem.teacherKind)
-        if let lambdaOverride { rule.lossWeight = lambdaOverride }
-        control = problem.method.controlPolicy(at: Int(updates))
     }
 
     /// Why an unroll cannot be learned from in this run, or nil.
@@ -427,7 +392,8 @@ public final class Learner: RoleLoop {
         if let bad = unroll.observations.first(where: { Int($0) >= mdp.stateCount }) {
             return "the unroll visits state \(bad), this learner's environment has \(mdp.stateCount) states"
         }
-        if rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
+        if let problem = bounds.implausibility(of: unroll) { return problem }
+        if state.rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
             return
                 "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
         }
@@ -446,7 +412,9 @@ public final class Learner: RoleLoop {
     private func currentParameters() -> Parameters {
         Parameters(
             version: version,
-            values: Tensor(shape: [parameters.rowCount, parameters.actionCount], values: parameters.float32Logits()),
+            values: Tensor(
+                shape: [state.student.parameters.rowCount, state.student.parameters.actionCount],
+                values: state.student.parameters.float32Logits()),
             envSteps: envSteps)
     }
 
@@ -498,7 +466,8 @@ public final class Learner: RoleLoop {
                 if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
             }
             let settings = ActorSettings(
-                control: control, maxEpisodeSteps: problem.method.maxEpisodeSteps, unrollSteps: problem.unrollSteps)
+                control: state.control, maxEpisodeSteps: problem.method.maxEpisodeSteps,
+                unrollSteps: problem.unrollSteps)
             let json = (try? String(decoding: JSONEncoder().encode(settings), as: UTF8.self)) ?? "{}"
             let welcome = Welcome(
                 unrollPort: unrollPort, parametersPort: parametersPort, teacherEndpoint: teacherEndpoint,
@@ -544,18 +513,20 @@ public final class Learner: RoleLoop {
                     to: actorRouting, router)
             }
         case .setLambda:
-            guard command.lambdas.count == 1, rule.loss != .none else {
-                let message =
-                    rule.loss == .none
-                    ? "method \(problem.method.method.rawValue) has no distillation term to weight"
-                    : "this learner distils from one teacher server at a time: give exactly one lambda"
+            do {
+                guard command.lambdas.count == 1 else {
+                    throw DistillError(
+                        .invalidConfiguration,
+                        "this learner distils from one teacher server at a time: give exactly one lambda")
+                }
+                try state.setLambda(Double(command.lambdas[0]))
+            } catch {
+                let message = (error as? DistillError)?.message ?? "\(error)"
                 reply(
                     .error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)),
                     to: routing, router)
                 return
             }
-            lambdaOverride = Double(command.lambdas[0])
-            rule.lossWeight = Double(command.lambdas[0])
             logger.notice("distillation weight λ set to \(command.lambdas[0]) by \(client.role) '\(client.id)'")
         case .status:
             break
@@ -590,7 +561,7 @@ public final class Learner: RoleLoop {
         if referenceTeacherReturn == nil, let teacher = problem.referenceTeacher {
             referenceTeacherReturn = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
         }
-        let table = policy.stateTable()
+        let table = state.student.stateTable()
         // Warm-started from the previous row's values: a few sparse sweeps, not a dense solve.
         if let values = PolicyEvaluation.iterativeValues(
             mdp, policy: table, initial: studentValuesForMetrics, tolerance: 1e-7)
@@ -602,7 +573,7 @@ public final class Learner: RoleLoop {
     }
 
     private func writeMetrics() {
-        if !divergenceReported && parameters.logits.contains(where: { !$0.isFinite }) {
+        if !divergenceReported && state.student.parameters.logits.contains(where: { !$0.isFinite }) {
             divergenceReported = true
             logger.error(
                 """
@@ -650,10 +621,7 @@ public final class Learner: RoleLoop {
         guard let directory = configuration.checkpointDirectory else { return }
         // No RNG state: the learner draws no random numbers (actors own the sampling).
         let snapshot = Checkpoint(
-            version: version, shape: [parameters.rowCount, parameters.actionCount], parameters: parameters.logits,
-            optimiserState: optimiser.firstMoment + optimiser.secondMoment, optimiserSteps: UInt64(optimiser.stepCount),
-            critic: critic?.values ?? [], envSteps: envSteps, updates: updates,
-            configurationJSON: problem.configurationJSON,
+            state.snapshot, version: version, configurationJSON: problem.configurationJSON,
             createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
         do {
             let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)

@@ -78,3 +78,34 @@ public struct UnrollEpisode: EpisodeView {
     /// The rewards r_0...r_{T-1}.
     public var rewardList: [Double] { rewards[stepBase..<(stepBase + length)].map(Double.init) }
 }
+
+extension PlausibleOutputs {
+    /// Why the rewards or teacher outputs of `unroll` cannot come from this environment, or nil.
+    public func implausibility(of unroll: Unroll) -> String? {
+        implausibility(
+            rewards: unroll.rewards, values: unroll.teacherValues, actionValues: unroll.teacherQValues.values)
+    }
+}
+
+extension Checkpoint {
+    /// A checkpoint holding a learner state's snapshot at parameter version `version`.
+    public init(
+        _ snapshot: LearnerSnapshot, version: UInt64, configurationJSON: String, createdUnixMilliseconds: UInt64
+    ) {
+        self.init(
+            version: version, shape: snapshot.shape, parameters: snapshot.parameters,
+            optimiserState: snapshot.optimiserState, optimiserSteps: snapshot.optimiserSteps, critic: snapshot.critic,
+            envSteps: snapshot.environmentSteps, updates: snapshot.updates, rngState: snapshot.rngState,
+            configurationJSON: configurationJSON, createdUnixMilliseconds: createdUnixMilliseconds)
+    }
+}
+
+extension LearnerSnapshot {
+    /// The learner state a checkpoint holds.
+    public init(_ checkpoint: Checkpoint) {
+        self.init(
+            shape: checkpoint.shape, parameters: checkpoint.parameters, optimiserState: checkpoint.optimiserState,
+            optimiserSteps: checkpoint.optimiserSteps, critic: checkpoint.critic, environmentSteps: checkpoint.envSteps,
+            updates: checkpoint.updates, rngState: checkpoint.rngState)
+    }
+}

@@ -93,9 +93,17 @@ struct LearnerCommand: ParsableCommand {
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
         let env = try buildEnvironment(configuration)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
+        // Further kickstarting teachers are tabular: the learner builds them and mixes their
+        // outputs into each step's, as `distill train` does.
+        let further = try validating {
+            try KickstartTeachers(
+                teachers: configuration.teacher.buildKickstartTeachers(for: env),
+                weights: configuration.teacher.kickstartWeights)
+        }
         let problem = LearnerProblem(
             environment: env, environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
+            kickstart: further,
             unrollSteps: unrollSteps,
             configurationJSON: try configuration.json())
         var settings = LearnerConfiguration(
