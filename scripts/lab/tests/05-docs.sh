@@ -13,7 +13,7 @@
 #     with a short --steps), and the runs/ directories it makes are deleted afterwards. The README's
 #     opening block (scripts/run, scripts/test) is ```bash: it is never run here (scripts/test would
 #     run this test again).
-# Budget: about 10-30 s here (most of it the console commands).
+# Budget: about 30-60 s here (most of it the console commands; scripts/run checks the build).
 . "$(dirname "$0")/../lib.sh"
 
 [ -x "$DISTILL_BINARY" ] || lab_fail "no distill binary at $DISTILL_BINARY (build it: swift build -c release)"
@@ -114,6 +114,8 @@ for line in open(sys.argv[1]):
         print(stripped[2:])
 EOF
 [ -s "$work/commands.txt" ] || lab_fail "README.md has no runnable commands (\$ lines in a \`\`\`console block)"
+# `distill plot` in the README needs matplotlib: the checkout's .venv (PyPI), as scripts/run makes it.
+scripts/setup --plots >/dev/null || lab_fail "scripts/setup --plots could not make .venv with matplotlib"
 mkdir -p "$work/bin" "$work/cwd"
 ln -s "$DISTILL_BINARY" "$work/bin/distill"
 ln -s "$LAB_ROOT/examples" "$work/cwd/examples"
