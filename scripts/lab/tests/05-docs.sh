@@ -4,7 +4,8 @@
 #     the subcommands `distill --help` prints, in the same order;
 #   - docs/architecture.md's module table has a row for every non-test target of Package.swift;
 #   - every relative link in README.md, CONTRIBUTING.md, docs/*.md and docs/*/README.md (outside
-#     code blocks) names a file or directory that exists (the anchor after # is not checked);
+#     code blocks) names a file or directory that exists, and an anchor (#…) into a Markdown file
+#     names one of its headings;
 #   - README.md stays at most 200 lines;
 #   - every line "$ COMMAND" in a ```console block of README.md runs as written and exits 0 (the
 #     runnable convention: ```bash blocks are only shown). `distill` is $DISTILL_BINARY; commands
@@ -72,6 +73,19 @@ python3 - "$pending_docs" README.md CONTRIBUTING.md docs/*.md docs/*/README.md <
 import os, re, sys
 pending = set(sys.argv[1].split())
 broken, checked = [], 0
+anchors = {}
+def slugs(path):
+    # GitHub's heading anchors: lower case, punctuation other than - and _ dropped, spaces to -.
+    if path not in anchors:
+        found, inside = set(), False
+        for line in open(path):
+            if line.lstrip().startswith("```"):
+                inside = not inside
+            elif not inside and re.match(r"^#{1,6} ", line):
+                text = line.lstrip("#").strip().lower()
+                found.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+        anchors[path] = found
+    return anchors[path]
 for path in sys.argv[2:]:
     inside = False
     for number, line in enumerate(open(path), 1):
@@ -87,6 +101,9 @@ for path in sys.argv[2:]:
             resolved = os.path.normpath(os.path.join(os.path.dirname(path), file))
             checked += 1
             if os.path.exists(resolved):
+                anchor = target.split("#", 1)[1] if "#" in target else ""
+                if anchor and resolved.endswith(".md") and anchor not in slugs(resolved):
+                    broken.append(f"{path}:{number}: {target}: {resolved} has no heading with the anchor #{anchor}")
                 continue
             if resolved in pending:
                 print(f"pending (another branch adds it): {path}:{number}: {target}")
