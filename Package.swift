@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // The `distill` package: policy distillation on a distributed actor-learner cluster.
-// Module map and dependency direction: README.md, "Architecture".
+// Module map and dependency direction: docs/architecture.md.
 import PackageDescription
 
 let package = Package(

@@ -13,7 +13,7 @@ It speaks proto/distill.proto exactly as the Swift `distill teacher` does:
 - anything else gets an Error reply (MALFORMED, UNSUPPORTED_VERSION, UNEXPECTED_TYPE,
   TOO_LARGE or INCOMPATIBLE) with a message that says what was wrong, and the server goes on.
 
-It serves a teacher table in the teacher-file format of the README ("File formats"), e.g.
+It serves a teacher table in the teacher-file format of docs/file-formats.md, e.g.
 examples/corridor-teacher.json or the output of `distill teacher --export-table FILE`.
 
 Run it through ./run (beside this file), which makes the virtual environment and generates
@@ -88,7 +88,7 @@ class TeacherTable:
         except OSError as error:
             raise TableError(f"cannot read the teacher file {path}: {error.strerror}") from None
         try:
-            # Non-finite numbers may be written "NaN" / "Infinity" (README): parse them so that
+            # Non-finite numbers may be written "NaN" / "Infinity" (docs/file-formats.md): parse them so that
             # they can be reported below, not silently served.
             document = json.loads(raw, parse_constant=lambda name: float(name.replace("Infinity", "inf")))
         except (ValueError, UnicodeDecodeError) as error:
@@ -104,7 +104,7 @@ class TeacherTable:
             raise bad("the top level must be an object with stateCount, actionCount, policy, values")
         for field in ("stateCount", "actionCount", "policy", "values"):
             if field not in document:
-                raise bad(f"missing field '{field}' (schema: README, 'File formats', Teacher)")
+                raise bad(f"missing field '{field}' (schema: docs/file-formats.md, Teacher)")
 
         def count(field: str) -> int:
             value = document[field]
@@ -433,7 +433,7 @@ def main(argv: list[str]) -> int:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--table", required=True, help="teacher file (README 'File formats', Teacher)")
+    parser.add_argument("--table", required=True, help="teacher file (docs/file-formats.md, Teacher)")
     parser.add_argument("--bind", default="tcp://*:5556", help="ROUTER endpoint (default: tcp://*:5556)")
     parser.add_argument(
         "--teacher-id", help="teacher id in every reply (default: the file's identity); 1 to 256 bytes"

@@ -3,49 +3,123 @@ import Foundation
 
 /// Draws a run's learning_curves.png from its metrics.csv with matplotlib.
 enum LearningCurves {
-    /// The plotting program (Python 3 + matplotlib), given the run directory as its argument.
+    /// The plotting program (Python 3 + matplotlib), given the run directory as its argument. It reads
+    /// either metrics.csv the project writes: a cluster's or learner's (env_steps, student_return, …)
+    /// or `distill train --out`'s (iteration, total_env_steps, exact_return, …). The x axes are linear
+    /// and start at step 0, so the curves show where the run began.
     static let script = #"""
-        import csv, json, os, sys
+        import csv, json, math, os, sys
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         run = sys.argv[1]
-        rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+        reader = csv.DictReader(open(os.path.join(run, "metrics.csv")))
+        columns = reader.fieldnames or []
+        rows = list(reader)
         if not rows:
             sys.exit("metrics.csv has no rows yet")
         def col(name):
-            return [float(r[name]) if r[name] not in ("", "nan") else float("nan") for r in rows]
-        rows = [r for r in rows if float(r["env_steps"] or 0) > 0]
-        if not rows:
-            sys.exit("metrics.csv has no rows with environment steps yet")
-        steps = [s / 1e6 for s in col("env_steps")]
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-        ax = axes[0]
-        ax.plot(steps, col("student_return"), label="student (exact)", color="tab:blue")
-        teacher = col("teacher_return")
-        if any(t == t for t in teacher):
-            ax.plot(steps, teacher, label="teacher (exact)", color="tab:red", linestyle="--")
-        ax.set_xlabel("environment steps (millions, log scale)"); ax.set_ylabel("expected return")
-        ax.set_title("Return"); ax.legend(); ax.grid(alpha=0.3); ax.set_xscale("log")
-        ax = axes[1]
-        ax.plot(steps, col("kl_per_episode"), color="tab:purple")
-        ax.set_xlabel("environment steps (millions, log scale)"); ax.set_ylabel("Σ_t KL(π ‖ π_θ) per episode")
-        ax.set_title("Distance to the teacher (sampled)"); ax.set_yscale("log"); ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax = axes[2]
-        ax.plot(steps, [v / 1e6 for v in col("steps_per_second")], color="tab:green", label="env steps/s (M)")
-        ax.set_xlabel("environment steps (millions)"); ax.set_ylabel("million env steps / s", color="tab:green")
-        ax.set_title("Throughput and policy lag"); ax.grid(alpha=0.3)
-        lag = ax.twinx()
-        lag.plot(steps, col("mean_lag"), color="tab:orange", label="mean policy lag")
-        lag.set_ylabel("mean policy lag (versions)", color="tab:orange")
+            values = []
+            for r in rows:
+                try:
+                    v = float(r.get(name) or "nan")
+                except ValueError:
+                    v = float("nan")
+                values.append(v if math.isfinite(v) else float("nan"))
+            return values
+        def points(xs, ys):
+            pairs = [(x, y) for x, y in zip(xs, ys) if y == y]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+        def positive(values):
+            return any(v == v and v > 0 for v in values) and all(not (v == v) or v > 0 for v in values)
         title = os.path.basename(os.path.abspath(run))
-        try:
-            summary = json.load(open(os.path.join(run, "summary.json")))
-            title = f"{summary.get('method')} on {summary.get('environment')}"
-        except Exception:
-            pass
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+
+        if "student_return" in columns:
+            # A cluster's or learner's metrics.csv: one row a metrics interval, from env step 0.
+            steps = [s / 1e6 for s in col("env_steps")]
+            xlabel = "environment steps (millions)"
+            ax = axes[0]
+            ax.plot(*points(steps, col("student_return")), label="student (exact)", color="tab:blue")
+            teacher = col("teacher_return")
+            if any(t == t for t in teacher):
+                ax.plot(*points(steps, teacher), label="teacher (exact)", color="tab:red", linestyle="--")
+            ax.set_xlabel(xlabel); ax.set_ylabel("expected return")
+            ax.set_title("Return"); ax.legend(); ax.grid(alpha=0.3)
+            ax = axes[1]
+            kl = col("kl_per_episode")
+            ax.plot(*points(steps, kl), color="tab:purple")
+            ax.set_xlabel(xlabel); ax.set_ylabel("Σ_t KL(π ‖ π_θ) per episode")
+            ax.set_title("Distance to the teacher (sampled)"); ax.grid(alpha=0.3)
+            if positive(kl):
+                ax.set_yscale("log")
+            ax = axes[2]
+            ax.plot(*points(steps, [v / 1e6 for v in col("steps_per_second")]), color="tab:green")
+            ax.set_xlabel(xlabel); ax.set_ylabel("million env steps / s", color="tab:green")
+            ax.set_title("Throughput and policy lag"); ax.grid(alpha=0.3)
+            lag = ax.twinx()
+            lag.plot(*points(steps, col("mean_lag")), color="tab:orange")
+            lag.set_ylabel("mean policy lag (updates)", color="tab:orange")
+            try:
+                summary = json.load(open(os.path.join(run, "summary.json")))
+                title = f"{summary.get('method')} on {summary.get('environment')}"
+            except Exception:
+                pass
+        elif "exact_return" in columns:
+            # distill train --out: one row an iteration (an update); exact metrics every --evaluate-every.
+            total = col("total_env_steps")
+            if any(t == t and t > 0 for t in total):
+                scale, unit = (1e6, "millions") if max(t for t in total if t == t) >= 1e6 else (1e3, "thousands")
+                xs = [0.0] + [t / scale for t in total]
+                xlabel = f"environment steps ({unit})"
+            else:
+                xs = [0.0] + col("iteration")
+                xlabel = "iterations (exact updates)"
+            def series(name):
+                # Row 0 is the start: the train CSV has none, so the sampled curves begin at the first row.
+                return [float("nan")] + col(name)
+            ax = axes[0]
+            sampled = series("sampled_return")
+            if any(v == v for v in sampled):
+                ax.plot(*points(xs, sampled), label="sampled (episodes of the step)",
+                        color="tab:blue", alpha=0.35, linewidth=0.8)
+            ax.plot(*points(xs, series("exact_return")), label="student (exact)", color="tab:blue", marker=".")
+            ax.set_xlabel(xlabel); ax.set_ylabel("expected return")
+            ax.set_title("Return"); ax.legend(); ax.grid(alpha=0.3)
+            ax = axes[1]
+            drawn = []
+            for name, label, colour in [("cross_entropy_student", "over the student's states", "tab:purple"),
+                                        ("cross_entropy_teacher", "over the teacher's states", "tab:red"),
+                                        ("cross_entropy_uniform", "over uniform states", "tab:gray")]:
+                ys = series(name)
+                if any(y == y for y in ys):
+                    ax.plot(*points(xs, ys), label=label, color=colour, marker=".")
+                    drawn += ys
+            ax.set_xlabel(xlabel); ax.set_ylabel("trajectory cross-entropy (exact)")
+            ax.set_title("Distance to the teacher"); ax.grid(alpha=0.3)
+            if drawn:
+                ax.legend()
+            if positive(drawn):
+                ax.set_yscale("log")
+            ax = axes[2]
+            norm = series("update_norm")
+            ax.plot(*points(xs, norm), color="tab:green", linewidth=0.8)
+            ax.set_xlabel(xlabel); ax.set_ylabel("‖update‖")
+            ax.set_title("Update size"); ax.grid(alpha=0.3)
+            if positive(norm):
+                ax.set_yscale("log")
+            try:
+                config = json.load(open(os.path.join(run, "config.json")))
+                environment = config["environment"]
+                title = f"{config['method']['method']} on {environment['kind']}(seed={environment.get('seed')})"
+            except Exception:
+                pass
+        else:
+            sys.exit("metrics.csv has neither a cluster's columns (student_return) nor distill train's "
+                     f"(exact_return); its columns: {', '.join(columns)}")
+        for ax in axes:
+            ax.set_xlim(left=0)
         fig.suptitle(title)
         fig.tight_layout()
         out = os.path.join(run, "learning_curves.png")
@@ -118,27 +192,36 @@ struct PlotCommand: ParsableCommand {
         commandName: "plot",
         abstract: "Draw RUN/learning_curves.png from RUN/metrics.csv (needs Python 3 with matplotlib).",
         discussion: """
+            RUN is any output directory distill writes: of distill cluster, distill learner or \
+            distill train (learning_curves.png), or of distill experiment (figure.png again). \
             Uses DISTILL_PYTHON, else .venv/bin/python3 (scripts/setup --plots makes it), else python3.
 
-            Example:
+            Examples:
               distill plot runs/cluster-20261121-193000
+              distill plot runs/train-demo
             """)
 
-    @Argument(help: "A run directory (the --out of distill cluster or distill learner).")
+    @Argument(help: "An output directory: the --out of distill cluster, learner, train or experiment.")
     var directory: String
 
     func run() throws {
-        guard
-            FileManager.default.fileExists(
-                atPath: URL(fileURLWithPath: directory).appendingPathComponent("metrics.csv").path)
-        else {
-            throw ValidationError(
-                "\(directory) has no metrics.csv: give the --out directory of a cluster or learner run")
+        let url = URL(fileURLWithPath: directory)
+        func has(_ file: String) -> Bool {
+            FileManager.default.fileExists(atPath: url.appendingPathComponent(file).path)
         }
         var failed = false
-        LearningCurves.draw(runDirectory: URL(fileURLWithPath: directory)) { line in
+        let report: (String) -> Void = { line in
             emit(line)
             failed = line.hasPrefix("no ")
+        }
+        if has("metrics.csv") {
+            LearningCurves.draw(runDirectory: url, report: report)
+        } else if has("plot.json") && has("aggregate.csv") {
+            ExperimentPlot.draw(directory: url, report: report)
+        } else {
+            throw ValidationError(
+                "\(directory) has neither metrics.csv nor an experiment's aggregate.csv: give the --out "
+                    + "directory of a cluster, learner, train or experiment run")
         }
         if failed { throw ExitCode(1) }
     }
