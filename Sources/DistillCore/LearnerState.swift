@@ -527,10 +527,17 @@ extension LearnerState where S == TabularStudent {
             throw DistillError(.invalidConfiguration, "its parameters or optimiser state are not finite")
         }
         let moments = snapshot.optimiserState.count
-        guard moments == 0 || moments == 2 * p.logits.count else {
+        let expected: Int
+        switch student.optimiser.kind {
+        case .sgd: expected = 0
+        case .adam: expected = 2 * p.logits.count
+        case .rmsprop: expected = p.logits.count
+        }
+        guard moments == 0 || moments == expected else {
             throw DistillError(
                 .invalidConfiguration,
-                "its optimiser state has \(moments) numbers, expected 0 or \(2 * p.logits.count)")
+                "its optimiser state has \(moments) numbers, expected 0 or \(expected) for \(student.optimiser.kind.rawValue)"
+            )
         }
         guard snapshot.rngState.isEmpty || (snapshot.rngState.count == 4 && snapshot.rngState.contains { $0 != 0 })
         else {
@@ -541,8 +548,9 @@ extension LearnerState where S == TabularStudent {
         var parameters = p
         parameters.logits = snapshot.parameters
         var optimiser = student.optimiser
-        optimiser.firstMoment = Array(snapshot.optimiserState.prefix(moments / 2))
-        optimiser.secondMoment = Array(snapshot.optimiserState.suffix(moments / 2))
+        let first = student.optimiser.kind == .adam ? moments / 2 : 0
+        optimiser.firstMoment = Array(snapshot.optimiserState.prefix(first))
+        optimiser.secondMoment = Array(snapshot.optimiserState.suffix(moments - first))
         optimiser.stepCount = Int(snapshot.optimiserSteps)
         var restored = student
         restored.restore(parameters: parameters, optimiser: optimiser)

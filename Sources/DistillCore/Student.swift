@@ -129,6 +129,9 @@ public enum OptimiserKind: String, Sendable, Hashable, Codable, CaseIterable {
     case sgd
     /// Adam (Kingma & Ba 2015) on the update direction.
     case adam
+    /// RMSProp (Tieleman & Hinton 2012; Rusu et al. 2016 distilled with it): the step divided by
+    /// the root of a running mean of squared updates, `decay` 0.95 and `ε` 0.01 as DQN's.
+    case rmsprop
 }
 
 /// An optimiser that applies an accumulated update direction `u` (the ascent direction of
@@ -144,9 +147,13 @@ public struct Optimiser: Sendable, Hashable, Codable {
     public var beta2: Double = 0.999
     /// Adam ε.
     public var epsilon: Double = 1e-8
-    /// Adam first moments.
+    /// RMSProp's decay of the mean square.
+    public var rmspropDecay: Double = 0.95
+    /// RMSProp's ε, added to the root of the mean square.
+    public var rmspropEpsilon: Double = 0.01
+    /// Adam first moments (empty for SGD and RMSProp).
     public var firstMoment: [Double] = []
-    /// Adam second moments.
+    /// Adam second moments, or RMSProp's mean square (empty for SGD).
     public var secondMoment: [Double] = []
     /// Number of steps taken.
     public var stepCount: Int = 0
@@ -179,6 +186,12 @@ public struct Optimiser: Sendable, Hashable, Codable {
                 secondMoment[i] = beta2 * secondMoment[i] + (1 - beta2) * update[i] * update[i]
                 parameters.logits[i] +=
                     learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + epsilon)
+            }
+        case .rmsprop:
+            if secondMoment.count != update.count { secondMoment = [Double](repeating: 0, count: update.count) }
+            for i in 0..<update.count {
+                secondMoment[i] = rmspropDecay * secondMoment[i] + (1 - rmspropDecay) * update[i] * update[i]
+                parameters.logits[i] += learningRate * update[i] / (secondMoment[i].squareRoot() + rmspropEpsilon)
             }
         }
     }

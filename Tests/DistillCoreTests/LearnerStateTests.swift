@@ -199,3 +199,52 @@ struct LearnerStateTests {
         }
     }
 }
+
+/// The tabular optimisers against their closed-form first steps.
+@Suite("tabular optimisers: first steps in closed form")
+struct TabularOptimiserTests {
+    static let update: [Double] = [0.5, -2, 0, 1e-3]
+
+    func firstStep(_ kind: OptimiserKind) -> [Double] {
+        var parameters = StudentParameters(stateCount: 1, actionCount: 4)
+        var optimiser = Optimiser(kind: kind, learningRate: 0.1)
+        optimiser.apply(Self.update, to: &parameters)
+        return parameters.logits
+    }
+
+    @Test func sgd() {
+        #expect(firstStep(.sgd) == Self.update.map { 0.1 * $0 })
+    }
+
+    @Test func adam() {
+        // m̂ = u, v̂ = u²: the first step is α·u/(|u| + ε).
+        for (x, u) in zip(firstStep(.adam), Self.update) {
+            #expect(abs(x - 0.1 * u / (abs(u) + 1e-8)) < 1e-15)
+        }
+    }
+
+    @Test func rmsprop() {
+        // s = (1 − 0.95)·u²: the first step is α·u/(√s + 0.01).
+        for (x, u) in zip(firstStep(.rmsprop), Self.update) {
+            #expect(abs(x - 0.1 * u / ((0.05 * u * u).squareRoot() + 0.01)) < 1e-15)
+        }
+    }
+
+    @Test("an RMSProp learner's snapshot holds the mean square and restores it")
+    func rmspropSnapshot() throws {
+        let (environment, teacher, base) = try LearnerStateTests.gridworld()
+        var method = base
+        method.optimiser = .rmsprop
+        var state = try LearnerState<TabularStudent>(method: method, teacherKind: .qLearning, environment: environment)
+        for e in LearnerStateTests.episodes(environment, teacher, policy: state.student.policy, seed: 1) {
+            state.accumulate(e)
+        }
+        state.applyUpdate()
+        let snapshot = state.snapshot
+        #expect(snapshot.optimiserState.count == snapshot.parameters.count)
+        var restored = try LearnerState<TabularStudent>(
+            method: method, teacherKind: .qLearning, environment: environment)
+        try restored.restore(from: snapshot)
+        #expect(restored.student.optimiser == state.student.optimiser)
+    }
+}

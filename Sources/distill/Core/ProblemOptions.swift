@@ -236,7 +236,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Rusu temperature τ of teacher-distill-kl (Rusu et al.: 0.01).")
     var rusuTemperature = 0.01
 
-    @Option(help: "Optimiser: sgd or adam.")
+    @Option(help: "Optimiser: sgd, adam, or rmsprop (decay 0.95, ε 0.01).")
     var optimiser: OptimiserKind = .sgd
 
     @Option(help: "Learning rate (ours: 0.1).")
