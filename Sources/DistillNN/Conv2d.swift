@@ -28,8 +28,9 @@ public final class Conv2d: Layer {
 
     /// A convolution of `inputShape = [height, width, channels]` images to `outChannels` channels.
     /// Precondition: the kernel fits the image (callers check user input first; see `NetworkArchitecture`).
-    public init(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int = 1, initialScale: Double = 2.0.squareRoot())
-    {
+    public init(
+        inputShape: [Int], outChannels: Int, kernel: Int, stride: Int = 1, initialScale: Double = 2.0.squareRoot()
+    ) {
         precondition(inputShape.count == 3, "Conv2d: input shape \(inputShape) is not [height, width, channels]")
         precondition(outChannels > 0 && kernel > 0 && stride > 0, "Conv2d: sizes must be positive")
         precondition(
@@ -115,7 +116,8 @@ public final class Conv2d: Layer {
                 for i in 0..<outHeight {
                     for j in 0..<outWidth {
                         for p in 0..<kernel {
-                            let target = inputGradient + ((b * height + i * stride + p) * width + j * stride) * inChannels
+                            let target =
+                                inputGradient + ((b * height + i * stride + p) * width + j * stride) * inChannels
                             let source = row + p * run
                             for e in 0..<run { target[e] += source[e] }
                         }

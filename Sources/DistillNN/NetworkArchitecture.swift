@@ -92,6 +92,9 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
         var widths: [Int] = []
         for (index, section) in sections.enumerated() {
             guard let colon = section.firstIndex(of: ":") else {
+                if Activation(rawValue: String(section)) != nil {
+                    throw fail("activation \"\(section)\" is out of place (at most one, last)")
+                }
                 throw fail("\"\(section)\" has no kind (expected linear, mlp:… or conv:…)")
             }
             let kind = section[..<colon]
@@ -112,7 +115,7 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
                             kernel: try number(strideParts[0], "kernel size"),
                             stride: strideParts.count == 2 ? try number(strideParts[1], "stride") : 1))
                 }
-            case "mlp" where index == sections.count - 1 && widths.isEmpty:
+            case "mlp" where widths.isEmpty:
                 widths = try body.split(separator: ",", omittingEmptySubsequences: false).map {
                     try number($0, "width")
                 }

@@ -24,7 +24,9 @@ extension PolicyValueNetwork {
     private static let formatVersion = "policy-value-network/1"
 
     /// The network (and optionally an optimiser state) as a safetensors file with `metadata`.
-    public func safetensorsFile(metadata: [String: String] = [:], optimizerState: OptimizerState? = nil)
+    public func safetensorsFile(
+        metadata: [String: String] = [:], optimizerState: OptimizerState? = nil
+    )
         -> SafetensorsFile
     {
         precondition(
@@ -70,7 +72,8 @@ extension PolicyValueNetwork {
             return value
         }
         guard try field("distill.format") == formatVersion else {
-            throw fail("__metadata__.distill.format is \"\(file.metadata["distill.format"]!)\", expected \(formatVersion)")
+            throw fail(
+                "__metadata__.distill.format is \"\(file.metadata["distill.format"]!)\", expected \(formatVersion)")
         }
         let architecture: NetworkArchitecture
         do { architecture = try NetworkArchitecture(parsing: try field("distill.architecture")) } catch let

@@ -32,7 +32,9 @@ public struct OptimizerState: Hashable, Sendable, Codable {
 
     /// Checks that this state belongs to a `kind` optimiser over `parameterCount` parameters with
     /// `buffers`, and returns the hyperparameter `names` (each must be present).
-    func validated(kind: String, parameterCount: Int, buffers names: [String], hyperparameters keys: [String]) throws
+    func validated(
+        kind: String, parameterCount: Int, buffers names: [String], hyperparameters keys: [String]
+    ) throws
         -> [Double]
     {
         guard self.kind == kind else {

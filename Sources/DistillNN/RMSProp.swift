@@ -72,7 +72,9 @@ public struct RMSProp: Optimizer, Sendable {
         if centered { buffers["mean_gradient"] = meanGradient }
         return OptimizerState(
             kind: centered ? "rmsprop-centered" : "rmsprop", step: steps,
-            hyperparameters: ["learning_rate": Double(learningRate), "decay": Double(decay), "epsilon": Double(epsilon)],
+            hyperparameters: [
+                "learning_rate": Double(learningRate), "decay": Double(decay), "epsilon": Double(epsilon),
+            ],
             buffers: buffers)
     }
 

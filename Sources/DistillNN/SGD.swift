@@ -25,7 +25,8 @@ public struct SGD: Optimizer, Sendable {
     }
 
     public mutating func importState(_ state: OptimizerState) throws {
-        let values = try state.validated(kind: "sgd", parameterCount: 0, buffers: [], hyperparameters: ["learning_rate"])
+        let values = try state.validated(
+            kind: "sgd", parameterCount: 0, buffers: [], hyperparameters: ["learning_rate"])
         learningRate = Float(values[0])
         steps = state.step
     }

@@ -37,7 +37,8 @@ public struct SafetensorsFile: Hashable, Sendable {
         for name in names {
             let tensor = tensors[name]!
             let size = tensor.count * MemoryLayout<Float>.size
-            header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            header[name] =
+                ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + size]] as [String: Any]
             offset += size
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -141,7 +142,9 @@ public struct SafetensorsFile: Hashable, Sendable {
             var elements = 1
             for extent in shape {
                 let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
-                guard !overflow, product <= Int.max / 8 else { throw fail("tensor \"\(name)\": shape \(shape) overflows") }
+                guard !overflow, product <= Int.max / 8 else {
+                    throw fail("tensor \"\(name)\": shape \(shape) overflows")
+                }
                 elements = product
             }
             guard elements * 4 == end - begin else {
@@ -177,7 +180,8 @@ public struct SafetensorsFile: Hashable, Sendable {
             for i in 0..<count {
                 let p = start + 4 * i
                 let bits =
-                    UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8 | UInt32(bytes[p + 2]) << 16 | UInt32(bytes[p + 3]) << 24
+                    UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8 | UInt32(bytes[p + 2]) << 16 | UInt32(bytes[p + 3])
+                    << 24
                 scalars[i] = Float(bitPattern: bits)
             }
             tensors[entry.name] = Tensor(shape: entry.shape, scalars: scalars)
