@@ -27,7 +27,7 @@ struct Distill: ParsableCommand {
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
             KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, RecommendCommand.self, PlotCommand.self,
-            Probe.self, Bench.self,
+            Probe.self, Bench.self, NNCommand.self,
         ]
     )
 
@@ -46,6 +46,6 @@ let distillVersion = "0.1.0"
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print throughput and latency figures (benchmarks, not tests).",
-        subcommands: [BenchCore.self, BenchCodec.self, BenchCluster.self, BenchExperiment.self]
+        subcommands: [BenchCore.self, BenchCodec.self, BenchCluster.self, BenchExperiment.self, BenchNN.self]
     )
 }

@@ -1,0 +1,255 @@
+/// A policy–value network: a torso, a logits head (|A| outputs) and a value head (1 output).
+///
+/// All parameters live in one flat array, `parameters`, and their gradients in `gradients` (same
+/// layout, described by `parameterTensors`), so an optimiser steps one array:
+///
+///     let (logits, values) = network.forward(observations, batch: b)  // keeps the activations
+///     network.zeroGradients()
+///     network.backward(logitGradient: dL_dz, valueGradient: dL_dv)   // ∂L/∂θ summed over the batch
+///     network.step(&adam)                                             // θ ← θ − (a descent step)
+///
+/// **Sign convention: `backward` takes the gradient of a loss to MINIMISE (∂L/∂z, ∂L/∂V), and
+/// every optimiser DESCENDS.** The project's update rules produce ascent directions g_t in logit
+/// space (what to add to the logits, design §1): pass `−g_t` as the logit gradient. For a value
+/// loss ½(V − target)², pass `V − target`. Gradients are summed over the batch, not averaged:
+/// scale the inputs by 1/B for a mean.
+///
+/// Initialisation (seeded, deterministic): hidden layers He-normal (std √2/√fan_in) for ReLU,
+/// LeCun-normal (1/√fan_in) for tanh; the logits head 0.01/√fan_in so the initial policy is near
+/// uniform; the value head 0.1/√fan_in; all biases 0.
+///
+/// Not thread-safe: it keeps the last forward pass's activations. One network per thread.
+public final class PolicyValueNetwork {
+    /// The torso's architecture.
+    public let architecture: NetworkArchitecture
+    /// The shape of one observation (`[n]`, or `[height, width, channels]` for convolutions).
+    public let inputShape: [Int]
+    /// |A|, the number of logits.
+    public let actionCount: Int
+    /// The torso's layers, in order.
+    public let torso: [any Layer]
+    /// The layer from the torso's features to the logits.
+    public let logitsHead: Linear
+    /// The layer from the torso's features to the value.
+    public let valueHead: Linear
+    /// Every parameter, laid out as `parameterTensors`.
+    public var parameters: [Float]
+    /// ∂L/∂parameters accumulated by `backward` since `zeroGradients`.
+    public var gradients: [Float]
+    /// The named tensors of `parameters`: "torso.I.weight", "logits.bias", "value.weight", …
+    public let parameterTensors: [NamedParameter]
+
+    /// One named parameter tensor inside the flat array.
+    public struct NamedParameter: Hashable, Sendable {
+        /// "torso.I.NAME" (I the layer's index in `torso`), "logits.NAME" or "value.NAME".
+        public var name: String
+        /// Its shape.
+        public var shape: [Int]
+        /// The index of its first scalar in `parameters`.
+        public var offset: Int
+        /// The number of scalars.
+        public var count: Int { Tensor.elementCount(shape) }
+    }
+
+    private let layers: [any Layer]
+    private let layerOffsets: [Int]
+    private let widths: [Int]
+    private var workspace: UnsafeMutableBufferPointer<Float>
+    private var capacity = 0
+    /// The batch size of the last forward pass (0 before the first).
+    public private(set) var batch = 0
+
+    /// A freshly initialised network; throws when the architecture does not fit the input shape.
+    public init(architecture: NetworkArchitecture, inputShape: [Int], actionCount: Int, seed: UInt64) throws {
+        guard actionCount > 0 else {
+            throw NetworkError(.shape, "a network needs at least one action, not \(actionCount)")
+        }
+        self.architecture = architecture
+        self.inputShape = inputShape
+        self.actionCount = actionCount
+        torso = try architecture.torsoLayers(inputShape: inputShape)
+        let features = torso.last?.outputSize ?? Tensor.elementCount(inputShape)
+        logitsHead = Linear(inputs: features, outputs: actionCount, initialScale: 0.01)
+        valueHead = Linear(inputs: features, outputs: 1, initialScale: 0.1)
+        layers = torso + [logitsHead, valueHead]
+        var offsets: [Int] = []
+        var named: [NamedParameter] = []
+        var total = 0
+        for (index, layer) in layers.enumerated() {
+            offsets.append(total)
+            let prefix = index < torso.count ? "torso.\(index)" : (index == torso.count ? "logits" : "value")
+            for p in layer.parameterShapes {
+                named.append(NamedParameter(name: "\(prefix).\(p.name)", shape: p.shape, offset: total))
+                total += p.count
+            }
+        }
+        layerOffsets = offsets + [total]
+        parameterTensors = named
+        widths = [Tensor.elementCount(inputShape)] + torso.map(\.outputSize)
+        parameters = [Float](repeating: 0, count: total)
+        gradients = [Float](repeating: 0, count: total)
+        workspace = UnsafeMutableBufferPointer(start: nil, count: 0)
+        var generator = WeightGenerator(seed: seed)
+        parameters.withUnsafeMutableBufferPointer { all in
+            for (index, layer) in layers.enumerated() {
+                let slice = UnsafeMutableBufferPointer(rebasing: all[layerOffsets[index]..<layerOffsets[index + 1]])
+                layer.initialize(slice, using: &generator)
+            }
+        }
+    }
+
+    deinit {
+        workspace.deallocate()
+    }
+
+    /// The number of scalars of one observation.
+    public var inputSize: Int { widths[0] }
+    /// The number of parameters.
+    public var parameterCount: Int { parameters.count }
+
+    // Workspace layout for `capacity` samples: the activations a_0 (the input) … a_L (the torso's
+    // output), then logits, values, and two ping-pong gradient buffers as wide as the widest a_i.
+    private func activationOffset(_ i: Int) -> Int { capacity * widths[..<i].reduce(0, +) }
+    private var logitsOffset: Int { activationOffset(widths.count) }
+    private var valuesOffset: Int { logitsOffset + capacity * actionCount }
+    private var gradientOffsets: (Int, Int) {
+        let start = valuesOffset + capacity
+        return (start, start + capacity * widths.max()!)
+    }
+
+    private func reserve(_ batch: Int) {
+        guard batch > capacity else { return }
+        workspace.deallocate()
+        capacity = max(batch, 2 * capacity)
+        let size = capacity * (widths.reduce(0, +) + actionCount + 1 + 2 * widths.max()!)
+        workspace = .allocate(capacity: size)
+        workspace.initialize(repeating: 0)
+    }
+
+    /// Runs `batch` observations (row-major `[batch, inputSize]`) through the network, keeping the
+    /// activations for `backward`; the logits (`[batch, actionCount]`) and values are then in
+    /// `withOutputs`. The allocation-free form of `forward(_:batch:)`.
+    public func forward(observations: UnsafeBufferPointer<Float>, batch: Int) {
+        precondition(batch > 0, "forward: batch must be positive")
+        precondition(
+            observations.count == batch * inputSize,
+            "forward: \(observations.count) scalars for \(batch) observations of \(inputSize)")
+        reserve(batch)
+        self.batch = batch
+        let base = workspace.baseAddress!
+        (base + activationOffset(0)).update(from: observations.baseAddress!, count: batch * inputSize)
+        let features = base + activationOffset(torso.count)
+        parameters.withUnsafeBufferPointer { p in
+            let theta = p.baseAddress!
+            for (i, layer) in torso.enumerated() {
+                layer.forward(
+                    base + activationOffset(i), batch: batch, parameters: theta + layerOffsets[i],
+                    output: base + activationOffset(i + 1))
+            }
+            logitsHead.forward(
+                features, batch: batch, parameters: theta + layerOffsets[torso.count], output: base + logitsOffset)
+            valueHead.forward(
+                features, batch: batch, parameters: theta + layerOffsets[torso.count + 1], output: base + valuesOffset)
+        }
+    }
+
+    /// Calls `body` with the logits (`[batch, actionCount]`) and values (`[batch]`) of the last forward pass.
+    public func withOutputs<R>(
+        _ body: (_ logits: UnsafeBufferPointer<Float>, _ values: UnsafeBufferPointer<Float>) throws -> R
+    ) rethrows -> R {
+        let base = UnsafePointer(workspace.baseAddress!)
+        return try body(
+            UnsafeBufferPointer(start: base + logitsOffset, count: batch * actionCount),
+            UnsafeBufferPointer(start: base + valuesOffset, count: batch))
+    }
+
+    /// The logits (`[batch, actionCount]`, row-major) and values (`[batch]`) of `batch` observations
+    /// (row-major `[batch, inputSize]`); keeps the activations for `backward`.
+    public func forward(_ observations: [Float], batch: Int) -> (logits: [Float], values: [Float]) {
+        observations.withUnsafeBufferPointer { forward(observations: $0, batch: batch) }
+        return withOutputs { (Array($0), Array($1)) }
+    }
+
+    /// `forward` on a tensor of shape `[batch] + inputShape` or `[batch, inputSize]`; logits `[batch, actionCount]`.
+    public func forward(_ observations: Tensor) -> (logits: Tensor, values: [Float]) {
+        precondition(
+            observations.shape.count >= 2 && observations.count % inputSize == 0,
+            "forward: observations of shape \(observations.shape) are not [batch] + \(inputShape)")
+        let batch = observations.shape[0]
+        let (logits, values) = forward(observations.scalars, batch: batch)
+        return (Tensor(shape: [batch, actionCount], scalars: logits), values)
+    }
+
+    /// Sets every gradient to 0.
+    public func zeroGradients() {
+        gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// Back-propagates the last forward pass: ADDS ∂L/∂θ to `gradients`, given the loss gradients
+    /// ∂L/∂logits (`[batch, actionCount]`) and ∂L/∂values (`[batch]`), summed over the batch.
+    ///
+    /// A DESCENT convention: for an update rule's ascent direction g_t (what to add to the logits)
+    /// pass −g_t. Either gradient may be all zeros (a policy-only or value-only loss).
+    public func backward(logitGradient: UnsafeBufferPointer<Float>, valueGradient: UnsafeBufferPointer<Float>) {
+        precondition(batch > 0, "backward before forward")
+        precondition(
+            logitGradient.count == batch * actionCount && valueGradient.count == batch,
+            "backward: gradients of \(logitGradient.count) and \(valueGradient.count) scalars for a batch of \(batch) "
+                + "with \(actionCount) actions")
+        let base = workspace.baseAddress!
+        let (g0, g1) = gradientOffsets
+        let batch = self.batch
+        let torsoCount = torso.count
+        parameters.withUnsafeBufferPointer { p in
+            gradients.withUnsafeMutableBufferPointer { g in
+                let theta = p.baseAddress!
+                let grad = g.baseAddress!
+                let features = base + activationOffset(torsoCount)
+                // ∂L/∂features = ∂L/∂z·W_logits + ∂L/∂V·W_value (none needed without a torso).
+                let featureGradient = torsoCount > 0 ? base + g0 : nil
+                let valuePart = torsoCount > 0 ? base + g1 : nil
+                logitsHead.backward(
+                    input: features, output: base + logitsOffset, outputGradient: logitGradient.baseAddress!,
+                    batch: batch, parameters: theta + layerOffsets[torsoCount],
+                    parameterGradients: grad + layerOffsets[torsoCount], inputGradient: featureGradient)
+                valueHead.backward(
+                    input: features, output: base + valuesOffset, outputGradient: valueGradient.baseAddress!,
+                    batch: batch, parameters: theta + layerOffsets[torsoCount + 1],
+                    parameterGradients: grad + layerOffsets[torsoCount + 1], inputGradient: valuePart)
+                guard let featureGradient, let valuePart else { return }
+                for k in 0..<(batch * widths[torsoCount]) { featureGradient[k] += valuePart[k] }
+                var upstream = featureGradient
+                var spare = valuePart
+                for i in stride(from: torsoCount - 1, through: 0, by: -1) {
+                    let downstream = i > 0 ? spare : nil
+                    torso[i].backward(
+                        input: base + activationOffset(i), output: base + activationOffset(i + 1),
+                        outputGradient: upstream, batch: batch, parameters: theta + layerOffsets[i],
+                        parameterGradients: grad + layerOffsets[i], inputGradient: downstream)
+                    if let downstream {
+                        spare = upstream
+                        upstream = downstream
+                    }
+                }
+            }
+        }
+    }
+
+    /// `backward` on arrays: `logitGradient` is `[batch, actionCount]`, `valueGradient` `[batch]`.
+    public func backward(logitGradient: [Float], valueGradient: [Float]) {
+        logitGradient.withUnsafeBufferPointer { l in
+            valueGradient.withUnsafeBufferPointer { v in backward(logitGradient: l, valueGradient: v) }
+        }
+    }
+
+    /// One optimiser step on `parameters` with `gradients` (a descent step).
+    public func step(_ optimizer: inout some Optimizer) {
+        optimizer.step(parameters: &parameters, gradients: gradients)
+    }
+
+    /// A copy of the named parameter tensor.
+    public func tensor(named name: String) -> Tensor? {
+        guard let p = parameterTensors.first(where: { $0.name == name }) else { return nil }
+        return Tensor(shape: p.shape, scalars: Array(parameters[p.offset..<(p.offset + p.count)]))
+    }
+}
