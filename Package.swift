@@ -36,8 +36,9 @@ let package = Package(
             dependencies: ["COpenBLAS"],
             swiftSettings: strictSwift + [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
         ),
-        // The science, no I/O: MDPs, environments, teachers, students, update rules, exact expectations.
-        .target(name: "DistillCore", swiftSettings: strictSwift),
+        // The science, no I/O: MDPs, environments, teachers, students (tables and networks), update
+        // rules, exact expectations, the one learning step.
+        .target(name: "DistillCore", dependencies: ["DistillNN"], swiftSettings: strictSwift),
         // The paper's experiments: runs, a multi-threaded scheduler, aggregation, findings.
         .target(name: "DistillExperiments", dependencies: ["DistillCore"], swiftSettings: strictSwift),
         // Bytes on the wire: ZeroMQ sockets and the codec between Swift values and protobuf.
@@ -67,7 +68,8 @@ let package = Package(
         ),
         // Starting and watching real `distill` processes, for the multi-process tests.
         .target(name: "DistillTestSupport", path: "Tests/DistillTestSupport", swiftSettings: strictSwift),
-        .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "DistillCoreTests", dependencies: ["DistillCore", "DistillNN"], swiftSettings: strictSwift),
         .testTarget(name: "DistillNNTests", dependencies: ["DistillNN"], swiftSettings: strictSwift),
         .testTarget(
             name: "DistillExperimentsTests", dependencies: ["DistillExperiments", "DistillCore"],

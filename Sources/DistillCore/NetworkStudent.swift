@@ -1,0 +1,196 @@
+import DistillNN
+import Foundation
+
+/// The optimisers a network student steps with (DistillNN's; every step descends).
+public enum NetworkOptimizer: Sendable {
+    /// Plain SGD.
+    case sgd(SGD)
+    /// Adam.
+    case adam(Adam)
+    /// RMSProp (Rusu et al. 2016 trained with it).
+    case rmsprop(RMSProp)
+
+    /// The optimiser `kind` over `parameterCount` parameters with step size `learningRate` and
+    /// DistillNN's other defaults (those of the tabular ``Optimiser``).
+    public init(_ kind: OptimiserKind, learningRate: Double, parameterCount: Int) {
+        switch kind {
+        case .sgd: self = .sgd(SGD(learningRate: Float(learningRate)))
+        case .adam: self = .adam(Adam(parameterCount: parameterCount, learningRate: Float(learningRate)))
+        case .rmsprop: self = .rmsprop(RMSProp(parameterCount: parameterCount, learningRate: Float(learningRate)))
+        }
+    }
+
+    /// One descent step of `parameters` along `gradients`.
+    public mutating func step(parameters: inout [Float], gradients: [Float]) {
+        switch self {
+        case .sgd(var o):
+            o.step(parameters: &parameters, gradients: gradients)
+            self = .sgd(o)
+        case .adam(var o):
+            o.step(parameters: &parameters, gradients: gradients)
+            self = .adam(o)
+        case .rmsprop(var o):
+            o.step(parameters: &parameters, gradients: gradients)
+            self = .rmsprop(o)
+        }
+    }
+
+    /// The checkpointable state.
+    public var state: OptimizerState {
+        switch self {
+        case .sgd(let o): o.exportState()
+        case .adam(let o): o.exportState()
+        case .rmsprop(let o): o.exportState()
+        }
+    }
+}
+
+/// A network student on an environment with a tabular MDP underneath (the paper's gridworlds
+/// observed as one-hot vectors, images or windows): its policy at state `s` is
+/// `softmax(f_θ(o(s)))` for the observation `o(s)` the environment renders there.
+///
+/// The update rules are the tabular student's, unchanged (FUNCTION-APPROXIMATION.md §1): for each
+/// episode the network's logits at the episode's observations stand in for the table's rows, the
+/// rule writes its per-step logit-space update `g_t` there, and the network back-propagates
+/// `−g_t` (a loss to descend). So a `linear` network on one-hot states whose logits bias is frozen
+/// is the tabular student (to float32 rounding), and the sampled update's mean is the exact
+/// expected update wherever the exact one exists.
+///
+/// The critic stays the learning state's tabular one (indexed by state): the value head is not
+/// trained by the rules yet.
+///
+/// It owns a network (a class that keeps its last activations): one thread at a time.
+public struct NetworkStudent: Student, @unchecked Sendable {
+    /// The network.
+    public let network: PolicyValueNetwork
+    /// The optimiser.
+    public private(set) var optimizer: NetworkOptimizer
+    /// The observation of every state, row-major `[states × inputSize]`.
+    public let observations: [Float]
+    /// Parameter tensors that never change (their gradients are dropped), e.g. `logits.bias`.
+    public let frozen: Set<String>
+    /// Episodes whose gradients `network.gradients` holds.
+    public private(set) var pendingEpisodes = 0
+    private var buffer: [Float] = []
+
+    /// A student with `network`, reading `observations` (`[states × network.inputSize]`).
+    public init(
+        network: PolicyValueNetwork, optimizer: NetworkOptimizer, observations: [Float], frozen: Set<String> = []
+    ) throws {
+        guard observations.count % network.inputSize == 0, !observations.isEmpty else {
+            throw DistillError(
+                .invalidConfiguration,
+                "\(observations.count) observation scalars are not whole observations of \(network.inputSize)")
+        }
+        let names = Set(network.parameterTensors.map(\.name))
+        if let unknown = frozen.subtracting(names).first {
+            throw DistillError(
+                .invalidConfiguration,
+                "no parameter tensor \"\(unknown)\" to freeze (the network has \(names.sorted()))")
+        }
+        self.network = network
+        self.optimizer = optimizer
+        self.observations = observations
+        self.frozen = frozen
+        network.zeroGradients()
+    }
+
+    /// Number of states with an observation.
+    public var stateCount: Int { observations.count / network.inputSize }
+    /// Number of actions.
+    public var actionCount: Int { network.actionCount }
+
+    /// The logits at every state, `[states × actions]` (one batched forward pass).
+    public func logitTable() -> [Float] {
+        network.forward(observations, batch: stateCount).logits
+    }
+
+    /// `π_θ(·|s)` for every state.
+    public func stateTable() -> [Double] {
+        let logits = logitTable()
+        let na = actionCount
+        var out = [Double](repeating: 0, count: logits.count)
+        for s in 0..<stateCount {
+            let row = (0..<na).map { Double(logits[s * na + $0]) }
+            let p = softmax(row)
+            for a in 0..<na { out[s * na + a] = p[a] }
+        }
+        return out
+    }
+
+    /// Forwards the episode's observations, lets the rule write its per-step update into a table
+    /// with one row per step, and back-propagates it.
+    public mutating func accumulate<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) {
+        let length = episode.length
+        let rows = length + 1
+        let n = network.inputSize
+        let na = network.actionCount
+        buffer.removeAll(keepingCapacity: true)
+        for t in 0..<rows {
+            let s = episode.state(t)
+            buffer.append(contentsOf: observations[(s * n)..<(s * n + n)])
+        }
+        let (logits, _) = network.forward(buffer, batch: rows)
+        let perStep = StudentParameters(
+            rowOfState: (0..<rows).map { Int32($0) }, rowCount: rows, actionCount: na,
+            logits: logits.map { Double($0) })
+        let policy = StudentPolicy(perStep)
+        var stepContext = context
+        if let values = context.studentValues {
+            stepContext.studentValues = (0..<rows).map { values[episode.state($0)] }
+        }
+        var accumulator = UpdateAccumulator(rowCount: rows, actionCount: na)
+        accumulateSampledUpdate(
+            StepIndexedEpisode(episode), policy: policy, rule: rule, context: stepContext, into: &accumulator)
+        let ascent = accumulator.finish(policy: policy, perEpisode: false)
+        network.backward(logitGradient: ascent.map { Float(-$0) }, valueGradient: [Float](repeating: 0, count: rows))
+        pendingEpisodes += 1
+    }
+
+    /// Applies the mean of the pending gradients with the optimiser, unless `bound` refuses it.
+    public mutating func applyPending(bound: ParameterBound?) -> UpdateOutcome {
+        defer {
+            network.zeroGradients()
+            pendingEpisodes = 0
+        }
+        guard pendingEpisodes > 0 else { return .applied(norm: 0) }
+        let scale = 1 / Float(pendingEpisodes)
+        var gradients = network.gradients
+        for p in network.parameterTensors where frozen.contains(p.name) {
+            for i in p.offset..<(p.offset + p.count) { gradients[i] = 0 }
+        }
+        var squared = 0.0
+        for i in gradients.indices {
+            gradients[i] *= scale
+            squared += Double(gradients[i]) * Double(gradients[i])
+        }
+        guard squared.isFinite else { return .refused(reason: "the update is not finite") }
+        var proposed = network.parameters
+        var stepped = optimizer
+        stepped.step(parameters: &proposed, gradients: gradients)
+        if let bound, let bad = proposed.firstIndex(where: { !bound.admits(Double($0)) }) {
+            return .refused(
+                reason: "the update would set parameter \(bad) to \(proposed[bad]) (bound ±\(bound.magnitude))")
+        }
+        network.parameters = proposed
+        optimizer = stepped
+        return .applied(norm: squared.squareRoot())
+    }
+}
+
+/// An episode whose "state" at step `t` is `t`: the rules then read the student's row `t` (its
+/// outputs at the step's observation) and the critic's entry `t`; everything else is the episode's.
+struct StepIndexedEpisode<Base: EpisodeView>: EpisodeView {
+    let base: Base
+    init(_ base: Base) { self.base = base }
+    var length: Int { base.length }
+    var terminated: Bool { base.terminated }
+    func state(_ t: Int) -> Int { t }
+    func action(_ t: Int) -> Int { base.action(t) }
+    func reward(_ t: Int) -> Double { base.reward(t) }
+    func behaviourProbability(_ t: Int) -> Double { base.behaviourProbability(t) }
+    func teacherProbability(_ slot: Int, _ action: Int) -> Double { base.teacherProbability(slot, action) }
+    func teacherLogProbability(_ slot: Int, _ action: Int) -> Double { base.teacherLogProbability(slot, action) }
+    func teacherValue(_ slot: Int) -> Double { base.teacherValue(slot) }
+    func teacherActionValue(_ slot: Int, _ action: Int) -> Double { base.teacherActionValue(slot, action) }
+}
