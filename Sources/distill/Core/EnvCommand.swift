@@ -144,7 +144,10 @@ struct EnvSpecCommand: ParsableCommand {
             var description = first.description
             description.name =
                 "gridworld family (\(family.seeds.count) seeds, \(family.heldOut.count) held out) observed as \(spec.observation)"
-            description.rewardRange = .init(min: -10, max: 10)
+            // Any member can hold any of the generator's cells: −1, and terminal ±5, ±10.
+            let terminals = config.terminalProbability > 0
+            description.rewardRange = .init(
+                min: terminals ? -10 : (config.penaltyProbability > 0 ? -1 : 0), max: terminals ? 10 : 0)
             try printJSON(FamilyOutput(description: description, seeds: family.seeds, heldOut: family.heldOut))
         } else {
             try printJSON(environment.build().description)
@@ -184,7 +187,7 @@ struct EnvStepCommand: ParsableCommand {
             Examples:
               distill env step --env cartpole --seed 3 --actions 0,1,1,0
               distill env step --env acrobot --state 0.1,0,0,0 --actions 2,2,0
-              distill env step --env mountaincar --state -1.19,-0.07 --actions 0 --elapsed 199
+              distill env step --env mountaincar --state=-1.19,-0.05 --actions 0,2 --elapsed 198
               distill env step --env gridworld --seed 3 --observation window:3 --actions 0,2
               distill env step --env cartpole --cases cases.jsonl
             """)
@@ -196,7 +199,7 @@ struct EnvStepCommand: ParsableCommand {
 
     @Option(
         help:
-            "Start from this internal state instead of a reset (CartPole: x,x_dot,theta,theta_dot; a tabular state id)."
+            "Start from this internal state instead of a reset (CartPole: x,x_dot,theta,theta_dot; a tabular state id); write --state=-1.2,0 when it starts with a minus."
     )
     var state: String?
 
