@@ -27,7 +27,7 @@ struct Distill: ParsableCommand {
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
             KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, RecommendCommand.self, PlotCommand.self,
-            Probe.self, Bench.self, NNCommand.self,
+            Probe.self, Bench.self, EnvCommand.self, NNCommand.self,
         ]
     )
 
