@@ -76,6 +76,12 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "This learner's id in its messages.")
     var id = "learner"
 
+    @Option(
+        help: ArgumentHelp(
+            "With --curve-key: the teacher servers' CURVE public key, to check a teacher before a swap to it.",
+            valueName: "file"))
+    var teacherKey: String?
+
     func validate() throws {
         guard publishEvery >= 1, publishIntervalMs >= 1 else {
             throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
@@ -112,6 +118,7 @@ struct LearnerCommand: ParsableCommand {
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
+        settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
         try runRole(logger) {
             let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)
