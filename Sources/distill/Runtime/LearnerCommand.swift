@@ -82,6 +82,12 @@ struct LearnerCommand: ParsableCommand {
             valueName: "file"))
     var teacherKey: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "After a swap, go back to the previous teacher if no unroll with the new one's targets arrives "
+                + "within this many seconds.", valueName: "seconds"))
+    var swapWindow = 10.0
+
     func validate() throws {
         guard publishEvery >= 1, publishIntervalMs >= 1 else {
             throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
@@ -92,6 +98,7 @@ struct LearnerCommand: ParsableCommand {
         guard unrollSteps >= 1 else { throw ValidationError("--unroll-steps must be at least 1") }
         guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
         if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
+        guard swapWindow.isFinite, swapWindow > 0 else { throw ValidationError("--swap-window must be positive") }
     }
 
     func run() throws {
@@ -118,6 +125,7 @@ struct LearnerCommand: ParsableCommand {
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
+        settings.swapWindowSeconds = swapWindow
         settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
         try runRole(logger) {
             let learner = try Learner(
