@@ -249,7 +249,14 @@ public struct Launcher: RoleLoop {
         }
         progress("started \(configuration.actors) actors; teacher \(teacherEndpoint), learner \(control)")
 
-        let client = try ControlClient(learner: control, sender: .starting(role: .launcher, id: "launcher"))
+        // The learner wrote its run token into OUT at start: the launcher holds it like any
+        // operator (it asks only for status today; a command would need it).
+        let token = (try? RunToken.read(out.appendingPathComponent(RunToken.fileName))) ?? ""
+        let client = try ControlClient(
+            learner: control, sender: .starting(role: .launcher, id: "launcher"), token: token)
+        progress(
+            "control it with: distill control status|stop|swap-teacher|set-lambda --learner \(control) "
+                + "--run-dir \(out.path)")
         var nextProgress = monotonicSeconds() + configuration.progressIntervalSeconds
         let started = monotonicSeconds()
         while !StopSignal.isRequested {

@@ -653,7 +653,7 @@ public final class Learner: RoleLoop {
             "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
             "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
             "teacher_id": teachers.current, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
-            "control_access": accessName,
+            "control_access": accessName, "environment": problem.environmentIdentity,
             "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
             "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
@@ -868,7 +868,13 @@ extension Learner {
                 reply(
                     .error(ErrorReply(code: .incompatible, message: reason, inReplyTo: check.command.requestID)),
                     to: check.routing, router)
-            case .passed(let teacherID):
+            case .passed(let teacherID, let stated):
+                if !stated {
+                    logger.warning(
+                        Logger.Message(
+                            stringLiteral: "the teacher '\(teacherID)' at \(check.probe.endpoint) does not say which "
+                                + "environment it serves: only the shape of its answers was checked"))
+                }
                 logger.notice(
                     "moving every actor to the teacher server at \(check.probe.endpoint) (teacher '\(teacherID)')")
                 swapWatch = (

@@ -8,8 +8,10 @@ import Foundation
 final class TeacherProbe {
     /// What the check found.
     enum Outcome: Equatable {
-        /// The teacher answered for every state asked, for this environment.
-        case passed(teacherID: String)
+        /// The teacher answered for every state asked, for this environment (`stated`), or
+        /// without saying which environment it serves (a third-party or older server: only the
+        /// shape of its answer, for the run's first and last states, was checked).
+        case passed(teacherID: String, stated: Bool)
         /// Why the swap is refused.
         case refused(String)
     }
@@ -97,10 +99,7 @@ final class TeacherProbe {
 
     private func check(_ reply: TeacherReply) -> Outcome {
         let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
-        guard !reply.environment.isEmpty else {
-            return .refused("\(who) does not say which environment it serves (an older server?): run this release")
-        }
-        guard reply.environment == expectation.environment else {
+        guard reply.environment.isEmpty || reply.environment == expectation.environment else {
             return .refused(
                 "\(who) serves \(reply.environment), this run is \(expectation.environment): start it with the run's "
                     + "environment flags (--config RUN/config.json)")
@@ -113,6 +112,6 @@ final class TeacherProbe {
         if expectation.needsQValues && reply.qValues.isEmpty {
             return .refused("\(who) has no Q-values, and this run's method needs them")
         }
-        return .passed(teacherID: reply.teacherID)
+        return .passed(teacherID: reply.teacherID, stated: !reply.environment.isEmpty)
     }
 }
