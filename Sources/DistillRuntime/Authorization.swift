@@ -133,14 +133,18 @@ public struct LearnerAuthorization: Sendable {
     public var access: ControlAccess
     /// Actor id → the CURVE key that speaks for it (only with `.keys`).
     public private(set) var owners: [String: String] = [:]
-    /// Bindings made by an unroll (not a Hello) at most; a Hello always binds.
+    /// Bindings made by an unroll (not a Hello) at most.
     public let maxUnrollBindings: Int
+    /// Actor ids bound at most (by Hellos and unrolls): a key inventing ids cannot grow the table
+    /// without bound.
+    public let maxOwners: Int
     private var unrollBindings = 0
 
     /// Creates the decisions for a learner with the given access.
-    public init(access: ControlAccess = .statusOnly, maxUnrollBindings: Int = 4096) {
+    public init(access: ControlAccess = .statusOnly, maxUnrollBindings: Int = 4096, maxOwners: Int = 65_536) {
         self.access = access
         self.maxUnrollBindings = maxUnrollBindings
+        self.maxOwners = maxOwners
     }
 
     /// Why `command` from `peer` (nil without a ZAP handler) is refused, or nil when allowed.
@@ -189,6 +193,9 @@ public struct LearnerAuthorization: Sendable {
         if let liveOwner, liveOwner != peer.key {
             return "actor id '\(id)' belongs to another key, whose actor is alive: give this actor another --id"
         }
+        guard owners[id] != nil || owners.count < maxOwners else {
+            return "this learner has bound \(maxOwners) actor ids already: no new ones"
+        }
         owners[id] = peer.key
         return nil
     }
@@ -203,7 +210,7 @@ public struct LearnerAuthorization: Sendable {
             return owner == peer.key
                 ? nil : "the unroll says it comes from actor '\(id)', whose id belongs to another key"
         }
-        guard unrollBindings < maxUnrollBindings else {
+        guard unrollBindings < maxUnrollBindings, owners.count < maxOwners else {
             return "too many actor ids without a Hello (\(maxUnrollBindings)): say Hello before pushing unrolls"
         }
         unrollBindings += 1
@@ -231,10 +238,11 @@ public struct LearnerAuthorization: Sendable {
 
 /// The teachers a learner has announced, and which one its targets come from now.
 ///
-/// The first is the configured teacher (its identity, when the learner built it), or else the
-/// first one an unroll names (trust on first use); later ones are those a checked swap moved
-/// the actors to. An unroll naming any other teacher is refused. Switches are kept for the
-/// summary, the first `maxSwitches` of them, and counted.
+/// Announced are: the configured teacher (its identity, when the learner built it); the teacher
+/// the first unroll names (trust on first use: a learner's configured teacher only serves its
+/// teacher-return metric, and its actors may have been started with another teacher server);
+/// and each teacher a checked swap moved the actors to. An unroll naming any other teacher is
+/// refused. Switches are kept for the summary, the first `maxSwitches` of them, and counted.
 public struct TeacherRegistry: Sendable {
     /// Teacher ids unrolls may name.
     public private(set) var announced: Set<String> = []
@@ -250,13 +258,14 @@ public struct TeacherRegistry: Sendable {
     public private(set) var switchCount = 0
     /// How many switches are kept.
     public let maxSwitches: Int
-    private var trustFirstUse: Bool
+    /// The teacher the first unroll named when it was not the configured one (trusted on first
+    /// use), else nil.
+    public private(set) var trustedOnFirstUse: String?
+    private var firstUse = true
 
-    /// A registry that knows the configured teacher `initial`, or nil to take the first id an
-    /// unroll names.
+    /// A registry that knows the configured teacher `initial` (nil: none configured).
     public init(initial: String?, maxSwitches: Int = 100) {
         self.maxSwitches = maxSwitches
-        trustFirstUse = initial == nil
         if let initial { announced.insert(initial) }
     }
 
@@ -274,9 +283,12 @@ public struct TeacherRegistry: Sendable {
     /// Notes the teacher an unroll names at `envSteps`: returns why it is refused, or nil.
     /// `switchedFrom` is set when the targets now come from another teacher than before.
     public mutating func observe(_ teacherID: String, envSteps: UInt64) -> (refusal: String?, switchedFrom: String?) {
-        if trustFirstUse && announced.isEmpty {
-            trustFirstUse = false
-            announced.insert(teacherID)
+        if firstUse {
+            firstUse = false
+            if !announced.contains(teacherID) {
+                announced.insert(teacherID)
+                trustedOnFirstUse = teacherID
+            }
         }
         guard announced.contains(teacherID) else {
             return ("teacher id '\(teacherID)' is not one this learner announced (\(announced.count) known)", nil)

@@ -784,7 +784,15 @@ extension Learner {
             authorization.refusal(of: .unroll, from: unrollPeer)
             ?? authorization.admitUnroll(id: actor.id, from: unrollPeer)
             ?? {
+                let trusted = teachers.trustedOnFirstUse
                 let (refusal, switchedFrom) = teachers.observe(unroll.teacherID, envSteps: envSteps)
+                if trusted == nil, let first = teachers.trustedOnFirstUse {
+                    logger.notice(
+                        Logger.Message(
+                            stringLiteral: "the first unroll names teacher '\(first)', not the configured "
+                                + "'\(problem.referenceTeacher?.identity ?? "(none built)")': trusting it as this run's "
+                                + "first teacher; unrolls may name no other until a checked swap"))
+                }
                 if let switchedFrom {
                     logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(switchedFrom)')")
                 }
@@ -892,6 +900,9 @@ extension Learner {
         guard let watch = swapWatch else { return }
         if teachers.current == watch.teacherID {
             swapWatch = nil
+        } else if now >= watch.deadline && !actors.values.contains(where: \.alive) {
+            // Nobody could have sent its targets: the window starts again when actors are back.
+            swapWatch?.deadline = now + Int64(configuration.swapWindowSeconds * 1000)
         } else if now >= watch.deadline {
             swapWatch = nil
             teachers.revert()

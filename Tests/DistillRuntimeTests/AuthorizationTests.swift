@@ -112,6 +112,11 @@ struct AuthorizationTests {
         #expect(decisions.admitUnroll(id: "x", from: Self.otherActor) != nil)
         #expect(decisions.admitUnroll(id: "y", from: Self.actor) == nil)
         #expect(decisions.admitUnroll(id: "z", from: Self.actor)?.contains("too many actor ids") == true)
+        var small = LearnerAuthorization(access: .keys, maxOwners: 2)
+        #expect(small.admitHello(id: "a", from: Self.actor, liveOwner: nil) == nil)
+        #expect(small.admitHello(id: "b", from: Self.actor, liveOwner: nil) == nil)
+        #expect(small.admitHello(id: "c", from: Self.actor, liveOwner: nil) != nil)
+        #expect(small.admitHello(id: "a", from: Self.actor, liveOwner: Self.actorKey) == nil, "a known id rebinds")
         // Without keys nothing is bound (nothing to bind to).
         var open = LearnerAuthorization(access: .token("t"))
         #expect(open.admitUnroll(id: "x", from: nil) == nil)
@@ -121,6 +126,7 @@ struct AuthorizationTests {
     @Test func unrollsMayNameOnlyAnnouncedTeachersAndTheSwitchListIsBounded() {
         var teachers = TeacherRegistry(initial: "optimal", maxSwitches: 3)
         #expect(teachers.observe("optimal", envSteps: 0).refusal == nil)
+        #expect(teachers.trustedOnFirstUse == nil, "the first unroll named the configured teacher")
         #expect(teachers.observe("forged", envSteps: 10).refusal != nil)
         #expect(teachers.current == "optimal")
         teachers.announce("uniform")
@@ -142,10 +148,17 @@ struct AuthorizationTests {
         #expect(teachers.switchCount == 12 && teachers.announced == ["optimal", "uniform"])
     }
 
-    @Test func withoutAConfiguredTeacherTheFirstNamedIsTrustedAndNoOther() {
+    @Test func theFirstTeacherNamedIsTrustedBesideTheConfiguredOneAndNoOther() {
         var teachers = TeacherRegistry(initial: nil)
         #expect(teachers.observe("first", envSteps: 0).refusal == nil)
         #expect(teachers.observe("second", envSteps: 1).refusal != nil)
-        #expect(teachers.switches.map(\.teacher) == ["first"])
+        #expect(teachers.switches.map(\.teacher) == ["first"] && teachers.trustedOnFirstUse == "first")
+        // The configured teacher is announced; actors started with another server are trusted
+        // for it, once (the lab's adversarial server under a run configured with optimal).
+        var configured = TeacherRegistry(initial: "optimal")
+        #expect(configured.observe("adversarial", envSteps: 0).refusal == nil)
+        #expect(configured.trustedOnFirstUse == "adversarial")
+        #expect(configured.observe("optimal", envSteps: 1).refusal == nil)
+        #expect(configured.observe("forged", envSteps: 2).refusal != nil)
     }
 }
