@@ -94,6 +94,7 @@ struct AuthorizationProcessTests {
             var realActorAlive = false
             var impostorUnrollRejected = false
             var operatorLambda = ""
+            var operatorSwap = ""
             var operatorStop = ""
             var learnerExit: Int32?
         }
@@ -109,14 +110,17 @@ struct AuthorizationProcessTests {
                 "keys", "generate", "--out", directory.path, "--name", "ops", "--role", "operator",
             ])
             _ = generate.waitForExit()
-            let allowed = try ["actor.pub", "impostor.pub", "ops.pub"].map {
-                try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
-            }.joined()
+            // The learner's key too, for the teacher server: the learner queries it before a swap.
+            let allowed =
+                try ["actor.pub", "impostor.pub", "ops.pub"].map {
+                    try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
+                }.joined() + "teacher \(learnerPair.publicKey)\n"
             try Data(allowed.utf8).write(to: directory.appendingPathComponent("allowed"))
 
             let security = ["--curve-allow", path("allowed")]
             let (teacher, teacherEndpoint) = try Roles.teacher(extra: ["--curve-key", path("teacher.key")] + security)
-            let learner = try Roles.learner(extra: ["--curve-key", path("learner.key")] + security)
+            let learner = try Roles.learner(
+                extra: ["--curve-key", path("learner.key"), "--teacher-key", path("teacher.pub")] + security)
             let realActor = try Roles.actor(
                 learner: learner.control, teacher: teacherEndpoint, id: "actor-0",
                 extra: [
@@ -188,6 +192,8 @@ struct AuthorizationProcessTests {
                 path("learner.pub"),
             ]
             seen.operatorLambda = try Self.control(["set-lambda"] + asOperator + ["--lambda", "0.5"]).text
+            // A swap (to the same server): checked over CURVE with the teacher's key, then applied.
+            seen.operatorSwap = try Self.control(["swap-teacher"] + asOperator + ["--to", teacherEndpoint]).text
             seen.operatorStop = try Self.control(["stop"] + asOperator).text
             seen.learnerExit = learner.process.waitForExit()
             return seen
@@ -200,6 +206,7 @@ struct AuthorizationProcessTests {
         #expect(seen.realActorNonceKept && seen.realActorAlive, "the real actor's record stays")
         #expect(seen.impostorUnrollRejected)
         #expect(seen.operatorLambda.contains("accepted"), "\(seen.operatorLambda)")
+        #expect(seen.operatorSwap.contains("accepted"), "\(seen.operatorSwap)")
         #expect(seen.operatorStop.contains("stop accepted"), "\(seen.operatorStop)")
         #expect(seen.learnerExit == 0)
     }
