@@ -75,12 +75,6 @@ public struct CurveConfiguration: Sendable {
         self.keyPair = keyPair
         self.allowedClients = allowedClients
     }
-
-    /// Creates a configuration whose listed clients are all actors (the allow-list of old).
-    public init(keyPair: CurveKeyPair, allowedActors: Set<String>) {
-        self.init(
-            keyPair: keyPair, allowedClients: Dictionary(uniqueKeysWithValues: allowedActors.map { ($0, .actor) }))
-    }
 }
 
 /// Which end of a CURVE handshake a socket is.

@@ -111,11 +111,6 @@ public final class ZAPAuthenticator: @unchecked Sendable {
         thread.start()
     }
 
-    /// Starts admitting the clients whose Z85 public keys are in `allowed`, all as actors.
-    public convenience init(context: ZMQContext, allowed: Set<String>) throws(ZMQError) {
-        try self.init(context: context, allowed: Dictionary(uniqueKeysWithValues: allowed.map { ($0, .actor) }))
-    }
-
     /// Handshakes refused so far.
     public var rejected: Int { rejectedCount.load(ordering: .relaxed) }
     /// Handshakes admitted so far.
