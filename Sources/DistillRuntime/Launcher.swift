@@ -251,9 +251,10 @@ public struct Launcher: RoleLoop {
 
         // The learner wrote its run token into OUT at start: the launcher holds it like any
         // operator (it asks only for status today; a command would need it).
-        let token = (try? RunToken.read(out.appendingPathComponent(RunToken.fileName))) ?? ""
+        let tokenFile = out.appendingPathComponent(RunToken.fileName)
         let client = try ControlClient(
-            learner: control, sender: .starting(role: .launcher, id: "launcher"), token: token)
+            learner: control, sender: .starting(role: .launcher, id: "launcher"),
+            token: (try? RunToken.read(tokenFile)) ?? "")
         progress(
             "control it with: distill control status|stop|swap-teacher|set-lambda --learner \(control) "
                 + "--run-dir \(out.path)")
@@ -274,6 +275,7 @@ public struct Launcher: RoleLoop {
                     "the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
                 try learner.start()
                 _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+                client.token = (try? RunToken.read(tokenFile)) ?? ""  // a restarted learner draws a new one
             }
             // A child that exits 0 was asked to stop (the learner ends its actors at the step
             // limit); only a crash is restarted.
