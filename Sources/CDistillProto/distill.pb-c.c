@@ -861,7 +861,7 @@ const ProtobufCMessageDescriptor distill__v1__teacher_query__descriptor =
   (ProtobufCMessageInit) distill__v1__teacher_query__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descriptors[7] =
+static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descriptors[8] =
 {
   {
     "query_id",
@@ -947,9 +947,22 @@ static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "environment",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__TeacherReply, environment),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__teacher_reply__field_indices_by_name[] = {
   6,   /* field[6] = cacheable */
+  7,   /* field[7] = environment */
   3,   /* field[3] = probabilities */
   5,   /* field[5] = q_values */
   0,   /* field[0] = query_id */
@@ -960,7 +973,7 @@ static const unsigned distill__v1__teacher_reply__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__teacher_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor =
 {
@@ -970,7 +983,7 @@ const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor =
   "Distill__V1__TeacherReply",
   "distill.v1",
   sizeof(Distill__V1__TeacherReply),
-  7,
+  8,
   distill__v1__teacher_reply__field_descriptors,
   distill__v1__teacher_reply__field_indices_by_name,
   1,  distill__v1__teacher_reply__number_ranges,
@@ -1641,7 +1654,7 @@ const ProtobufCEnumDescriptor distill__v1__control__command__descriptor =
   distill__v1__control__command__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor distill__v1__control__field_descriptors[6] =
+static const ProtobufCFieldDescriptor distill__v1__control__field_descriptors[7] =
 {
   {
     "command",
@@ -1715,6 +1728,18 @@ static const ProtobufCFieldDescriptor distill__v1__control__field_descriptors[6]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "token",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Control, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__control__field_indices_by_name[] = {
   3,   /* field[3] = accepted */
@@ -1723,11 +1748,12 @@ static const unsigned distill__v1__control__field_indices_by_name[] = {
   5,   /* field[5] = request_id */
   4,   /* field[4] = status_json */
   1,   /* field[1] = teacher_endpoint */
+  6,   /* field[6] = token */
 };
 static const ProtobufCIntRange distill__v1__control__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor distill__v1__control__descriptor =
 {
@@ -1737,7 +1763,7 @@ const ProtobufCMessageDescriptor distill__v1__control__descriptor =
   "Distill__V1__Control",
   "distill.v1",
   sizeof(Distill__V1__Control),
-  6,
+  7,
   distill__v1__control__field_descriptors,
   distill__v1__control__field_indices_by_name,
   1,  distill__v1__control__number_ranges,

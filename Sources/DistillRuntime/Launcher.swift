@@ -249,7 +249,15 @@ public struct Launcher: RoleLoop {
         }
         progress("started \(configuration.actors) actors; teacher \(teacherEndpoint), learner \(control)")
 
-        let client = try ControlClient(learner: control, sender: .starting(role: .launcher, id: "launcher"))
+        // The learner wrote its run token into OUT at start: the launcher holds it like any
+        // operator (it asks only for status today; a command would need it).
+        let tokenFile = out.appendingPathComponent(RunToken.fileName)
+        let client = try ControlClient(
+            learner: control, sender: .starting(role: .launcher, id: "launcher"),
+            token: (try? RunToken.read(tokenFile)) ?? "")
+        progress(
+            "control it with: distill control status|stop|swap-teacher|set-lambda --learner \(control) "
+                + "--run-dir \(out.path)")
         var nextProgress = monotonicSeconds() + configuration.progressIntervalSeconds
         let started = monotonicSeconds()
         while !StopSignal.isRequested {
@@ -267,6 +275,7 @@ public struct Launcher: RoleLoop {
                     "the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
                 try learner.start()
                 _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+                client.token = (try? RunToken.read(tokenFile)) ?? ""  // a restarted learner draws a new one
             }
             // A child that exits 0 was asked to stop (the learner ends its actors at the step
             // limit); only a crash is restarted.

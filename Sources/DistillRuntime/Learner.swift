@@ -74,6 +74,14 @@ public struct LearnerConfiguration: Sendable {
     /// Give up (stop as at the step limit, with `gaveUp` set) once no actor has been alive for
     /// this many seconds; 0: never (wait for actors to come back).
     public var giveUpAfterSeconds: Double = 0
+    /// With CURVE: the teacher servers' public key, so the learner can check a new teacher
+    /// before a swap (without it, swaps are refused under CURVE).
+    public var teacherKey: String?
+    /// How long a teacher has to answer the check before a swap, in milliseconds.
+    public var swapCheckMilliseconds = 2000
+    /// After a swap, the learner goes back to the previous teacher if no unroll with the new
+    /// teacher's targets arrived within this many seconds.
+    public var swapWindowSeconds: Double = 10
 
     /// Creates a configuration.
     public init(bindUnrolls: String, bindParameters: String, bindControl: String) {
@@ -92,6 +100,10 @@ struct ActorRecord {
     var version: UInt64 = 0
     var unrollsWithheld: UInt64 = 0
     var alive = true
+    /// The CURVE key that speaks for this actor (with an allow-list), else nil.
+    var key: String?
+    /// The teacher endpoint the actor said it used in its Hello (where a revert sends it back).
+    var teacherEndpoint = ""
 }
 
 /// Pulls unrolls, applies the update rule with V-trace correction for policy lag, publishes
@@ -116,10 +128,12 @@ public final class Learner: RoleLoop {
 
     private var actors: [[UInt8]: ActorRecord] = [:]
     private var teacherEndpoint = ""
-    private var currentTeacherID = ""
-    private var previousTeacherID = ""
-    private var swapPending = false
-    private var teacherSwitches: [(envSteps: UInt64, teacher: String)] = []
+    // Authorization (docs/security.md): who may do what, the teachers announced, swaps checked.
+    private var authorization = LearnerAuthorization()
+    private var teachers = TeacherRegistry(initial: nil)
+    private var unrollPeer: AuthenticatedPeer?
+    private var swapCheck: (probe: TeacherProbe, command: Control, routing: [UInt8], client: Sender)?
+    private var swapWatch: (teacherID: String, previousEndpoint: String, deadline: Int64)?
     private var rejections = RejectionLog()
     private var stopActorsAtEnd = false
     private var startSeconds = monotonicSeconds()
@@ -206,6 +220,7 @@ public final class Learner: RoleLoop {
         announceEndpoint("unrolls", unrolls)
         announceEndpoint("parameters", params)
         announceEndpoint("control", control)
+        try setUpAuthorization()
         if let directory = configuration.outputDirectory {
             metrics = try MetricsFile(directory: directory, appending: resumedFrom != nil)
         }
@@ -238,6 +253,7 @@ public final class Learner: RoleLoop {
                 var drained = 0
                 while drained < 16, let frames = try pull.receive(dontWait: true) {
                     drained += 1
+                    unrollPeer = AuthenticatedPeer(userID: pull.lastUserID)
                     learn(from: frames)
                     if version - publishedVersion >= UInt64(configuration.publishEveryUpdates) {
                         publish(pub)
@@ -251,6 +267,7 @@ public final class Learner: RoleLoop {
                 while let frames = try router.receive(dontWait: true) { serve(frames, on: router) }
             }
             let now = monotonicMilliseconds()
+            superviseSwap(router, now: now)
             if version != publishedVersion && now - lastPublished >= Int64(configuration.publishIntervalMilliseconds) {
                 publish(pub)
                 publishedVersion = version
@@ -310,20 +327,7 @@ public final class Learner: RoleLoop {
             if let line = rejections.record(error, from: "\(actor.role) '\(actor.id)'") { logger.warning("\(line)") }
             return
         }
-        if unroll.teacherID != currentTeacherID {
-            // Unrolls still in flight from the teacher just replaced are stragglers, not a switch
-            // back; a commanded swap to it again is a switch.
-            let straggler = unroll.teacherID == previousTeacherID && !swapPending
-            if !straggler {
-                if !currentTeacherID.isEmpty {
-                    logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')")
-                }
-                previousTeacherID = currentTeacherID
-                currentTeacherID = unroll.teacherID
-                swapPending = false
-                teacherSwitches.append((envSteps, unroll.teacherID))
-            }
-        }
+        guard admit(unroll, from: actor) else { return }
         receipts[routingID(of: actor)] = unroll.sequence
         let na = unroll.actionCount
         let discount = problem.environment.mdp.discount
@@ -426,6 +430,8 @@ public final class Learner: RoleLoop {
     // MARK: Clients
 
     private func serve(_ frames: [[UInt8]], on router: ZMQSocket) {
+        // The peer the ZAP handler authenticated (CURVE with an allow-list), else nil.
+        let peer = AuthenticatedPeer(userID: router.lastUserID)
         guard frames.count == 2 else {
             let error = DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)")
             if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
@@ -438,6 +444,10 @@ public final class Learner: RoleLoop {
         } catch {
             if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
             reply(.error(ErrorReply(code: error.code.replyCode, message: error.message)), to: routing, router)
+            return
+        }
+        if let refusal = authorization.refusal(of: envelope.message.kind, from: peer) {
+            refuse(refusal, to: routing, from: envelope.sender, router)
             return
         }
         let now = monotonicMilliseconds()
@@ -456,13 +466,20 @@ public final class Learner: RoleLoop {
                 return
             }
             if envelope.sender.role == .actor {
+                if let refusal = admitActorHello(envelope.sender, from: peer, routing: routing) {
+                    refuse(refusal, to: routing, from: envelope.sender, router)
+                    return
+                }
                 // A restarted actor (same id, new run nonce) replaces its old record.
                 for (other, record) in actors where record.id == envelope.sender.id && other != routing {
                     actors[other] = nil
                     logger.info("actor '\(record.id)' restarted (new run); forgetting its previous run")
                 }
                 let known = actors[routing] != nil
-                actors[routing] = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
+                var record = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
+                record.key = peer?.key
+                record.teacherEndpoint = hello.teacherEndpoint
+                actors[routing] = record
                 if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
             }
             let settings = ActorSettings(
@@ -474,7 +491,9 @@ public final class Learner: RoleLoop {
                 parameters: currentParameters(), actorSettingsJSON: json)
             reply(.welcome(welcome), to: routing, router)
         case .heartbeat(let beat):
-            if var record = actors[routing] {
+            // A key cannot keep another key's actor alive (a routing id is free again once its
+            // actor disconnects).
+            if var record = actors[routing], authorization.mayUpdate(recordKey: record.key, from: peer) {
                 if !record.alive { logger.notice("actor '\(record.id)' is back") }
                 record.lastSeen = now
                 record.alive = true
@@ -489,29 +508,31 @@ public final class Learner: RoleLoop {
         case .getParams(let request):
             if request.haveVersion < version { reply(.parameters(currentParameters()), to: routing, router) }
         case .control(let command):
-            handle(command, from: envelope.sender, routing: routing, router)
+            handle(command, from: envelope.sender, peer: peer, routing: routing, router)
         default:
             break
         }
     }
 
-    private func handle(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+    private func handle(
+        _ command: Control, from client: Sender, peer: AuthenticatedPeer?, routing: [UInt8], _ router: ZMQSocket
+    ) {
+        if let refusal = authorization.refusal(of: command, from: peer) {
+            refuse(refusal, to: routing, from: client, inReplyTo: command.requestID, router)
+            return
+        }
         var echo = command
         echo.accepted = true
+        echo.token = ""
         switch command.command {
         case .stop:
             logger.notice("stop requested by \(client.role) '\(client.id)'")
             stopActorsAtEnd = true
             StopSignal.request()
         case .swapTeacher:
-            logger.notice("moving every actor to the teacher server at \(command.teacherEndpoint)")
-            teacherEndpoint = command.teacherEndpoint
-            swapPending = true
-            for (actorRouting, record) in actors where record.alive {
-                reply(
-                    .control(Control(command: .swapTeacher, teacherEndpoint: command.teacherEndpoint)),
-                    to: actorRouting, router)
-            }
+            // Applied once the new teacher passed its check (`superviseSwap` answers).
+            startSwap(command, from: client, routing: routing, router)
+            return
         case .setLambda:
             do {
                 guard command.lambdas.count == 1 else {
@@ -588,7 +609,7 @@ public final class Learner: RoleLoop {
             stepsPerSecond: window.steps > 0 ? Double(window.steps) / max(elapsed - lastMetrics.seconds, 1e-9) : 0,
             studentReturn: student, teacherReturn: teacher ?? .nan, klPerEpisode: window.klPerEpisode,
             episodeReturn: window.meanReturn, meanLag: window.meanLag, maxLag: window.maxLag,
-            actorsAlive: actors.values.filter(\.alive).count, teacherID: currentTeacherID, rejected: rejections.total)
+            actorsAlive: actors.values.filter(\.alive).count, teacherID: teachers.current, rejected: rejections.total)
         metrics?.append(row)
         lastMetrics = row
         window = MetricsWindow()
@@ -602,7 +623,8 @@ public final class Learner: RoleLoop {
             "teacher_return": row.teacherReturn.isFinite ? row.teacherReturn : NSNull(),
             "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
             "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
-            "teacher_id": currentTeacherID, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
+            "teacher_id": teachers.current, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
+            "control_access": accessName, "environment": problem.environmentIdentity,
             "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
             "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
@@ -649,9 +671,11 @@ public final class Learner: RoleLoop {
             "learning_seconds": firstUnrollSeconds.map { monotonicSeconds() - $0 } ?? 0,
             "kl_per_episode": totals.klPerEpisode.isFinite ? totals.klPerEpisode : NSNull(),
             "mean_policy_lag": totals.meanLag, "max_policy_lag": totals.maxLag,
-            "teachers": teacherSwitches.map {
+            // The first switches only (a bounded list), and how many there were in all.
+            "teachers": teachers.switches.map {
                 ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any]
             },
+            "teacher_switches": teachers.switchCount,
             "actors_seen": actors.count, "messages_rejected": rejections.total, "unroll_messages": unrollMessages,
             "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
@@ -666,6 +690,208 @@ public final class Learner: RoleLoop {
             try data.write(to: directory.appendingPathComponent("summary.json"), options: .atomic)
         } catch {
             logger.error("cannot write summary.json in \(directory.path): \(error)")
+        }
+    }
+}
+
+// MARK: Authorization (docs/security.md)
+
+extension Learner {
+    /// Decides how control commands are authorized, writes the run token when there is one,
+    /// and says once at start what the network lets anybody do.
+    fileprivate func setUpAuthorization() throws {
+        teachers = TeacherRegistry(initial: problem.referenceTeacher?.identity)
+        if let allowed = configuration.curve?.allowedClients {
+            authorization = LearnerAuthorization(access: .keys)
+            let operators = allowed.values.filter { $0 == .operator }.count
+            logger.info(
+                Logger.Message(
+                    stringLiteral:
+                        "clients are authenticated by their CURVE keys; \(operators) operator key(s) may stop, swap the "
+                        + "teacher and set λ"))
+            return
+        }
+        let network =
+            configuration.curve == nil
+            ? "the network is unauthenticated (no CURVE)"
+            : "the network is encrypted but unauthenticated (CURVE without --curve-allow)"
+        guard let directory = configuration.outputDirectory ?? configuration.checkpointDirectory else {
+            authorization = LearnerAuthorization(access: .statusOnly)
+            logger.warning(
+                Logger.Message(
+                    stringLiteral:
+                        "\(network): any client that reaches these ports can push unrolls and ask for status; with no "
+                        + "--out or --checkpoint-dir for a run token, stop, swap-teacher and set-lambda are disabled"))
+            return
+        }
+        let token = RunToken.generate()
+        let file = try RunToken.write(token, in: directory)
+        authorization = LearnerAuthorization(access: .token(token))
+        logger.warning(
+            Logger.Message(
+                stringLiteral:
+                    "\(network): any client that reaches these ports can push unrolls and ask for status; stop, "
+                    + "swap-teacher and set-lambda need the run token in \(file.path) (distill control --run-dir "
+                    + "\(directory.path))"))
+    }
+
+    /// How control commands are authorized, for the status.
+    fileprivate var accessName: String {
+        switch authorization.access {
+        case .keys: "operator-key"
+        case .token: "run-token"
+        case .statusOnly: "status-only"
+        }
+    }
+
+    /// True when `unroll` from `actor` may be learned from: its key may push unrolls and speaks
+    /// for the actor id it carries, and it names a teacher this learner announced. Notes
+    /// teacher switches; refusals are counted (and logged, thinned).
+    fileprivate func admit(_ unroll: Unroll, from actor: Sender) -> Bool {
+        let refusal =
+            authorization.refusal(of: .unroll, from: unrollPeer)
+            ?? authorization.admitUnroll(id: actor.id, from: unrollPeer)
+            ?? {
+                let trusted = teachers.trustedOnFirstUse
+                let (refusal, switchedFrom) = teachers.observe(unroll.teacherID, envSteps: envSteps)
+                if trusted == nil, let first = teachers.trustedOnFirstUse {
+                    logger.notice(
+                        Logger.Message(
+                            stringLiteral: "the first unroll names teacher '\(first)', not the configured "
+                                + "'\(problem.referenceTeacher?.identity ?? "(none built)")': trusting it as this run's "
+                                + "first teacher; unrolls may name no other until a checked swap"))
+                }
+                if let switchedFrom {
+                    logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(switchedFrom)')")
+                }
+                return refusal
+            }()
+        guard let refusal else { return true }
+        let error = DecodingError(.unauthorized, refusal)
+        if let line = rejections.record(error, from: "\(actor.role) '\(actor.id)'") { logger.warning("\(line)") }
+        return false
+    }
+
+    /// Why an actor's Hello is refused, or nil (and then its id is bound to its key).
+    fileprivate func admitActorHello(_ sender: Sender, from peer: AuthenticatedPeer?, routing: [UInt8]) -> String? {
+        // Actors' control sockets use the routing id ID-NONCEHEX, unique per connection: a
+        // Hello with another actor's id and nonce from another connection is an impostor's.
+        guard routing == routingID(of: sender) else {
+            return "an actor's control socket must have the routing id ID-NONCEHEX of its Hello's sender"
+        }
+        let liveOwner = actors.values.first { $0.id == sender.id && $0.alive }?.key
+        return authorization.admitHello(id: sender.id, from: peer, liveOwner: liveOwner)
+    }
+
+    /// Answers a refused message with an `Error` (code incompatible, so a misconfigured actor
+    /// stops) and counts it; the log line is thinned like every peer-triggered rejection.
+    fileprivate func refuse(
+        _ reason: String, to routing: [UInt8], from client: Sender, inReplyTo: UInt64 = 0, _ router: ZMQSocket
+    ) {
+        let error = DecodingError(.unauthorized, reason)
+        if let line = rejections.record(error, from: "\(client.role) '\(client.id)'") { logger.warning("\(line)") }
+        reply(.error(ErrorReply(code: .incompatible, message: reason, inReplyTo: inReplyTo)), to: routing, router)
+    }
+
+    /// Starts checking the teacher of a swap; `superviseSwap` applies or refuses it.
+    fileprivate func startSwap(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+        guard swapCheck == nil else {
+            let message = "a swap to \(swapCheck!.probe.endpoint) is being checked: try again in a few seconds"
+            reply(
+                .error(ErrorReply(code: .unavailable, message: message, inReplyTo: command.requestID)), to: routing,
+                router)
+            return
+        }
+        guard let sockets = socketFactory else { return }
+        var curve: CurveRole?
+        if configuration.curve != nil {
+            guard let key = configuration.teacherKey else {
+                let message =
+                    "with CURVE the learner checks a new teacher before a swap: start it with --teacher-key "
+                    + "(the teacher servers' public key) and list its key on the teachers' --curve-allow"
+                reply(
+                    .error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)),
+                    to: routing, router)
+                return
+            }
+            curve = .client(serverKey: key)
+        }
+        let mdp = problem.environment.mdp
+        let probe = TeacherProbe(
+            endpoint: command.teacherEndpoint,
+            expectation: .init(
+                environment: problem.environmentIdentity, stateCount: mdp.stateCount, actionCount: mdp.actionCount,
+                needsQValues: state.rule.loss.needsActionValues),
+            sockets: sockets, curve: curve, sender: sender, now: monotonicMilliseconds(),
+            timeoutMilliseconds: configuration.swapCheckMilliseconds)
+        logger.notice(
+            Logger.Message(
+                stringLiteral:
+                    "\(client.role) '\(client.id)' asks to move every actor to the teacher server at "
+                    + "\(command.teacherEndpoint): checking it first"))
+        swapCheck = (probe, command, routing, client)
+        superviseSwap(router, now: monotonicMilliseconds())
+    }
+
+    /// Applies or refuses a swap whose check ended, and goes back to the previous teacher when
+    /// the new one's targets do not arrive within the window after a swap.
+    fileprivate func superviseSwap(_ router: ZMQSocket, now: Int64) {
+        if let check = swapCheck, let outcome = check.probe.poll(now: now) {
+            swapCheck = nil
+            switch outcome {
+            case .refused(let reason):
+                logger.warning("refused the swap to \(check.probe.endpoint): \(reason)")
+                reply(
+                    .error(ErrorReply(code: .incompatible, message: reason, inReplyTo: check.command.requestID)),
+                    to: check.routing, router)
+            case .passed(let teacherID, let stated):
+                if !stated {
+                    logger.warning(
+                        Logger.Message(
+                            stringLiteral: "the teacher '\(teacherID)' at \(check.probe.endpoint) does not say which "
+                                + "environment it serves: only the shape of its answers was checked"))
+                }
+                logger.notice(
+                    "moving every actor to the teacher server at \(check.probe.endpoint) (teacher '\(teacherID)')")
+                swapWatch = (
+                    teacherID, teacherEndpoint, now + Int64(configuration.swapWindowSeconds * 1000)
+                )
+                teachers.announce(teacherID)
+                moveActors(to: check.probe.endpoint, router)
+                var echo = check.command
+                echo.accepted = true
+                echo.token = ""
+                echo.statusJSON = statusJSON()
+                reply(.control(echo), to: check.routing, router)
+            }
+        }
+        guard let watch = swapWatch else { return }
+        if teachers.current == watch.teacherID {
+            swapWatch = nil
+        } else if now >= watch.deadline && !actors.values.contains(where: \.alive) {
+            // Nobody could have sent its targets: the window starts again when actors are back.
+            swapWatch?.deadline = now + Int64(configuration.swapWindowSeconds * 1000)
+        } else if now >= watch.deadline {
+            swapWatch = nil
+            teachers.revert()
+            let back = watch.previousEndpoint.isEmpty ? "the teachers they started with" : watch.previousEndpoint
+            logger.warning(
+                Logger.Message(
+                    stringLiteral:
+                        "no unroll with targets of teacher '\(watch.teacherID)' at \(teacherEndpoint) within "
+                        + "\(configuration.swapWindowSeconds) s of the swap: moving the actors back to \(back)"))
+            moveActors(to: watch.previousEndpoint, router)
+        }
+    }
+
+    /// Tells every live actor to use the teacher at `endpoint` (empty: the one each said in its
+    /// Hello), and hands it to actors joining later.
+    private func moveActors(to endpoint: String, _ router: ZMQSocket) {
+        teacherEndpoint = endpoint
+        for (actorRouting, record) in actors where record.alive {
+            let target = endpoint.isEmpty ? record.teacherEndpoint : endpoint
+            guard !target.isEmpty else { continue }
+            reply(.control(Control(command: .swapTeacher, teacherEndpoint: target)), to: actorRouting, router)
         }
     }
 }

@@ -66,12 +66,12 @@ func monotonicSeconds() -> Double {
 public struct CurveConfiguration: Sendable {
     /// This process's key pair.
     public var keyPair: CurveKeyPair
-    /// Public keys of the clients a server admits; nil admits any client that knows its key
-    /// (encryption without authentication).
-    public var allowedClients: Set<String>?
+    /// Public keys of the clients a server admits, each with what it may do; nil admits any
+    /// client that knows its key (encryption without authentication: no roles either).
+    public var allowedClients: [String: KeyRole]?
 
     /// Creates a configuration.
-    public init(keyPair: CurveKeyPair, allowedClients: Set<String>? = nil) {
+    public init(keyPair: CurveKeyPair, allowedClients: [String: KeyRole]? = nil) {
         self.keyPair = keyPair
         self.allowedClients = allowedClients
     }

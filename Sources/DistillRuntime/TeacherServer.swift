@@ -20,6 +20,9 @@ public struct TeacherServerConfiguration: Sendable {
     /// Give up (stop, with `gaveUp` set) after this many seconds without a query; 0: never.
     /// Actors query at least every 2 s while they live (a keep-alive when their cache answers all).
     public var giveUpAfterSeconds: Double = 0
+    /// The environment the teacher serves, as `Hello.environment` names it: stated in every
+    /// reply, so a learner can refuse a swap to a teacher of another environment.
+    public var environmentIdentity = ""
 
     /// Creates a configuration with the default batching.
     public init(bind: String) {
@@ -208,7 +211,8 @@ public struct TeacherServer: RoleLoop {
             let reply = TeacherReply(
                 queryID: query.queryID, teacherID: teacher.identity, teacherVersion: teacherVersion,
                 probabilities: Tensor(shape: [rows, na], values: probabilities), values: values,
-                qValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q), cacheable: true)
+                qValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q), cacheable: true,
+                environment: configuration.environmentIdentity)
             // ROUTER drops replies to peers that left; the client retries on its own.
             _ = try router.send(
                 [routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)

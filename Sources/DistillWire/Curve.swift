@@ -46,21 +46,64 @@ public struct CurveKeyPair: Sendable, Equatable {
     }
 }
 
-/// A ZAP handler (ZeroMQ RFC 27) that admits CURVE clients whose public key is on an allow-list.
+/// What a CURVE key may do, as an allow-list says (see docs/security.md).
+public enum KeyRole: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Hello, heartbeats, unrolls, parameters, teacher queries, `status`.
+    case actor
+    /// A teacher server's own key (listed where a teacher is a client): `status` and teacher queries.
+    case teacher
+    /// Everything an operator does: `stop`, `swap-teacher`, `set-lambda`, `status`.
+    case `operator`
+
+    /// The role name as written in allow-lists and ZAP user ids.
+    public var description: String { rawValue }
+}
+
+/// A peer as the ZAP handler authenticated it: the role its key has, and the key.
+public struct AuthenticatedPeer: Sendable, Hashable {
+    /// What the key may do.
+    public var role: KeyRole
+    /// The peer's Z85 public key.
+    public var key: String
+
+    /// Creates a peer.
+    public init(role: KeyRole, key: String) {
+        self.role = role
+        self.key = key
+    }
+
+    /// The ZAP User-Id the handler gives this peer: "ROLE:KEY".
+    public var userID: String { "\(role.rawValue):\(key)" }
+
+    /// Reads a ZAP User-Id of the form "ROLE:KEY"; nil for anything else (no ZAP handler, or
+    /// a handler that is not ours).
+    public init?(userID: String?) {
+        guard let userID, let colon = userID.firstIndex(of: ":"),
+            let role = KeyRole(rawValue: String(userID[..<colon]))
+        else { return nil }
+        let key = String(userID[userID.index(after: colon)...])
+        guard CurveKeyPair.isKey(key) else { return nil }
+        self.init(role: role, key: key)
+    }
+}
+
+/// A ZAP handler (ZeroMQ RFC 27) that admits CURVE clients whose public key is on an allow-list,
+/// and names the key's role in the ZAP User-Id ("operator:KEY"), which receivers read per message
+/// (`ZMQSocket.lastUserID`).
 ///
 /// It binds `inproc://zeromq.zap.01` in the given context, so every CURVE server socket of that
 /// context asks it; it serves on a thread of its own (its REP socket is touched by no other
 /// thread) until `stop()`. A rejected client's handshake fails; nothing it sends is delivered.
 public final class ZAPAuthenticator: @unchecked Sendable {
-    private let allowed: Set<String>
+    private let allowed: [String: KeyRole]
     private let running = Atomic<Bool>(true)
     private let rejectedCount = Atomic<Int>(0)
     private let acceptedCount = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
     private let socket: ZMQSocket
 
-    /// Starts admitting the clients whose Z85 public keys are in `allowed`.
-    public init(context: ZMQContext, allowed: Set<String>) throws(ZMQError) {
+    /// Starts admitting the clients whose Z85 public keys are in `allowed`, each with its role.
+    public init(context: ZMQContext, allowed: [String: KeyRole]) throws(ZMQError) {
         self.allowed = allowed
         socket = try ZMQSocket(context: context, type: .rep, lingerMilliseconds: 0)
         try socket.bind("inproc://zeromq.zap.01")
@@ -88,19 +131,24 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             else { continue }
             // [version, request id, domain, address, identity, mechanism, credentials...]
             guard request.count >= 6 else { continue }
-            var ok = false
+            var peer: AuthenticatedPeer?
             if String(decoding: request[5], as: UTF8.self) == "CURVE", request.count >= 7, request[6].count == 32 {
                 var text = [CChar](repeating: 0, count: 41)
-                if zmq_z85_encode(&text, request[6], 32) != nil { ok = allowed.contains(DistillWire.text(text)) }
+                if zmq_z85_encode(&text, request[6], 32) != nil {
+                    let key = DistillWire.text(text)
+                    peer = allowed[key].map { AuthenticatedPeer(role: $0, key: key) }
+                }
             }
-            if ok {
+            if peer != nil {
                 acceptedCount.add(1, ordering: .relaxed)
             } else {
                 rejectedCount.add(1, ordering: .relaxed)
             }
+            // [version, request id, status code, status text, user id, metadata]
             let reply: [[UInt8]] = [
-                Array("1.0".utf8), request[1], Array((ok ? "200" : "400").utf8),
-                Array((ok ? "OK" : "client key not on the allow-list").utf8), [], [],
+                Array("1.0".utf8), request[1], Array((peer != nil ? "200" : "400").utf8),
+                Array((peer != nil ? "OK" : "client key not on the allow-list").utf8),
+                Array((peer?.userID ?? "").utf8), [],
             ]
             _ = try? socket.send(reply)
         }

@@ -6,7 +6,7 @@ public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible
     /// The class of a decoding error. New codes may be added; switch with a default.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Kind: String, Sendable, Hashable {
-            case malformed, unsupportedVersion, unexpectedType, tooLarge, invalidField
+            case malformed, unsupportedVersion, unexpectedType, tooLarge, invalidField, unauthorized
         }
         private let kind: Kind
 
@@ -20,6 +20,9 @@ public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible
         public static let tooLarge = Code(kind: .tooLarge)
         /// A field is missing, out of range, not finite, or inconsistent with another.
         public static let invalidField = Code(kind: .invalidField)
+        /// Well-formed, but its sender may not send it: a key without the role, a sender id bound
+        /// to another key, a teacher id the receiver never announced.
+        public static let unauthorized = Code(kind: .unauthorized)
 
         /// The code's name.
         public var description: String { kind.rawValue }
@@ -28,6 +31,7 @@ public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible
         public var replyCode: ErrorReply.Code {
             switch kind {
             case .malformed, .invalidField: .malformed
+            case .unauthorized: .incompatible
             case .unsupportedVersion: .unsupportedVersion
             case .unexpectedType: .unexpectedType
             case .tooLarge: .tooLarge

@@ -121,12 +121,15 @@ public struct TeacherReply: Sendable, Equatable {
     public var qValues: Tensor
     /// True when answers may be cached for this (teacherID, teacherVersion).
     public var cacheable: Bool
+    /// The environment the teacher serves (as `Hello.environment` names it); empty if unsaid.
+    public var environment: String
 
     /// Creates a reply.
     public init(
         queryID: UInt64, teacherID: String, teacherVersion: UInt64, probabilities: Tensor, values: [Float],
-        qValues: Tensor = .empty, cacheable: Bool
+        qValues: Tensor = .empty, cacheable: Bool, environment: String = ""
     ) {
+        self.environment = environment
         self.queryID = queryID
         self.teacherID = teacherID
         self.teacherVersion = teacherVersion
@@ -347,12 +350,15 @@ public struct Control: Sendable, Equatable {
     public var statusJSON: String
     /// Echoed in the reply.
     public var requestID: UInt64
+    /// The learner's run token, for commands other than `.status` without CURVE operator keys.
+    public var token: String
 
     /// Creates a command.
     public init(
         command: Command, teacherEndpoint: String = "", lambdas: [Float] = [], accepted: Bool = false,
-        statusJSON: String = "", requestID: UInt64 = 0
+        statusJSON: String = "", requestID: UInt64 = 0, token: String = ""
     ) {
+        self.token = token
         self.command = command
         self.teacherEndpoint = teacherEndpoint
         self.lambdas = lambdas

@@ -72,6 +72,7 @@ public struct WireCodec: Sendable {
             (m.n_values, m.values) = arena.array(reply.values)
             m.q_values = arena.tensor(reply.qValues)
             m.cacheable = reply.cacheable ? 1 : 0
+            m.environment = arena.string(reply.environment)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_TEACHER_REPLY
             root.teacher_reply = arena.store(m)
         case .unroll(let unroll):
@@ -148,6 +149,7 @@ public struct WireCodec: Sendable {
             m.accepted = control.accepted ? 1 : 0
             m.status_json = arena.string(control.statusJSON)
             m.request_id = control.requestID
+            m.token = arena.string(control.token)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_CONTROL
             root.control = arena.store(m)
         case .error(let error):
@@ -334,9 +336,11 @@ public struct WireCodec: Sendable {
             probabilities, rows: batch, field: "TeacherReply.probabilities")
         let q = try readTensor(m.q_values, field: "TeacherReply.q_values")
         try Self.validateOptionalTable(q, rows: batch, columns: actions, field: "TeacherReply.q_values")
+        let environment = try readString(m.environment, field: "TeacherReply.environment", maxBytes: 1024)
         return TeacherReply(
             queryID: m.query_id, teacherID: teacherID, teacherVersion: m.teacher_version,
-            probabilities: probabilities, values: values, qValues: q, cacheable: m.cacheable != 0)
+            probabilities: probabilities, values: values, qValues: q, cacheable: m.cacheable != 0,
+            environment: environment)
     }
 
     private func readUnroll(_ m: Distill__V1__Unroll) throws(DecodingError) -> Unroll {
@@ -458,9 +462,10 @@ public struct WireCodec: Sendable {
             }
         }
         let status = try readString(m.status_json, field: "Control.status_json", maxBytes: 1 << 20)
+        let token = try readString(m.token, field: "Control.token", maxBytes: 256)
         return Control(
             command: command, teacherEndpoint: endpoint, lambdas: lambdas, accepted: m.accepted != 0,
-            statusJSON: status, requestID: m.request_id)
+            statusJSON: status, requestID: m.request_id, token: token)
     }
 
     private func readError(_ m: Distill__V1__Error) throws(DecodingError) -> ErrorReply {

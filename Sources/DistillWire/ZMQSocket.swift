@@ -158,10 +158,20 @@ public final class ZMQSocket {
     // A zmq_msg_t must not move while libzmq uses it: keep one at a stable heap address.
     private let message: UnsafeMutablePointer<zmq_msg_t>
     private var isClosed = false
+    /// The ZAP User-Id of the last message received (what the ZAP handler said about the
+    /// peer's CURVE key, e.g. "operator:KEY"), or nil when no ZAP handler authenticated it.
+    public private(set) var lastUserID: String?
 
     /// Opens a socket with a bounded linger (the libzmq default, forever, hangs shutdown).
-    public init(context: ZMQContext, type: SocketType, lingerMilliseconds: Int = 200) throws(ZMQError) {
-        guard let handle = zmq_socket(context.handle, type.rawValue) else {
+    public convenience init(context: ZMQContext, type: SocketType, lingerMilliseconds: Int = 200) throws(ZMQError) {
+        try self.init(context: context, type: type, rawType: type.rawValue, lingerMilliseconds: lingerMilliseconds)
+    }
+
+    /// Opens a socket of a libzmq type `SocketType` does not list (a monitor's PAIR), labelled `type`.
+    private init(
+        context: ZMQContext, type: SocketType, rawType: Int32, lingerMilliseconds: Int
+    ) throws(ZMQError) {
+        guard let handle = zmq_socket(context.handle, rawType) else {
             throw ZMQError.last("open \(type) socket")
         }
         self.type = type
@@ -317,7 +327,23 @@ public final class ZMQSocket {
                     count = Int(size)
                 })
         } while zmq_msg_more(message) != 0
+        // Metadata is per connection and the same on every frame: read it from the last one.
+        lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }
         return frames
+    }
+
+    /// Starts reporting this socket's connection events on a new PAIR socket (`zmq_socket_monitor`):
+    /// read them with `HandshakeMonitor.failures`. Call before `connect`.
+    public func monitorHandshakes() throws(ZMQError) -> HandshakeMonitor {
+        let address = "inproc://distill-monitor-\(UInt64.random(in: 1...UInt64.max))"
+        let events =
+            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+        guard zmq_socket_monitor(handle, address, events) == 0 else { throw ZMQError.last("monitor \(type) socket") }
+        // A PAIR socket (labelled as the socket it watches; it is never sent on).
+        let pair = try ZMQSocket(context: context, type: type, rawType: ZMQ_PAIR, lingerMilliseconds: 0)
+        try pair.connect(address)
+        return HandshakeMonitor(socket: pair)
     }
 
     /// The events the socket is ready for now, without waiting.
@@ -361,5 +387,39 @@ public struct ZMQPoller {
             throw error
         }
         return items.map { PollEvents(rawValue: $0.revents) }
+    }
+}
+
+/// What happened to a socket's handshakes (CURVE authentication), read from its monitor.
+public final class HandshakeMonitor {
+    /// How a handshake ended.
+    public enum Outcome: Sendable, Equatable {
+        /// The server's ZAP handler refused this client's key (status code, e.g. 400).
+        case refusedByServer(status: Int)
+        /// The handshake failed for another reason (wrong server key, protocol mismatch).
+        case failed
+        /// A handshake succeeded.
+        case succeeded
+    }
+
+    private let socket: ZMQSocket
+
+    init(socket: ZMQSocket) { self.socket = socket }
+
+    deinit { socket.close() }
+
+    /// The handshake outcomes reported since the last call, oldest first (never waits).
+    public func outcomes() -> [Outcome] {
+        var result: [Outcome] = []
+        while let frames = try? socket.receive(dontWait: true), let first = frames.first, first.count >= 6 {
+            let event = Int32(first[0]) | Int32(first[1]) << 8
+            let value = Int(first[2]) | Int(first[3]) << 8 | Int(first[4]) << 16 | Int(first[5]) << 24
+            switch event {
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: result.append(.refusedByServer(status: value))
+            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: result.append(.succeeded)
+            default: result.append(.failed)
+            }
+        }
+        return result
     }
 }

@@ -74,7 +74,9 @@ struct CurveSecurityTests {
         try push.connect(learner.unrolls)
         Thread.sleep(forTimeInterval: 0.5)
         let unroll = Unroll(
-            sequence: 0, parameterVersion: 0, teacherID: "test", teacherVersion: 1, actionCount: 4, episodeLengths: [1],
+            // The teacher's own id: the learner refuses unrolls naming a teacher it did not announce.
+            sequence: 0, parameterVersion: 0, teacherID: "optimal", teacherVersion: 1, actionCount: 4,
+            episodeLengths: [1],
             episodeTerminated: [false], observations: [0, 1], actions: [0], rewards: [0],
             behaviourProbabilities: [0.25],
             teacherProbabilities: Tensor(shape: [2, 4], values: Array(repeating: 0.25, count: 8)),

@@ -29,7 +29,7 @@ struct TeacherSwapTests {
             let pids = actors.map(\.pid)
 
             let control = try ChildProcess([
-                "control", "swap-teacher", "--learner", learner.control, "--to", secondEndpoint,
+                "control", "swap-teacher", "--learner", learner.control, "--run-dir", out.path, "--to", secondEndpoint,
             ])
             _ = control.waitForExit()
             Roles.waitUntil(timeout: 20) {

@@ -22,7 +22,8 @@ enum Fixtures {
             TeacherReply(
                 queryID: 99, teacherID: "optimal", teacherVersion: 5,
                 probabilities: Tensor(shape: [2, 2], values: [0.75, 0.25, 0, 1]), values: [3.5, -1],
-                qValues: Tensor(shape: [2, 2], values: [1, 2, 3, 4]), cacheable: true)),
+                qValues: Tensor(shape: [2, 2], values: [1, 2, 3, 4]), cacheable: true,
+                environment: "gridworld(seed=1,20x20)")),
         .unroll(unroll),
         .parameters(
             Parameters(
@@ -43,7 +44,7 @@ enum Fixtures {
         .control(
             Control(
                 command: .swapTeacher, teacherEndpoint: "tcp://10.0.0.5:5556", lambdas: [0.5, 0.25], accepted: true,
-                statusJSON: #"{"version":3}"#, requestID: 8)),
+                statusJSON: #"{"version":3}"#, requestID: 8, token: "0123456789abcdef")),
         .error(ErrorReply(code: .incompatible, message: "environment differs", inReplyTo: 99)),
         .checkpoint(
             Checkpoint(

@@ -183,7 +183,10 @@ class RejectionLog:
 class TeacherServer:
     """Answers TeacherQuery messages from one table; never dies on what a peer sends."""
 
-    def __init__(self, table: TeacherTable, teacher_id: str, server_id: str, max_message_bytes: int):
+    def __init__(
+        self, table: TeacherTable, teacher_id: str, server_id: str, max_message_bytes: int, environment: str = ""
+    ):
+        self.environment = environment
         self.table = table
         self.teacher_id = teacher_id
         self.teacher_version = 1
@@ -329,6 +332,8 @@ class TeacherServer:
         reply = envelope.teacher_reply
         reply.query_id = query.query_id
         reply.teacher_id = self.teacher_id
+        # The environment served, as the learner names it: a learner checks it before a swap.
+        reply.environment = self.environment
         reply.teacher_version = self.teacher_version
         reply.cacheable = True
         reply.probabilities.shape.extend([rows, table.action_count])
@@ -429,7 +434,7 @@ def main(argv: list[str]) -> int:
             "  run --table ../corridor-teacher.json --bind 'tcp://*:5556'\n"
             "  distill teacher --env gridworld --seed 1 --teacher optimal --export-table optimal.json\n"
             "  run --table optimal.json --bind tcp://127.0.0.1:6556 --teacher-id python-optimal\n"
-            "then: distill control swap-teacher --learner tcp://HOST:5559 --to tcp://HOST:6556"
+            "then: distill control swap-teacher --learner tcp://HOST:5559 --run-dir RUN --to tcp://HOST:6556"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -439,6 +444,11 @@ def main(argv: list[str]) -> int:
         "--teacher-id", help="teacher id in every reply (default: the file's identity); 1 to 256 bytes"
     )
     parser.add_argument("--id", default="python-teacher", help="this server's Sender.id (default: python-teacher)")
+    parser.add_argument(
+        "--environment", default="",
+        help="the environment served, as the learner's status names it (its 'environment' field); a learner "
+        "checks it before a swap (default: unstated, then only the table's shape is checked)",
+    )
     parser.add_argument(
         "--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
         help=f"largest request accepted (default: {DEFAULT_MAX_MESSAGE_BYTES})",
@@ -465,7 +475,7 @@ def main(argv: list[str]) -> int:
     teacher_id = args.teacher_id if args.teacher_id is not None else table.identity
     if not 1 <= len(teacher_id.encode()) <= 256:
         parser.error("--teacher-id must be 1 to 256 bytes")
-    server = TeacherServer(table, teacher_id, args.id, args.max_message_bytes)
+    server = TeacherServer(table, teacher_id, args.id, args.max_message_bytes, args.environment)
 
     def stop(signum, _frame):
         server.stop_reason = signal.Signals(signum).name

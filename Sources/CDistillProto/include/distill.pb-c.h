@@ -245,10 +245,16 @@ struct  Distill__V1__TeacherReply
    * stays the same (tabular teachers), so actors may cache it.
    */
   protobuf_c_boolean cacheable;
+  /*
+   * The environment the teacher serves, as `Hello.environment` names it (e.g.
+   * "gridworld(seed=1,20x20)"); a learner refuses a swap to a teacher of another environment.
+   * Empty from older servers (added in protocol version 1 without a bump).
+   */
+  char *environment;
 };
 #define DISTILL__V1__TEACHER_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__teacher_reply__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, NULL, 0 }
+    , 0, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -533,10 +539,17 @@ struct  Distill__V1__Control
    * Chosen by the sender, echoed in the reply.
    */
   uint64_t request_id;
+  /*
+   * The learner's run token (a secret it writes at start, mode 0600, into its run directory):
+   * required for every command but COMMAND_STATUS when the learner cannot tell operators by
+   * their CURVE keys (no CURVE allow-list). Never echoed. Added in protocol version 1 without a
+   * bump: older learners ignore it, older clients cannot send it (they get status only).
+   */
+  char *token;
 };
 #define DISTILL__V1__CONTROL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__control__descriptor) \
-    , DISTILL__V1__CONTROL__COMMAND__COMMAND_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
+    , DISTILL__V1__CONTROL__COMMAND__COMMAND_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*

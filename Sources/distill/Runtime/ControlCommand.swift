@@ -9,11 +9,18 @@ struct ControlCommand: ParsableCommand {
         commandName: "control",
         abstract: "Send a command to a running learner: status, stop, swap-teacher, set-lambda.",
         discussion: """
+            Anybody who reaches the learner may ask for its status. The other commands need an \
+            operator: with CURVE and an allow-list, a key listed as "operator KEY" (--curve-key); \
+            without, the run token the learner wrote at start (mode 0600) into its run directory: \
+            give --run-dir RUN (the learner's --out, or --checkpoint-dir without --out; for \
+            `distill cluster`, its --out) or --token-file RUN/run-token. See docs/security.md.
+
             Examples:
               distill control status --learner tcp://127.0.0.1:5559
-              distill control swap-teacher --learner tcp://127.0.0.1:5559 --to tcp://10.0.0.7:5556
-              distill control set-lambda --learner tcp://127.0.0.1:5559 --lambda 0.5
-              distill control stop --learner tcp://127.0.0.1:5559
+              distill control swap-teacher --learner tcp://127.0.0.1:5559 --run-dir runs/x --to tcp://10.0.0.7:5556
+              distill control set-lambda --learner tcp://127.0.0.1:5559 --run-dir runs/x --lambda 0.5
+              distill control stop --learner tcp://127.0.0.1:5559 --token-file runs/x/run-token
+              distill control stop --learner tcp://HOST:5559 --curve-key keys/ops.key --learner-key keys/learner.pub
             """,
         subcommands: [Status.self, Stop.self, SwapTeacher.self, SetLambda.self])
 
@@ -30,6 +37,18 @@ struct ControlCommand: ParsableCommand {
         @Option(help: ArgumentHelp("With --curve-key: the learner's CURVE public key.", valueName: "file"))
         var learnerKey: String?
 
+        @Option(
+            help: ArgumentHelp(
+                "The learner's run token file (commands other than status, without CURVE operator keys).",
+                valueName: "file"))
+        var tokenFile: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "The learner's run directory (its --out, or `distill cluster --out`): reads its run-token.",
+                valueName: "dir"))
+        var runDir: String?
+
         func validate() throws {
             guard !learner.isEmpty else {
                 throw ValidationError("give the learner's control endpoint with --learner tcp://HOST:PORT")
@@ -37,6 +56,13 @@ struct ControlCommand: ParsableCommand {
             do { _ = try Endpoint(parsing: learner) } catch let error as RuntimeError {
                 throw ValidationError(error.description)
             }
+            if tokenFile != nil && runDir != nil { throw ValidationError("give --token-file or --run-dir, not both") }
+        }
+
+        /// The run token of --token-file or --run-dir, or "" when neither is given.
+        func token() throws -> String {
+            guard let file = tokenFile ?? runDir.map({ "\($0)/\(RunToken.fileName)" }) else { return "" }
+            return try RunToken.read(URL(fileURLWithPath: file))
         }
 
         func send(_ command: Control) throws -> Control {
@@ -50,7 +76,7 @@ struct ControlCommand: ParsableCommand {
                 }
                 let client = try ControlClient(
                     learner: learner, sender: .starting(role: .control, id: "control"), curve: curve,
-                    learnerKey: serverKey)
+                    learnerKey: serverKey, token: command.command == .status ? "" : try token())
                 return try client.send(command, timeoutMilliseconds: timeoutMs)
             } catch let error as RuntimeError {
                 FileHandle.standardError.write(Data("distill control: \(error.description)\n".utf8))

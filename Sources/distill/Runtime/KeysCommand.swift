@@ -11,17 +11,23 @@ struct KeysCommand: ParsableCommand {
         discussion: """
             `generate` writes NAME.key (public and secret key; mode 0600, keep it on its host) and \
             NAME.pub (the public key alone, to hand out). Servers (learner, teacher) take their \
-            pair with --curve-key and admit only the clients listed with --curve-allow (a file of \
-            public keys, one per line; without it any client that knows the server's key may \
-            connect). Clients take their own pair with --curve-key and the servers' public keys \
-            with --learner-key and --teacher-key.
+            pair with --curve-key and admit only the clients listed with --curve-allow: a file \
+            with one key per line, written "ROLE KEY" where ROLE is actor, teacher or operator \
+            (a bare KEY is an actor). Without --curve-allow any client that knows the server's \
+            key may connect, and nobody has a role. Only operator keys may stop the learner, \
+            swap its teacher or set λ. `generate --role operator` writes NAME.pub as \
+            "operator KEY", ready to append to an allow-list. Clients take their own pair with \
+            --curve-key and the servers' public keys with --learner-key and --teacher-key. See \
+            docs/security.md.
 
             Examples:
               distill keys generate --out keys --name learner
               distill keys generate --out keys --name actor-1
-              cat keys/actor-*.pub > keys/allowed
+              distill keys generate --out keys --name ops --role operator
+              cat keys/actor-*.pub keys/ops.pub > keys/allowed
               distill learner --curve-key keys/learner.key --curve-allow keys/allowed ...
               distill actor --curve-key keys/actor-1.key --learner-key keys/learner.pub --teacher-key keys/teacher.pub ...
+              distill control stop --learner tcp://HOST:5559 --curve-key keys/ops.key --learner-key keys/learner.pub
             """,
         subcommands: [Generate.self])
 
@@ -34,11 +40,20 @@ struct KeysCommand: ParsableCommand {
         @Option(help: "Base name of the key files.")
         var name: String
 
+        @Option(
+            help: ArgumentHelp(
+                "The role NAME.pub names for allow-lists: actor (a bare key), teacher or operator.",
+                valueName: "role"))
+        var role: String = "actor"
+
         @Flag(help: "Overwrite existing key files.")
         var force = false
 
         func validate() throws {
             guard !name.isEmpty, !name.contains("/") else { throw ValidationError("--name must be a file name") }
+            guard KeyRole(rawValue: role) != nil else {
+                throw ValidationError("--role must be actor, teacher or operator, got '\(role)'")
+            }
         }
 
         func run() throws {
@@ -56,7 +71,9 @@ struct KeysCommand: ParsableCommand {
                 FileManager.default.createFile(
                     atPath: secretFile.path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
             else { throw ValidationError("cannot write \(secretFile.path)") }
-            try Data((pair.publicKey + "\n").utf8).write(to: publicFile)
+            // An actor's .pub is the bare key (the allow-list format of old); other roles say theirs.
+            let listed = role == KeyRole.actor.rawValue ? pair.publicKey : "\(role) \(pair.publicKey)"
+            try Data((listed + "\n").utf8).write(to: publicFile)
             emit("wrote \(secretFile.path) (keep it secret) and \(publicFile.path) (hand it out)")
         }
     }
@@ -78,32 +95,24 @@ enum KeyFiles {
         }
     }
 
-    /// A public key from a NAME.pub file (or the "public KEY" line of a NAME.key file).
+    /// A public key from a NAME.pub file (a bare key or "ROLE KEY"), or the "public KEY" line of
+    /// a NAME.key file.
     static func publicKey(_ path: String, flag: String) throws -> String {
         let text = try read(path, flag: flag)
         for line in text.split(separator: "\n") {
-            let key = String(line.hasPrefix("public ") ? line.dropFirst("public ".count) : line[...])
-                .trimmingCharacters(in: .whitespaces)
-            if CurveKeyPair.isKey(key) { return key }
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let key = words.last.map(String.init), CurveKeyPair.isKey(key) { return key }
         }
         throw ValidationError("\(flag): \(path) holds no CURVE public key (40 characters of Z85)")
     }
 
-    /// An allow-list: one public key per line; blank lines and lines starting with # are ignored.
-    static func allowList(_ path: String, flag: String) throws -> Set<String> {
-        var keys = Set<String>()
-        for (number, line) in try read(path, flag: flag).split(separator: "\n", omittingEmptySubsequences: false)
-            .enumerated()
-        {
-            let key = line.trimmingCharacters(in: .whitespaces)
-            if key.isEmpty || key.hasPrefix("#") { continue }
-            guard CurveKeyPair.isKey(key) else {
-                throw ValidationError(
-                    "\(flag): line \(number + 1) of \(path) is not a CURVE public key (40 characters of Z85)")
-            }
-            keys.insert(key)
+    /// An allow-list (see `AllowList`), with errors naming the flag and the file.
+    static func allowList(_ path: String, flag: String) throws -> [String: KeyRole] {
+        do {
+            return try AllowList.parse(try read(path, flag: flag))
+        } catch let error as RuntimeError {
+            throw ValidationError("\(flag): \(path): \(error.description)")
         }
-        return keys
     }
 
     private static func read(_ path: String, flag: String) throws -> String {

@@ -76,6 +76,18 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "This learner's id in its messages.")
     var id = "learner"
 
+    @Option(
+        help: ArgumentHelp(
+            "With --curve-key: the teacher servers' CURVE public key, to check a teacher before a swap to it.",
+            valueName: "file"))
+    var teacherKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "After a swap, go back to the previous teacher if no unroll with the new one's targets arrives "
+                + "within this many seconds.", valueName: "seconds"))
+    var swapWindow = 10.0
+
     func validate() throws {
         guard publishEvery >= 1, publishIntervalMs >= 1 else {
             throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
@@ -86,6 +98,7 @@ struct LearnerCommand: ParsableCommand {
         guard unrollSteps >= 1 else { throw ValidationError("--unroll-steps must be at least 1") }
         guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
         if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
+        guard swapWindow.isFinite, swapWindow > 0 else { throw ValidationError("--swap-window must be positive") }
     }
 
     func run() throws {
@@ -120,6 +133,8 @@ struct LearnerCommand: ParsableCommand {
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
+        settings.swapWindowSeconds = swapWindow
+        settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
         try runRole(logger) {
             let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)

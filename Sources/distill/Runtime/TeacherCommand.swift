@@ -72,6 +72,7 @@ struct TeacherCommand: ParsableCommand {
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
+        settings.environmentIdentity = RunConfiguration.environmentIdentity(configuration.environment, env)
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
         try runRole(logger) {

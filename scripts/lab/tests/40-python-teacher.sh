@@ -87,12 +87,14 @@ lab_say "before the swap: $(echo "$before" | field env_steps) env steps, student
 # Phase 2: the Python server with the optimal table; swap every actor to it.
 PYTHONPATH="$pythonpath" "$python" -u "$example/teacher_server.py" --table "$work/optimal.json" \
     --bind tcp://127.0.0.1:0 --teacher-id python-optimal --status-interval 5 \
+    --environment "$(echo "$before" | field environment)" \
     >"$work/python-teacher.out" 2>"$work/python-teacher.log" &
 python_teacher_pid=$!
 pids+=($python_teacher_pid)
 lab_wait_for 30 has_endpoint "$work/python-teacher.out" teacher || lab_fail "the Python teacher server did not start"
 python_teacher=$(endpoint "$work/python-teacher.out" teacher)
-timeout 10 "$DISTILL_BINARY" control swap-teacher --learner "$control" --to "$python_teacher" >&2 \
+# Control commands other than status need the learner's run token (no CURVE here): --run-dir.
+timeout 10 "$DISTILL_BINARY" control swap-teacher --learner "$control" --run-dir "$work/out" --to "$python_teacher" >&2 \
     || lab_fail "swap-teacher to $python_teacher was refused"
 swapped() { [ "$(status | field teacher_id)" = python-optimal ]; }
 lab_wait_for 20 swapped || lab_fail "the learner's status never named python-optimal: $(status)"
@@ -120,7 +122,7 @@ steps_later=$(status | field env_steps)
 [ "$(echo "$after" | field teacher_id)" = python-optimal ] || lab_fail "teacher changed unexpectedly: $after"
 lab_say "after the swap: $steps_later env steps, student return $(echo "$after" | field student_return)"
 
-timeout 10 "$DISTILL_BINARY" control stop --learner "$control" >/dev/null || lab_fail "control stop failed"
+timeout 10 "$DISTILL_BINARY" control stop --learner "$control" --run-dir "$work/out" >/dev/null || lab_fail "control stop failed"
 for _ in $(seq 150); do kill -0 "$learner" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$learner" 2>/dev/null && lab_fail "the learner did not stop within 15 s"
 kill -TERM "$python_teacher_pid"

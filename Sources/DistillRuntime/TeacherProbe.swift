@@ -1,0 +1,117 @@
+import DistillWire
+import Foundation
+
+/// A learner's check of a teacher server before a swap to it: one `TeacherQuery` for a few
+/// states of the run's environment, answered in time by a teacher of that environment, or the
+/// swap is refused. Non-blocking: the learner's poll loop calls `poll(now:)` until it returns
+/// an outcome.
+final class TeacherProbe {
+    /// What the check found.
+    enum Outcome: Equatable {
+        /// The teacher answered for every state asked, for this environment (`stated`), or
+        /// without saying which environment it serves (a third-party or older server: only the
+        /// shape of its answer, for the run's first and last states, was checked).
+        case passed(teacherID: String, stated: Bool)
+        /// Why the swap is refused.
+        case refused(String)
+    }
+
+    /// The endpoint checked.
+    let endpoint: String
+    private var socket: ZMQSocket?
+    private let codec: WireCodec
+    private let deadline: Int64
+    private let states: [Int32]
+    private let expectation: Expectation
+    private var result: Outcome?
+
+    /// What a teacher of this run answers.
+    struct Expectation {
+        /// `Hello.environment` of the run.
+        var environment: String
+        /// The run's number of states and actions.
+        var stateCount: Int
+        var actionCount: Int
+        /// The update rule needs the teacher's Q-values.
+        var needsQValues: Bool
+    }
+
+    /// Sends the query to `endpoint` (with CURVE when `curve` is given); `timeoutMilliseconds`
+    /// bounds the wait for the answer.
+    init(
+        endpoint: String, expectation: Expectation, sockets: SocketFactory, curve: CurveRole?, sender: Sender,
+        now: Int64, timeoutMilliseconds: Int
+    ) {
+        self.endpoint = endpoint
+        self.expectation = expectation
+        self.codec = WireCodec(maxMessageBytes: sockets.maxMessageBytes)
+        self.deadline = now + Int64(timeoutMilliseconds)
+        // The first and last states (a teacher of a smaller environment refuses the last), and
+        // two in between.
+        let last = Int32(max(expectation.stateCount - 1, 0))
+        states = Array(Set([0, last / 3, 2 * last / 3, last])).sorted()
+        do {
+            let endpointValue = try Endpoint(parsing: endpoint)
+            guard endpointValue.port != 0 else {
+                throw RuntimeError("'\(endpoint)' has no port: a teacher endpoint is tcp://HOST:PORT")
+            }
+            let socket = try sockets.open(.dealer, highWaterMark: 4, curve: curve)
+            try sockets.connect(socket, endpoint, purpose: "teacher check")
+            self.socket = socket
+            let query = TeacherQuery(queryID: 1, stateIDs: states)
+            // Queued for the connection being made (not ZMQ_IMMEDIATE): sent once it is up.
+            guard try socket.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(query))), dontWait: true)
+            else { throw RuntimeError("cannot queue a query to \(endpoint)") }
+        } catch let error as RuntimeError {
+            result = .refused(error.description)
+        } catch {
+            result = .refused("cannot reach \(endpoint): \(error)")
+        }
+    }
+
+    deinit { socket?.close() }
+
+    /// The outcome once there is one; nil while waiting.
+    func poll(now: Int64) -> Outcome? {
+        if let result { return result }
+        guard let socket else { return result }
+        while let frames = try? socket.receive(dontWait: true), let payload = frames.last {
+            guard let envelope = try? codec.decode(payload, expecting: [.teacherReply, .error]) else { continue }
+            switch envelope.message {
+            case .teacherReply(let reply) where reply.queryID == 1:
+                result = check(reply)
+            case .error(let error):
+                result = .refused("the teacher at \(endpoint) refused the check: \(error.message)")
+            default:
+                continue
+            }
+            socket.close()
+            return result
+        }
+        if now >= deadline {
+            result = .refused(
+                "the teacher at \(endpoint) did not answer a query for \(states.count) states in time: "
+                    + "is a teacher server running there, reachable from the learner?")
+            socket.close()
+        }
+        return result
+    }
+
+    private func check(_ reply: TeacherReply) -> Outcome {
+        let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
+        guard reply.environment.isEmpty || reply.environment == expectation.environment else {
+            return .refused(
+                "\(who) serves \(reply.environment), this run is \(expectation.environment): start it with the run's "
+                    + "environment flags (--config RUN/config.json)")
+        }
+        guard reply.probabilities.shape == [states.count, expectation.actionCount] else {
+            return .refused(
+                "\(who) answered with shape \(reply.probabilities.shape), expected [\(states.count), "
+                    + "\(expectation.actionCount)]")
+        }
+        if expectation.needsQValues && reply.qValues.isEmpty {
+            return .refused("\(who) has no Q-values, and this run's method needs them")
+        }
+        return .passed(teacherID: reply.teacherID, stated: !reply.environment.isEmpty)
+    }
+}
