@@ -140,6 +140,8 @@ public final class Learner: RoleLoop {
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
     private var lastActorAliveAt: Int64 = 0
+    /// The version of the newest checkpoint this run wrote, or nil.
+    private var lastDurableVersion: UInt64?
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
     public private(set) var gaveUp: String?
 
@@ -182,12 +184,12 @@ public final class Learner: RoleLoop {
                   checkpoint: \(checkpoint.configurationJSON)
                   this run:   \(problem.configurationJSON)
                 Resume with the same flags, or give another --checkpoint-dir to start afresh.
-                """)
+                """, code: .checkpointMismatch)
         }
         guard checkpoint.parameters.count == parameters.logits.count else {
             throw RuntimeError(
-                "the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)"
-            )
+                "the checkpoint \(file.path) holds \(checkpoint.parameters.count) parameters, expected \(parameters.logits.count)",
+                code: .checkpointMismatch)
         }
         parameters.logits = checkpoint.parameters
         let half = checkpoint.optimiserState.count / 2
@@ -229,6 +231,14 @@ public final class Learner: RoleLoop {
         announceEndpoint("control", control)
         if let directory = configuration.outputDirectory {
             metrics = try MetricsFile(directory: directory, appending: resumedFrom != nil)
+        }
+        if let directory = configuration.checkpointDirectory {
+            let stale = try CheckpointStore(directory: directory).removeStaleTemporaryFiles()
+            if !stale.isEmpty {
+                logger.notice(
+                    "removed \(stale.count) temporary file(s) of checkpoint writes killed mid-way",
+                    metadata: ["files": "\(stale.joined(separator: " "))"])
+            }
         }
         logger.info(
             "learner ready",
@@ -305,8 +315,17 @@ public final class Learner: RoleLoop {
         publish(pub)
         if stopActorsAtEnd { stopActors(router) }
         writeMetrics()
-        checkpoint()
-        writeSummary(reason: reason)
+        let finalCheckpoint = checkpoint()
+        writeSummary(reason: reason, finalCheckpoint: finalCheckpoint?.outcome)
+        if let failure = finalCheckpoint?.failure {
+            // A lost final checkpoint is not a clean stop: the work since the last durable
+            // version is gone, and whoever runs the learner must hear it from the exit status.
+            throw RuntimeError(
+                "the final checkpoint failed: \(failure). The last durable checkpoint is "
+                    + ((lastDurableVersion ?? resumedFrom).map { "version \($0)" } ?? "none")
+                    + " of \(version); fix the checkpoint directory and resume from it.",
+                code: .checkpointWriteFailed)
+        }
     }
 
     // MARK: Learning
@@ -646,8 +665,11 @@ public final class Learner: RoleLoop {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private func checkpoint() {
-        guard let directory = configuration.checkpointDirectory else { return }
+    /// Writes a checkpoint; returns nil without a checkpoint directory, else what happened
+    /// ("written: FILE" or "failed: REASON"; summary.json records the final one).
+    @discardableResult
+    private func checkpoint() -> (outcome: String, failure: RuntimeError?)? {
+        guard let directory = configuration.checkpointDirectory else { return nil }
         // No RNG state: the learner draws no random numbers (actors own the sampling).
         let snapshot = Checkpoint(
             version: version, shape: [parameters.rowCount, parameters.actionCount], parameters: parameters.logits,
@@ -658,12 +680,17 @@ public final class Learner: RoleLoop {
         do {
             let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)
             logger.debug("checkpoint written", metadata: ["file": "\(file.lastPathComponent)"])
+            lastDurableVersion = version
+            return ("written: \(file.lastPathComponent)", nil)
         } catch {
-            logger.error("checkpoint failed: \(error); learning goes on and the next one will retry")
+            let failure =
+                error as? RuntimeError ?? RuntimeError("\(error)", code: .checkpointWriteFailed)
+            logger.error("checkpoint failed: \(failure); learning goes on and the next one will retry")
+            return ("failed: \(failure)", failure)
         }
     }
 
-    private func writeSummary(reason: String) {
+    private func writeSummary(reason: String, finalCheckpoint: String?) {
         guard let directory = configuration.outputDirectory else { return }
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds
@@ -687,6 +714,7 @@ public final class Learner: RoleLoop {
             "actors_seen": actors.count, "messages_rejected": rejections.total, "unroll_messages": unrollMessages,
             "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
+            "final_checkpoint": finalCheckpoint ?? "none (no --checkpoint-dir)",
         ]
         if let teacher, teacher.isFinite {
             summary["teacher_return"] = teacher

@@ -151,7 +151,7 @@ public final class SocketFactory {
         } catch {
             throw RuntimeError(
                 "cannot bind the \(purpose) socket to \(endpoint): \(error.message). Use a free port, "
-                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.")
+                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.", code: .bindFailed)
         }
     }
 
@@ -162,7 +162,7 @@ public final class SocketFactory {
         } catch {
             throw RuntimeError(
                 "cannot connect the \(purpose) socket to \(endpoint): \(error.message). "
-                    + "An endpoint looks like tcp://HOST:PORT.")
+                    + "An endpoint looks like tcp://HOST:PORT.", code: .connectFailed)
         }
     }
 }
