@@ -254,6 +254,8 @@ public struct Actor: RoleLoop {
     private var lastParametersAt: Int64 = 0
     private var lastHeardFromLearnerAt: Int64 = 0
     private var lastTeacherQueryAt: Int64 = 0
+    /// Why the learner refused this actor (another environment), or nil: `run` then throws.
+    private var refusal: String?
     /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
     public private(set) var gaveUp: String?
 
@@ -387,6 +389,12 @@ public struct Actor: RoleLoop {
         logger.info(
             "actor stopping (\(reason))",
             metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
+        if let refusal {
+            // A refused actor did nothing it was started for: a non-zero exit, so a supervisor
+            // or cluster engine sees the failure instead of a clean stop.
+            throw RuntimeError(
+                "the learner at \(configuration.learner) refused this actor: \(refusal)", code: .refusedByPeer)
+        }
     }
 
     private var teacherRole: CurveRole? { configuration.teacherKey.map { CurveRole.client(serverKey: $0) } }
@@ -589,6 +597,7 @@ public struct Actor: RoleLoop {
         case .error(let error):
             logger.error("the learner refused this actor: \(error.message)")
             if error.code == .incompatible {
+                refusal = error.message
                 StopSignal.request()
             }
         default:

@@ -19,7 +19,9 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         } else if let port = Int(portText), (1...65535).contains(port) {
             self.port = port
         } else {
-            throw RuntimeError("'\(text)' has an invalid port '\(portText)': \(form)", code: .invalidInput)
+            throw RuntimeError(
+                "'\(text)' has an invalid port '\(portText)': a port is 1 to 65535 (or * for any free port); \(form)",
+                code: .invalidInput)
         }
         self.host = host
     }

@@ -34,7 +34,8 @@ struct Distill: ParsableCommand {
     /// Parses the command line, with `DISTILL_*` environment variables as defaults for flags.
     static func main() {
         let arguments = EnvironmentFlags.arguments(
-            Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            OperatorInput.joiningNegativeValues(Array(CommandLine.arguments.dropFirst())),
+            environment: ProcessInfo.processInfo.environment)
         main(arguments)
     }
 }

@@ -47,7 +47,7 @@ struct LearnerCommand: ParsableCommand {
     var out: String?
 
     @Option(help: "Stop after learning from this many environment steps (default: run until stopped).")
-    var steps: UInt64?
+    var steps: Int64?
 
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
     var unrollSteps = 1000
@@ -65,7 +65,7 @@ struct LearnerCommand: ParsableCommand {
     var metricsInterval = 1.0
 
     @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
-    var metricsEverySteps: UInt64?
+    var metricsEverySteps: Int64?
 
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
     var actorTimeoutMs = 3000
@@ -77,15 +77,19 @@ struct LearnerCommand: ParsableCommand {
     var id = "learner"
 
     func validate() throws {
-        guard publishEvery >= 1, publishIntervalMs >= 1 else {
-            throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
+        try OperatorInput.atLeast(publishEvery, 1, "--publish-every")
+        try OperatorInput.atLeast(publishIntervalMs, 1, "--publish-interval-ms")
+        try OperatorInput.positive(checkpointInterval, "--checkpoint-interval")
+        try OperatorInput.positive(metricsInterval, "--metrics-interval")
+        try OperatorInput.atLeast(unrollSteps, 1, "--unroll-steps")
+        try OperatorInput.atLeast(actorTimeoutMs, 100, "--actor-timeout-ms")
+        try OperatorInput.positive(steps, "--steps")
+        try OperatorInput.positive(metricsEverySteps, "--metrics-every-steps")
+        for (value, flag) in [
+            (bindUnrolls, "--bind-unrolls"), (bindParams, "--bind-params"), (bindControl, "--bind-control"),
+        ] {
+            try OperatorInput.endpoint(value, flag: flag)
         }
-        guard checkpointInterval > 0, metricsInterval > 0 else {
-            throw ValidationError("--checkpoint-interval and --metrics-interval must be positive")
-        }
-        guard unrollSteps >= 1 else { throw ValidationError("--unroll-steps must be at least 1") }
-        guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
-        if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
     }
 
     func run() throws {
@@ -102,12 +106,12 @@ struct LearnerCommand: ParsableCommand {
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
         settings.outputDirectory = out.map { URL(fileURLWithPath: $0) }
-        settings.maxEnvSteps = steps
+        settings.maxEnvSteps = steps.map { UInt64($0) }
         settings.publishEveryUpdates = publishEvery
         settings.publishIntervalMilliseconds = publishIntervalMs
         settings.checkpointIntervalSeconds = checkpointInterval
         settings.metricsIntervalSeconds = metricsInterval
-        settings.metricsEverySteps = metricsEverySteps
+        settings.metricsEverySteps = metricsEverySteps.map { UInt64($0) }
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
