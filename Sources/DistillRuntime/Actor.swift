@@ -248,6 +248,7 @@ public struct Actor: RoleLoop {
     private var unrollsWithheld: UInt64 = 0
     private var teacherOutage = false
     private var rejections = RejectionLog()
+    private var peerLines = LogThrottle()
     private var lastHelloAt: Int64 = 0
     private var needsHello = false
     private var lastHeartbeatAt: Int64 = 0
@@ -470,7 +471,9 @@ public struct Actor: RoleLoop {
         }
         switch envelope.message {
         case .error(let error):
-            logger.error("teacher refused a query: \(error.message)")
+            if let line = peerLines.admit("teacher refused", "teacher refused a query: \(error.message)") {
+                logger.error("\(line)")
+            }
         case .teacherReply(let reply):
             guard let query = pendingQuery, reply.queryID == query.id else { return }  // a late answer
             if let problem = cache.store(reply, for: query.states) {

@@ -67,6 +67,15 @@ public struct LearnerConfiguration: Sendable {
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
     /// CURVE keys (and allow-list), or nil for plain TCP.
     public var curve: CurveConfiguration?
+    /// Actor records kept at most; a Hello beyond it first makes the table forget dead actors,
+    /// and is refused when every record is alive.
+    public var maxActors = 1024
+    /// A dead actor's record is forgotten this many milliseconds after it was last heard from
+    /// (nil: 20 × `actorTimeoutMilliseconds`, 60 s at the defaults).
+    public var forgetDeadActorsAfterMilliseconds: Int?
+    /// The global cap on bytes queued for the learner by unroll connections, whatever their
+    /// number: with the per-connection bound (`UnrollBudget`) it gives the connection limit.
+    public var unrollQueueBytes = 1 << 30
     /// Give up (stop as at the step limit, with `gaveUp` set) once no actor has been alive for
     /// this many seconds; 0: never (wait for actors to come back).
     public var giveUpAfterSeconds: Double = 0
@@ -140,6 +149,11 @@ public final class Learner: RoleLoop {
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
     private var lastActorAliveAt: Int64 = 0
+    private var unrollBudget: UnrollBudget?
+    private var unrollConnections: ConnectionCap?
+    private var actorsRefused: UInt64 = 0
+    /// Throttles the log lines peers can trigger (refusals, teacher switches, table limits).
+    private var peerLines = LogThrottle()
     /// The version of the newest checkpoint this run wrote, or nil.
     private var lastDurableVersion: UInt64?
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
@@ -215,11 +229,21 @@ public final class Learner: RoleLoop {
     public func run() throws {
         let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
         socketFactory = sockets
-        let pull = try sockets.open(.pull, highWaterMark: 4, curve: .server)
-        // Small kernel buffers too: unrolls queued anywhere are policy lag.
-        try pull.set(.receiveBuffer(bytes: 256 << 10))
+        let budget = Self.unrollBudget(problem, configuration)
+        unrollBudget = budget
+        let pull = try sockets.open(.pull, highWaterMark: budget.messagesPerConnection, curve: .server)
+        // Small kernel buffers and small messages too: unrolls queued anywhere are policy lag,
+        // and what a peer can make the learner hold is bounded by what an honest actor sends.
+        try pull.set(.receiveBuffer(bytes: budget.kernelBufferBytes))
+        try pull.set(.maxMessageSize(budget.maxUnrollBytes))
+        let cap = try ConnectionCap(pull, context: sockets.context, limit: budget.maxConnections)
+        unrollConnections = cap
+        defer { cap.monitor.close() }
         let pub = try sockets.open(.pub, highWaterMark: 16, curve: .server)
         let router = try sockets.open(.router, highWaterMark: 10_000, curve: .server)
+        // Control messages are small: a peer must not queue unroll-sized ones here instead.
+        try router.set(.maxMessageSize(Self.maxControlMessageBytes))
+        try router.set(.receiveHighWaterMark(1000))
         defer { for socket in [pull, pub, router] { socket.close() } }
         let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
         let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
@@ -250,6 +274,7 @@ public final class Learner: RoleLoop {
         var poller = ZMQPoller()
         poller.add(pull)
         poller.add(router)
+        poller.add(cap.monitor.socket)
         var lastPublished = monotonicMilliseconds()
         var publishedVersion = version
         var nextCheckpoint = monotonicSeconds() + configuration.checkpointIntervalSeconds
@@ -275,6 +300,17 @@ public final class Learner: RoleLoop {
                         publishedVersion = version
                         lastPublished = monotonicMilliseconds()
                     }
+                }
+            }
+            if !ready[2].isEmpty && cap.update() > 0 {
+                if let line = peerLines.admit(
+                    "connections",
+                    "cut an unroll connection: \(cap.connections) are open, the limit is \(cap.limit) "
+                        + "(--unroll-queue-mb \(configuration.unrollQueueBytes >> 20) / "
+                        + "\(formatBytes(UInt64(budget.bytesPerConnection))) per connection); raise "
+                        + "--unroll-queue-mb if this many actors are real")
+                {
+                    logger.warning("\(line)")
                 }
             }
             sendReceipts(router)
@@ -356,7 +392,8 @@ public final class Learner: RoleLoop {
             let straggler = unroll.teacherID == previousTeacherID && !swapPending
             if !straggler {
                 if !currentTeacherID.isEmpty {
-                    logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')")
+                    let line = "targets now come from teacher '\(unroll.teacherID)' (was '\(currentTeacherID)')"
+                    if let line = peerLines.admit("teacher switch", line) { logger.notice("\(line)") }
                 }
                 previousTeacherID = currentTeacherID
                 currentTeacherID = unroll.teacherID
@@ -502,7 +539,9 @@ public final class Learner: RoleLoop {
                     "this learner runs \(problem.environmentIdentity) (\(mdp.stateCount) states, \(mdp.actionCount) "
                     + "actions), \(envelope.sender.role) '\(envelope.sender.id)' runs \(hello.environment) "
                     + "(\(hello.stateCount) states, \(hello.actionCount) actions): start it with the same --env flags"
-                logger.error("refused a client: \(message)")
+                if let line = peerLines.admit("refused a client", "refused a client: \(message)") {
+                    logger.error("\(line)")
+                }
                 reply(.error(ErrorReply(code: .incompatible, message: message)), to: routing, router)
                 return
             }
@@ -513,6 +552,10 @@ public final class Learner: RoleLoop {
                     logger.info("actor '\(record.id)' restarted (new run); forgetting its previous run")
                 }
                 let known = actors[routing] != nil
+                guard known || makeRoomForActor(now) else {
+                    refuseActor(envelope.sender, routing: routing, router)
+                    return
+                }
                 actors[routing] = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
                 if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
             }
@@ -594,6 +637,39 @@ public final class Learner: RoleLoop {
             logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
         }
         if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
+        forgetDeadActors(now, atLeast: 0)
+    }
+
+    /// Forgets dead actors heard from longer ago than the forget window, or, to make room,
+    /// at least `atLeast` of the dead ones (longest silent first); returns how many it forgot.
+    @discardableResult
+    private func forgetDeadActors(_ now: Int64, atLeast: Int) -> Int {
+        let window = Int64(
+            configuration.forgetDeadActorsAfterMilliseconds ?? 20 * configuration.actorTimeoutMilliseconds)
+        let dead = actors.filter { !$0.value.alive }.sorted { $0.value.lastSeen < $1.value.lastSeen }
+        var forgotten = 0
+        for (routing, record) in dead where forgotten < atLeast || now - record.lastSeen > window {
+            actors[routing] = nil
+            forgotten += 1
+        }
+        return forgotten
+    }
+
+    /// Whether a new actor record fits (forgetting the longest-dead one if the table is full).
+    private func makeRoomForActor(_ now: Int64) -> Bool {
+        actors.count < configuration.maxActors || forgetDeadActors(now, atLeast: 1) > 0
+    }
+
+    /// Refuses a Hello because every record of the full table belongs to a live actor.
+    private func refuseActor(_ client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+        actorsRefused += 1
+        let message =
+            "this learner tracks at most \(configuration.maxActors) actors and all are alive; "
+            + "retry later, or give the learner a larger --max-actors"
+        if let line = peerLines.admit("actor table full", "refused \(client.role) '\(client.id)': \(message)") {
+            logger.warning("\(line)")
+        }
+        reply(.error(ErrorReply(code: .unavailable, message: message)), to: routing, router)
     }
 
     private func stopActors(_ router: ZMQSocket) {
@@ -653,7 +729,14 @@ public final class Learner: RoleLoop {
             "teacher_id": currentTeacherID, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
             "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
-            "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
+            "actors_listed": min(actors.count, Self.actorsListed), "actors_refused": actorsRefused,
+            "unroll_connections": unrollConnections?.connections ?? 0,
+            "unroll_connections_refused": unrollConnections?.refused ?? 0,
+            "max_unroll_bytes": unrollBudget?.maxUnrollBytes ?? 0,
+            "unroll_queue_cap_bytes": unrollBudget?.queuedBytesCap ?? 0,
+            // At most `actorsListed` entries (live ones first), so the answer stays far below a
+            // client's message limit however many actors there were; the counts cover them all.
+            "actors": Self.listed(actors.values).map { record -> [String: Any] in
                 [
                     "id": record.id, "alive": record.alive, "version": record.version, "env_steps": record.envSteps,
                     "unrolls_withheld": record.unrollsWithheld, "run_nonce": String(record.nonce, radix: 16),
@@ -663,6 +746,26 @@ public final class Learner: RoleLoop {
         let data =
             (try? JSONSerialization.data(withJSONObject: jsonSafe(status), options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Largest control message a peer may send (Hello, Heartbeat, GetParams, Control).
+    static let maxControlMessageBytes = 256 << 10
+
+    /// Actors listed by name in a status answer (about 200 bytes each).
+    static let actorsListed = 100
+
+    /// The `actorsListed` actors a status answer names: live ones first, then by id.
+    static func listed(_ records: Dictionary<[UInt8], ActorRecord>.Values) -> [ActorRecord] {
+        Array(records.sorted { ($0.alive ? 0 : 1, $0.id) < ($1.alive ? 0 : 1, $1.id) }.prefix(actorsListed))
+    }
+
+    /// What unroll connections may make this learner hold (see `UnrollBudget`).
+    static func unrollBudget(_ problem: LearnerProblem, _ configuration: LearnerConfiguration) -> UnrollBudget {
+        var budget = UnrollBudget(
+            unrollSteps: problem.unrollSteps, maxEpisodeSteps: problem.method.maxEpisodeSteps,
+            actionCount: problem.environment.mdp.actionCount, maxMessageBytes: configuration.maxMessageBytes)
+        budget.maxConnections = max(1, configuration.unrollQueueBytes / budget.bytesPerConnection)
+        return budget
     }
 
     /// Writes a checkpoint; returns nil without a checkpoint directory, else what happened

@@ -70,6 +70,15 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
     var actorTimeoutMs = 3000
 
+    @Option(help: "Actor records kept at most (dead ones are forgotten after 20 × --actor-timeout-ms).")
+    var maxActors = 1024
+
+    @Option(
+        help: ArgumentHelp(
+            "Megabytes all unroll connections together may make the learner hold; with the largest unroll "
+                + "this run's actors send it caps the number of unroll connections.", valueName: "MB"))
+    var unrollQueueMb = 1024
+
     @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
     var noReferenceTeacher = false
 
@@ -85,6 +94,11 @@ struct LearnerCommand: ParsableCommand {
         try OperatorInput.atLeast(actorTimeoutMs, 100, "--actor-timeout-ms")
         try OperatorInput.positive(steps, "--steps")
         try OperatorInput.positive(metricsEverySteps, "--metrics-every-steps")
+        try OperatorInput.atLeast(maxActors, 1, "--max-actors")
+        try OperatorInput.atLeast(unrollQueueMb, 1, "--unroll-queue-mb")
+        guard unrollQueueMb <= 1 << 20 else {
+            throw ValidationError("--unroll-queue-mb must be at most \(1 << 20) (1 TB), got \(unrollQueueMb)")
+        }
         for (value, flag) in [
             (bindUnrolls, "--bind-unrolls"), (bindParams, "--bind-params"), (bindControl, "--bind-control"),
         ] {
@@ -113,6 +127,8 @@ struct LearnerCommand: ParsableCommand {
         settings.metricsIntervalSeconds = metricsInterval
         settings.metricsEverySteps = metricsEverySteps.map { UInt64($0) }
         settings.actorTimeoutMilliseconds = actorTimeoutMs
+        settings.maxActors = maxActors
+        settings.unrollQueueBytes = unrollQueueMb << 20
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()

@@ -62,7 +62,9 @@ struct RoleOptions: ParsableArguments {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            // Peers put strings in log lines (ids, endpoints, their error messages): one log
+            // call stays one line whatever they contain.
+            return EscapingLogHandler(handler)
         }
         return Logger(label: "distill.\(role)")
     }
