@@ -120,7 +120,8 @@ public struct CheckpointStore: Sendable {
         if !skipped.isEmpty {
             throw RuntimeError(
                 "no readable checkpoint in \(directory.path); every file failed: "
-                    + skipped.joined(separator: "; ") + ". Move them away to start afresh.", code: .checkpointUnreadable)
+                    + skipped.joined(separator: "; ") + ". Move them away to start afresh.", code: .checkpointUnreadable
+            )
         }
         return nil
     }

@@ -64,7 +64,8 @@ public final class ManagedProcess: @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            throw RuntimeError("cannot start the \(name) process (\(binary.path)): \(error.localizedDescription)", code: .childProcess)
+            throw RuntimeError(
+                "cannot start the \(name) process (\(binary.path)): \(error.localizedDescription)", code: .childProcess)
         }
         self.process = process
     }
@@ -95,7 +96,8 @@ public final class ManagedProcess: @unchecked Sendable {
             usleep(10_000)
         }
         throw RuntimeError(
-            "the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile), code: .childProcess)
+            "the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile),
+            code: .childProcess)
     }
 
     /// Replaces the value of each flag in `values` (e.g. a `tcp://127.0.0.1:*` bind by the port

@@ -60,7 +60,9 @@ struct MetricsFile {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw RuntimeError("cannot create the output directory \(directory.path): \(error.localizedDescription)", code: .fileAccess)
+            throw RuntimeError(
+                "cannot create the output directory \(directory.path): \(error.localizedDescription)", code: .fileAccess
+            )
         }
         let file = directory.appendingPathComponent("metrics.csv")
         let exists = FileManager.default.fileExists(atPath: file.path)

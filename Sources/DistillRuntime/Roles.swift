@@ -153,7 +153,8 @@ public final class SocketFactory {
         } catch {
             throw RuntimeError(
                 "cannot bind the \(purpose) socket to \(endpoint): \(error.message). Use a free port, "
-                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.", code: .bindFailed)
+                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.",
+                code: .bindFailed)
         }
     }
 

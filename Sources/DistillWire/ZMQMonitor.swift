@@ -25,6 +25,9 @@ public final class ZMQMonitor {
             throw ZMQError.last("zmq_socket_monitor \(endpoint)")
         }
         socket = try ZMQSocket(context: context, type: .pair, lingerMilliseconds: 0)
+        // Events are small and drained every loop; a lost "disconnected" would leave a
+        // connection counted for good.
+        try socket.set(.receiveHighWaterMark(100_000))
         try socket.connect(endpoint)
     }
 

@@ -31,7 +31,9 @@ struct DurabilityTests {
         // pid 999999999 is above Linux's pid_max: a process that cannot be running.
         let stale = [".tmp-999999999-17", ".tmp-\(getpid())-3"]
         let live = ".tmp-1-5"  // pid 1 always runs
-        for name in stale + [live] { try Data("half a checkpoint".utf8).write(to: directory.appendingPathComponent(name)) }
+        for name in stale + [live] {
+            try Data("half a checkpoint".utf8).write(to: directory.appendingPathComponent(name))
+        }
         let removed = try store.removeStaleTemporaryFiles()
         #expect(Set(removed) == Set(stale))
         let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
@@ -53,9 +55,14 @@ struct DurabilityTests {
         #expect(disk.freeBytes() < pages * 4096, "the disk still has \(disk.freeBytes()) bytes free")
         try store.write(Self.checkpoint(version: 4, parameters: 1200), sender: sender)
         try store.write(Self.checkpoint(version: 5, parameters: 1200), sender: sender)
-        #expect(try store.checkpointFiles().map(\.lastPathComponent) == [3, 4, 5].map { CheckpointStore.fileName(version: $0) })
+        #expect(
+            try store.checkpointFiles().map(\.lastPathComponent)
+                == [3, 4, 5].map { CheckpointStore.fileName(version: $0) })
         #expect(try store.latest()?.checkpoint == Self.checkpoint(version: 5, parameters: 1200))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.directory.path).allSatisfy { !$0.hasPrefix(".tmp") })
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: disk.directory.path).allSatisfy {
+                !$0.hasPrefix(".tmp")
+            })
     }
 
     /// With `keep == 1` the only checkpoint is never deleted to make room: the write fails

@@ -29,8 +29,10 @@ struct OperatorInputTests {
     @Test func portsOutsideOneTo65535AreRefusedInEveryEndpointFlag() async throws {
         // Before: libzmq bound 99999 mod 65536 = 34463 and said nothing.
         let learner = try await Self.run(
-            ["learner"] + Roles.problem + ["--bind-control", "tcp://127.0.0.1:99999", "--bind-unrolls",
-            "tcp://127.0.0.1:*", "--bind-params", "tcp://127.0.0.1:*"])
+            ["learner"] + Roles.problem + [
+                "--bind-control", "tcp://127.0.0.1:99999", "--bind-unrolls",
+                "tcp://127.0.0.1:*", "--bind-params", "tcp://127.0.0.1:*",
+            ])
         #expect(learner.status != nil && learner.status != 0)
         #expect(learner.stderr.contains("--bind-control") && learner.stderr.contains("1 to 65535"), "\(learner.stderr)")
         #expect(!learner.stdout.contains { $0.hasPrefix("endpoint") }, "nothing may be bound: \(learner.stdout)")
@@ -38,7 +40,9 @@ struct OperatorInputTests {
         #expect(teacher.status != nil && teacher.status != 0)
         #expect(teacher.stderr.contains("--bind") && teacher.stderr.contains("70000"), "\(teacher.stderr)")
         let actor = try await Self.run(
-            ["actor"] + Roles.problem.prefix(6) + ["--learner", "tcp://127.0.0.1:0", "--teacher", "tcp://127.0.0.1:5556"])
+            ["actor"] + Roles.problem.prefix(6) + [
+                "--learner", "tcp://127.0.0.1:0", "--teacher", "tcp://127.0.0.1:5556",
+            ])
         #expect(actor.status != nil && actor.status != 0)
         #expect(actor.stderr.contains("--learner") && actor.stderr.contains("1 to 65535"), "\(actor.stderr)")
     }
@@ -62,7 +66,10 @@ struct OperatorInputTests {
         #expect(steps.status != nil && steps.status != 0)
         #expect(steps.stderr.contains("--steps must be positive, got -5"), "\(steps.stderr)")
         let inFlight = try await Self.run(
-            ["actor", "--learner", "tcp://127.0.0.1:5559", "--teacher", "tcp://127.0.0.1:5556", "--max-in-flight", "-2"])
+            [
+                "actor", "--learner", "tcp://127.0.0.1:5559", "--teacher", "tcp://127.0.0.1:5556", "--max-in-flight",
+                "-2",
+            ])
         #expect(inFlight.stderr.contains("--max-in-flight must be at least 1, got -2"), "\(inFlight.stderr)")
         let interval = try await Self.run(["learner", "--checkpoint-interval", "-0.5"])
         #expect(interval.stderr.contains("--checkpoint-interval must be positive, got -0.5"), "\(interval.stderr)")

@@ -40,7 +40,8 @@ struct ResourceTests {
     /// that must be read to be refused). The learner's peak RSS (VmHWM) must stay under its
     /// baseline plus what 22 connections may queue (`UnrollBudget`), plus 64 MB of allocator
     /// slack; the two real actors must keep learning, and status must keep answering.
-    /// Before: 2.5 GB RSS, status timed out, actors starved.
+    /// Before (issue): 2.5 GB RSS, status timed out, actors starved; before (this test, here):
+    /// peak 418 MB against a cap of 182 MB, and learning at 3.5 % of its rate.
     @Test func twentyFloodingClientsKeepTheLearnerUnderItsByteCapWhileRealActorsLearn() async throws {
         let flood = try await onOwnThread { () -> Flood in
             var flood = Flood()
@@ -51,9 +52,12 @@ struct ResourceTests {
             }
             defer { for process in actors + [teacher, learner.process] { process.stop() } }
             Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 20 }
-            let status = Roles.status(learner.control)
-            let advertised = Int(Roles.number(status, "max_unroll_bytes"))
-            flood.maxUnrollBytes = advertised > 0 ? advertised : 16 << 20  // before: no such field
+            // The learner's configuration (Roles.problem and the defaults): 1,000 steps per unroll,
+            // episodes of at most 10,000 steps, 4 actions, messages of at most 64 MiB.
+            let budget = UnrollBudget(
+                unrollSteps: 1000, maxEpisodeSteps: 10_000, actionCount: 4, maxMessageBytes: 64 << 20)
+            flood.maxUnrollBytes = budget.maxUnrollBytes
+            #expect(Int(Roles.number(Roles.status(learner.control), "max_unroll_bytes")) == budget.maxUnrollBytes)
             // The learner as it learns from honest actors only.
             let start = Date()
             let v0 = Roles.number(Roles.status(learner.control), "version")
@@ -94,8 +98,7 @@ struct ResourceTests {
             flood.versionsDuring = Roles.number(Roles.status(learner.control), "version") - v1
             flood.secondsDuring = Date().timeIntervalSince(floodStart)
             flood.peak = Self.memory(learner.process.pid, "VmHWM")
-            let perConnection = (128 << 10) + 3 * flood.maxUnrollBytes
-            flood.cap = flood.rssBefore + 22 * perConnection + 2 * flood.maxUnrollBytes + (64 << 20)
+            flood.cap = flood.rssBefore + 22 * budget.bytesPerConnection + 2 * budget.maxUnrollBytes + (64 << 20)
             return flood
         }
         let mb = { (bytes: Int) in String(format: "%.0f MB", Double(bytes) / 1e6) }
@@ -105,8 +108,14 @@ struct ResourceTests {
                 + "\(flood.versionsDuring / flood.secondsDuring) during; status answered \(flood.statusAnswered)/"
                 + "\(flood.statusAsked)")
         #expect(flood.peak > 0 && flood.peak <= flood.cap, "peak RSS \(mb(flood.peak)) over the cap \(mb(flood.cap))")
-        #expect(flood.versionsDuring > 10, "real actors starved: \(flood.versionsDuring) versions in 8 s")
-        #expect(flood.statusAnswered >= flood.statusAsked - 1, "status answered \(flood.statusAnswered)/\(flood.statusAsked)")
+        // The flood shares the machine's cores with the learner, so learning slows; it must not
+        // stop (before: 3.5 % of the rate without the flood).
+        let rateBefore = flood.versionsBefore / flood.secondsBefore
+        let rateDuring = flood.versionsDuring / flood.secondsDuring
+        #expect(rateDuring >= 0.1 * rateBefore, "real actors starved: \(rateDuring) versions/s, \(rateBefore) before")
+        #expect(
+            flood.statusAnswered >= flood.statusAsked - 1,
+            "status answered \(flood.statusAnswered)/\(flood.statusAsked)")
     }
 
     /// 5,000 Hellos from 5,000 routing ids, as fast as one client sends them. Before: 5,002
@@ -152,7 +161,9 @@ struct ResourceTests {
             }
             return (maxKnown, maxBytes, answered, knownAfter)
         }
-        print("fake hellos: at most \(seen.maxKnown) records, status at most \(seen.maxBytes) bytes, then \(seen.knownAfter)")
+        print(
+            "fake hellos: at most \(seen.maxKnown) records, status at most \(seen.maxBytes) bytes, then \(seen.knownAfter)"
+        )
         #expect(seen.answered == 10, "status must answer throughout")
         #expect(seen.maxKnown >= 100, "the fake Hellos were accepted (else this test tests nothing)")
         #expect(seen.maxKnown <= 1000)
