@@ -154,6 +154,9 @@ public final class Learner: RoleLoop {
     private var actorsRefused: UInt64 = 0
     /// Throttles the log lines peers can trigger (refusals, teacher switches, table limits).
     private var peerLines = LogThrottle()
+    /// Throttles actors joining, restarting, dying and coming back: every line of a real cluster
+    /// (up to 64 of each), not one per fake Hello of a flood.
+    private var membershipLines = LogThrottle(burst: 64)
     /// The version of the newest checkpoint this run wrote, or nil.
     private var lastDurableVersion: UInt64?
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
@@ -549,7 +552,8 @@ public final class Learner: RoleLoop {
                 // A restarted actor (same id, new run nonce) replaces its old record.
                 for (other, record) in actors where record.id == envelope.sender.id && other != routing {
                     actors[other] = nil
-                    logger.info("actor '\(record.id)' restarted (new run); forgetting its previous run")
+                    let line = "actor '\(record.id)' restarted (new run); forgetting its previous run"
+                    if let line = membershipLines.admit("restarted", line) { logger.info("\(line)") }
                 }
                 let known = actors[routing] != nil
                 guard known || makeRoomForActor(now) else {
@@ -557,7 +561,9 @@ public final class Learner: RoleLoop {
                     return
                 }
                 actors[routing] = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
-                if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
+                if !known, let line = membershipLines.admit("joined", "actor '\(envelope.sender.id)' joined") {
+                    logger.info("\(line)", metadata: ["version": "\(version)"])
+                }
             }
             let settings = ActorSettings(
                 control: control, maxEpisodeSteps: problem.method.maxEpisodeSteps, unrollSteps: problem.unrollSteps)
@@ -568,7 +574,9 @@ public final class Learner: RoleLoop {
             reply(.welcome(welcome), to: routing, router)
         case .heartbeat(let beat):
             if var record = actors[routing] {
-                if !record.alive { logger.notice("actor '\(record.id)' is back") }
+                if !record.alive, let line = membershipLines.admit("back", "actor '\(record.id)' is back") {
+                    logger.notice("\(line)")
+                }
                 record.lastSeen = now
                 record.alive = true
                 record.envSteps = beat.envSteps
@@ -634,7 +642,8 @@ public final class Learner: RoleLoop {
         for (routing, record) in actors
         where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
             actors[routing]!.alive = false
-            logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
+            let line = "actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others"
+            if let line = membershipLines.admit("dead", line) { logger.warning("\(line)") }
         }
         if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
         forgetDeadActors(now, atLeast: 0)
