@@ -15,10 +15,10 @@ struct OperatorInputTests {
     }
 
     /// Runs `distill ARGUMENTS` to its end (at most 30 s).
-    static func run(_ arguments: [String]) async throws -> Refusal {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Refusal {
         try await onOwnThread {
             let started = Date()
-            let process = try ChildProcess(arguments)
+            let process = try ChildProcess(arguments, environment: environment)
             let status = process.waitForExit(timeout: .seconds(30))
             return Refusal(
                 status: status, stderr: process.standardError, stdout: process.output,
@@ -71,6 +71,8 @@ struct OperatorInputTests {
                 "-2",
             ])
         #expect(inFlight.stderr.contains("--max-in-flight must be at least 1, got -2"), "\(inFlight.stderr)")
+        let fromEnvironment = try await Self.run(["learner"], environment: ["DISTILL_STEPS": "-5"])
+        #expect(fromEnvironment.stderr.contains("--steps must be positive, got -5"), "\(fromEnvironment.stderr)")
         let interval = try await Self.run(["learner", "--checkpoint-interval", "-0.5"])
         #expect(interval.stderr.contains("--checkpoint-interval must be positive, got -0.5"), "\(interval.stderr)")
     }
