@@ -53,7 +53,8 @@ public final class ControlClient {
             case .control(let reply) where reply.requestID == request.requestID:
                 return reply
             case .error(let error) where error.inReplyTo == request.requestID || error.inReplyTo == 0:
-                throw RuntimeError("the learner refused the command: \(error.message)", code: .refusedByPeer)
+                throw RuntimeError(
+                    "the learner refused the command: \(logSafe(error.message))", code: .refusedByPeer)
             default:
                 continue  // an answer to an earlier, timed-out request
             }

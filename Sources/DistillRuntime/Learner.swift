@@ -246,7 +246,7 @@ public final class Learner: RoleLoop {
         let router = try sockets.open(.router, highWaterMark: 10_000, curve: .server)
         // Control messages are small: a peer must not queue unroll-sized ones here instead.
         try router.set(.maxMessageSize(Self.maxControlMessageBytes))
-        try router.set(.receiveHighWaterMark(1000))
+        try router.set(.receiveHighWaterMark(100))
         defer { for socket in [pull, pub, router] { socket.close() } }
         let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
         let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
@@ -646,27 +646,27 @@ public final class Learner: RoleLoop {
             if let line = membershipLines.admit("dead", line) { logger.warning("\(line)") }
         }
         if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
-        forgetDeadActors(now, atLeast: 0)
+        forgetDeadActors(now)
     }
 
-    /// Forgets dead actors heard from longer ago than the forget window, or, to make room,
-    /// at least `atLeast` of the dead ones (longest silent first); returns how many it forgot.
-    @discardableResult
-    private func forgetDeadActors(_ now: Int64, atLeast: Int) -> Int {
+    /// Forgets dead actors heard from longer ago than the forget window.
+    private func forgetDeadActors(_ now: Int64) {
         let window = Int64(
             configuration.forgetDeadActorsAfterMilliseconds ?? 20 * configuration.actorTimeoutMilliseconds)
-        let dead = actors.filter { !$0.value.alive }.sorted { $0.value.lastSeen < $1.value.lastSeen }
-        var forgotten = 0
-        for (routing, record) in dead where forgotten < atLeast || now - record.lastSeen > window {
+        for (routing, record) in actors where !record.alive && now - record.lastSeen > window {
             actors[routing] = nil
-            forgotten += 1
         }
-        return forgotten
     }
 
     /// Whether a new actor record fits (forgetting the longest-dead one if the table is full).
     private func makeRoomForActor(_ now: Int64) -> Bool {
-        actors.count < configuration.maxActors || forgetDeadActors(now, atLeast: 1) > 0
+        guard actors.count >= configuration.maxActors else { return true }
+        // One pass, no sort: a flood of Hellos to a full table costs O(table) each.
+        guard
+            let oldest = actors.lazy.filter({ !$0.value.alive }).min(by: { $0.value.lastSeen < $1.value.lastSeen })
+        else { return false }
+        actors[oldest.key] = nil
+        return true
     }
 
     /// Refuses a Hello because every record of the full table belongs to a live actor.
@@ -758,7 +758,7 @@ public final class Learner: RoleLoop {
     }
 
     /// Largest control message a peer may send (Hello, Heartbeat, GetParams, Control).
-    static let maxControlMessageBytes = 256 << 10
+    static let maxControlMessageBytes = 64 << 10
 
     /// Actors listed by name in a status answer (about 200 bytes each).
     static let actorsListed = 100
