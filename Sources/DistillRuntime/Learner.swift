@@ -267,6 +267,11 @@ public final class Learner: RoleLoop {
                     metadata: ["files": "\(stale.joined(separator: " "))"])
             }
         }
+        let limits =
+            "unroll limits: messages of at most \(formatBytes(UInt64(budget.maxUnrollBytes))), "
+            + "\(budget.maxConnections) connections of at most \(formatBytes(UInt64(budget.bytesPerConnection))) "
+            + "queued each: \(formatBytes(UInt64(budget.queuedBytesCap))) in all (--unroll-queue-mb)"
+        logger.info("\(limits)")
         logger.info(
             "learner ready",
             metadata: [
@@ -757,6 +762,9 @@ public final class Learner: RoleLoop {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Unroll connections accepted whatever `unrollQueueBytes` says.
+    static let minUnrollConnections = 16
+
     /// Largest control message a peer may send (Hello, Heartbeat, GetParams, Control).
     static let maxControlMessageBytes = 64 << 10
 
@@ -773,7 +781,10 @@ public final class Learner: RoleLoop {
         var budget = UnrollBudget(
             unrollSteps: problem.unrollSteps, maxEpisodeSteps: problem.method.maxEpisodeSteps,
             actionCount: problem.environment.mdp.actionCount, maxMessageBytes: configuration.maxMessageBytes)
-        budget.maxConnections = max(1, configuration.unrollQueueBytes / budget.bytesPerConnection)
+        // At least `minUnrollConnections`, so that a run with very large unrolls (4,000 actions,
+        // long episodes) still serves a cluster; the cap is then that many connections' worth.
+        budget.maxConnections = max(
+            Self.minUnrollConnections, configuration.unrollQueueBytes / budget.bytesPerConnection)
         return budget
     }
 

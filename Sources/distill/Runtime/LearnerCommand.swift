@@ -76,7 +76,8 @@ struct LearnerCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Megabytes all unroll connections together may make the learner hold; with the largest unroll "
-                + "this run's actors send it caps the number of unroll connections.", valueName: "MB"))
+                + "this run's actors send it caps the number of unroll connections (at least 16).",
+            valueName: "MB"))
     var unrollQueueMb = 1024
 
     @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
