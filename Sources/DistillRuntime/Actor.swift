@@ -248,12 +248,15 @@ public struct Actor: RoleLoop {
     private var unrollsWithheld: UInt64 = 0
     private var teacherOutage = false
     private var rejections = RejectionLog()
+    private var peerLines = LogThrottle()
     private var lastHelloAt: Int64 = 0
     private var needsHello = false
     private var lastHeartbeatAt: Int64 = 0
     private var lastParametersAt: Int64 = 0
     private var lastHeardFromLearnerAt: Int64 = 0
     private var lastTeacherQueryAt: Int64 = 0
+    /// Why the learner refused this actor (another environment), or nil: `run` then throws.
+    private var refusal: String?
     /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
     public private(set) var gaveUp: String?
 
@@ -387,6 +390,12 @@ public struct Actor: RoleLoop {
         logger.info(
             "actor stopping (\(reason))",
             metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
+        if let refusal {
+            // A refused actor did nothing it was started for: a non-zero exit, so a supervisor
+            // or cluster engine sees the failure instead of a clean stop.
+            throw RuntimeError(
+                "the learner at \(configuration.learner) refused this actor: \(refusal)", code: .refusedByPeer)
+        }
     }
 
     private var teacherRole: CurveRole? { configuration.teacherKey.map { CurveRole.client(serverKey: $0) } }
@@ -462,7 +471,9 @@ public struct Actor: RoleLoop {
         }
         switch envelope.message {
         case .error(let error):
-            logger.error("teacher refused a query: \(error.message)")
+            if let line = peerLines.admit("teacher refused", "teacher refused a query: \(error.message)") {
+                logger.error("\(line)")
+            }
         case .teacherReply(let reply):
             guard let query = pendingQuery, reply.queryID == query.id else { return }  // a late answer
             if let problem = cache.store(reply, for: query.states) {
@@ -589,6 +600,7 @@ public struct Actor: RoleLoop {
         case .error(let error):
             logger.error("the learner refused this actor: \(error.message)")
             if error.code == .incompatible {
+                refusal = error.message
                 StopSignal.request()
             }
         default:

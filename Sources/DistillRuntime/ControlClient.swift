@@ -65,7 +65,7 @@ public final class ControlClient {
             guard left > 0 else {
                 throw RuntimeError(
                     "no answer from the learner at \(endpoint) within \(timeoutMilliseconds) ms: "
-                        + "is it running, and is that its control endpoint?")
+                        + "is it running, and is that its control endpoint?", code: .noAnswer)
             }
             guard try !poller.poll(timeoutMilliseconds: Int(min(left, 100)))[0].isEmpty,
                 let frames = try socket.receive(dontWait: true), let payload = frames.last
@@ -75,7 +75,8 @@ public final class ControlClient {
             case .control(let reply) where reply.requestID == request.requestID:
                 return reply
             case .error(let error) where error.inReplyTo == request.requestID || error.inReplyTo == 0:
-                throw RuntimeError("the learner refused the command: \(error.message)")
+                throw RuntimeError(
+                    "the learner refused the command: \(logSafe(error.message))", code: .refusedByPeer)
             default:
                 continue  // an answer to an earlier, timed-out request
             }

@@ -42,7 +42,7 @@ public final class ManagedProcess: @unchecked Sendable {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         guard let log = FileHandle(forWritingAtPath: logFile.path) else {
-            throw RuntimeError("cannot write the log file \(logFile.path)")
+            throw RuntimeError("cannot write the log file \(logFile.path)", code: .fileAccess)
         }
         log.seekToEndOfFile()
         let out = Pipe()
@@ -64,7 +64,8 @@ public final class ManagedProcess: @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            throw RuntimeError("cannot start the \(name) process (\(binary.path)): \(error.localizedDescription)")
+            throw RuntimeError(
+                "cannot start the \(name) process (\(binary.path)): \(error.localizedDescription)", code: .childProcess)
         }
         self.process = process
     }
@@ -89,12 +90,14 @@ public final class ManagedProcess: @unchecked Sendable {
             if !process.isRunning {
                 throw RuntimeError(
                     "the \(name) process exited (status \(process.terminationStatus)) before it was ready:\n"
-                        + tail(of: logFile))
+                        + tail(of: logFile), code: .childProcess)
             }
             if StopSignal.isRequested { throw RuntimeError("stopped while waiting for the \(name) process") }
             usleep(10_000)
         }
-        throw RuntimeError("the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile))
+        throw RuntimeError(
+            "the \(name) process was not ready after \(Int(timeoutSeconds)) s:\n" + tail(of: logFile),
+            code: .childProcess)
     }
 
     /// Replaces the value of each flag in `values` (e.g. a `tcp://127.0.0.1:*` bind by the port
@@ -202,7 +205,7 @@ public struct Launcher: RoleLoop {
         do {
             try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         } catch {
-            throw RuntimeError("cannot create \(logs.path): \(error.localizedDescription)")
+            throw RuntimeError("cannot create \(logs.path): \(error.localizedDescription)", code: .fileAccess)
         }
         let binary = configuration.binary
         let local = "tcp://127.0.0.1:*"
@@ -269,7 +272,7 @@ public struct Launcher: RoleLoop {
                 guard learner.mayRestart() else {
                     throw RuntimeError(
                         "the learner keeps failing (status \(learner.terminationStatus)); stopping:\n"
-                            + tail(of: learner.logFile))
+                            + tail(of: learner.logFile), code: .childProcess)
                 }
                 logger.warning(
                     "the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
@@ -281,7 +284,9 @@ public struct Launcher: RoleLoop {
             // limit); only a crash is restarted.
             for child in [teacher] + actors where !child.isRunning && child.terminationStatus != 0 {
                 guard child.mayRestart() else {
-                    throw RuntimeError("the \(child.name) process keeps failing; stopping:\n" + tail(of: child.logFile))
+                    throw RuntimeError(
+                        "the \(child.name) process keeps failing; stopping:\n" + tail(of: child.logFile),
+                        code: .childProcess)
                 }
                 logger.warning("\(child.name) exited with status \(child.terminationStatus); restarting it")
                 try child.start()
@@ -302,7 +307,8 @@ public struct Launcher: RoleLoop {
         let learnerStatus = learner.waitForExit(seconds: 60)
         Self.stopAll(children)
         if learnerStatus != 0 {
-            throw RuntimeError("the learner ended with status \(learnerStatus):\n" + tail(of: learner.logFile))
+            throw RuntimeError(
+                "the learner ended with status \(learnerStatus):\n" + tail(of: learner.logFile), code: .childProcess)
         }
     }
 

@@ -71,6 +71,15 @@ public struct LearnerConfiguration: Sendable {
     public var maxMessageBytes = WireCodec.defaultMaxMessageBytes
     /// CURVE keys (and allow-list), or nil for plain TCP.
     public var curve: CurveConfiguration?
+    /// Actor records kept at most; a Hello beyond it first makes the table forget dead actors,
+    /// and is refused when every record is alive.
+    public var maxActors = 1024
+    /// A dead actor's record is forgotten this many milliseconds after it was last heard from
+    /// (nil: 20 × `actorTimeoutMilliseconds`, 60 s at the defaults).
+    public var forgetDeadActorsAfterMilliseconds: Int?
+    /// The global cap on bytes queued for the learner by unroll connections, whatever their
+    /// number: with the per-connection bound (`UnrollBudget`) it gives the connection limit.
+    public var unrollQueueBytes = 1 << 30
     /// Give up (stop as at the step limit, with `gaveUp` set) once no actor has been alive for
     /// this many seconds; 0: never (wait for actors to come back).
     public var giveUpAfterSeconds: Double = 0
@@ -155,6 +164,16 @@ public final class Learner: RoleLoop {
     private var unrollBytes: UInt64 = 0
     private var receipts: [[UInt8]: UInt64] = [:]
     private var lastActorAliveAt: Int64 = 0
+    private var unrollBudget: UnrollBudget?
+    private var unrollConnections: ConnectionCap?
+    private var actorsRefused: UInt64 = 0
+    /// Throttles the log lines peers can trigger (refusals, teacher switches, table limits).
+    private var peerLines = LogThrottle()
+    /// Throttles actors joining, restarting, dying and coming back: every line of a real cluster
+    /// (up to 64 of each), not one per fake Hello of a flood.
+    private var membershipLines = LogThrottle(burst: 64)
+    /// The version of the newest checkpoint this run wrote, or nil.
+    private var lastDurableVersion: UInt64?
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
     public private(set) var gaveUp: String?
 
@@ -188,12 +207,13 @@ public final class Learner: RoleLoop {
                   checkpoint: \(checkpoint.configurationJSON)
                   this run:   \(problem.configurationJSON)
                 Resume with the same flags, or give another --checkpoint-dir to start afresh.
-                """)
+                """, code: .checkpointMismatch)
         }
         do {
             try state.restore(from: LearnerSnapshot(checkpoint))
         } catch let error as DistillError {
-            throw RuntimeError("the checkpoint \(file.path) does not fit this run: \(error.message)")
+            throw RuntimeError(
+                "the checkpoint \(file.path) does not fit this run: \(error.message)", code: .checkpointMismatch)
         }
         version = checkpoint.version
         resumedFrom = checkpoint.version
@@ -206,11 +226,21 @@ public final class Learner: RoleLoop {
     public func run() throws {
         let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
         socketFactory = sockets
-        let pull = try sockets.open(.pull, highWaterMark: 4, curve: .server)
-        // Small kernel buffers too: unrolls queued anywhere are policy lag.
-        try pull.set(.receiveBuffer(bytes: 256 << 10))
+        let budget = Self.unrollBudget(problem, configuration)
+        unrollBudget = budget
+        let pull = try sockets.open(.pull, highWaterMark: budget.messagesPerConnection, curve: .server)
+        // Small kernel buffers and small messages too: unrolls queued anywhere are policy lag,
+        // and what a peer can make the learner hold is bounded by what an honest actor sends.
+        try pull.set(.receiveBuffer(bytes: budget.kernelBufferBytes))
+        try pull.set(.maxMessageSize(budget.maxUnrollBytes))
+        let cap = try ConnectionCap(pull, context: sockets.context, limit: budget.maxConnections)
+        unrollConnections = cap
+        defer { cap.monitor.close() }
         let pub = try sockets.open(.pub, highWaterMark: 16, curve: .server)
         let router = try sockets.open(.router, highWaterMark: 10_000, curve: .server)
+        // Control messages are small: a peer must not queue unroll-sized ones here instead.
+        try router.set(.maxMessageSize(Self.maxControlMessageBytes))
+        try router.set(.receiveHighWaterMark(100))
         defer { for socket in [pull, pub, router] { socket.close() } }
         let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
         let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
@@ -224,6 +254,19 @@ public final class Learner: RoleLoop {
         if let directory = configuration.outputDirectory {
             metrics = try MetricsFile(directory: directory, appending: resumedFrom != nil)
         }
+        if let directory = configuration.checkpointDirectory {
+            let stale = try CheckpointStore(directory: directory).removeStaleTemporaryFiles()
+            if !stale.isEmpty {
+                logger.notice(
+                    "removed \(stale.count) temporary file(s) of checkpoint writes killed mid-way",
+                    metadata: ["files": "\(stale.joined(separator: " "))"])
+            }
+        }
+        let limits =
+            "unroll limits: messages of at most \(formatBytes(UInt64(budget.maxUnrollBytes))), "
+            + "\(budget.maxConnections) connections of at most \(formatBytes(UInt64(budget.bytesPerConnection))) "
+            + "queued each: \(formatBytes(UInt64(budget.queuedBytesCap))) in all (--unroll-queue-mb)"
+        logger.info("\(limits)")
         logger.info(
             "learner ready",
             metadata: [
@@ -234,6 +277,7 @@ public final class Learner: RoleLoop {
         var poller = ZMQPoller()
         poller.add(pull)
         poller.add(router)
+        poller.add(cap.monitor.socket)
         var lastPublished = monotonicMilliseconds()
         var publishedVersion = version
         var nextCheckpoint = monotonicSeconds() + configuration.checkpointIntervalSeconds
@@ -260,6 +304,17 @@ public final class Learner: RoleLoop {
                         publishedVersion = version
                         lastPublished = monotonicMilliseconds()
                     }
+                }
+            }
+            if !ready[2].isEmpty && cap.update() > 0 {
+                if let line = peerLines.admit(
+                    "connections",
+                    "cut an unroll connection: \(cap.connections) are open, the limit is \(cap.limit) "
+                        + "(--unroll-queue-mb \(configuration.unrollQueueBytes >> 20) / "
+                        + "\(formatBytes(UInt64(budget.bytesPerConnection))) per connection); raise "
+                        + "--unroll-queue-mb if this many actors are real")
+                {
+                    logger.warning("\(line)")
                 }
             }
             sendReceipts(router)
@@ -301,8 +356,17 @@ public final class Learner: RoleLoop {
         publish(pub)
         if stopActorsAtEnd { stopActors(router) }
         writeMetrics()
-        checkpoint()
-        writeSummary(reason: reason)
+        let finalCheckpoint = checkpoint()
+        writeSummary(reason: reason, finalCheckpoint: finalCheckpoint?.outcome)
+        if let failure = finalCheckpoint?.failure {
+            // A lost final checkpoint is not a clean stop: the work since the last durable
+            // version is gone, and whoever runs the learner must hear it from the exit status.
+            throw RuntimeError(
+                "the final checkpoint failed: \(failure). The last durable checkpoint is "
+                    + ((lastDurableVersion ?? resumedFrom).map { "version \($0)" } ?? "none")
+                    + " of \(version); fix the checkpoint directory and resume from it.",
+                code: .checkpointWriteFailed)
+        }
     }
 
     // MARK: Learning
@@ -461,7 +525,9 @@ public final class Learner: RoleLoop {
                     "this learner runs \(problem.environmentIdentity) (\(mdp.stateCount) states, \(mdp.actionCount) "
                     + "actions), \(envelope.sender.role) '\(envelope.sender.id)' runs \(hello.environment) "
                     + "(\(hello.stateCount) states, \(hello.actionCount) actions): start it with the same --env flags"
-                logger.error("refused a client: \(message)")
+                if let line = peerLines.admit("refused a client", "refused a client: \(message)") {
+                    logger.error("\(line)")
+                }
                 reply(.error(ErrorReply(code: .incompatible, message: message)), to: routing, router)
                 return
             }
@@ -473,14 +539,21 @@ public final class Learner: RoleLoop {
                 // A restarted actor (same id, new run nonce) replaces its old record.
                 for (other, record) in actors where record.id == envelope.sender.id && other != routing {
                     actors[other] = nil
-                    logger.info("actor '\(record.id)' restarted (new run); forgetting its previous run")
+                    let line = "actor '\(record.id)' restarted (new run); forgetting its previous run"
+                    if let line = membershipLines.admit("restarted", line) { logger.info("\(line)") }
                 }
                 let known = actors[routing] != nil
+                guard known || makeRoomForActor(now) else {
+                    refuseActor(envelope.sender, routing: routing, router)
+                    return
+                }
                 var record = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
                 record.key = peer?.key
                 record.teacherEndpoint = hello.teacherEndpoint
                 actors[routing] = record
-                if !known { logger.info("actor '\(envelope.sender.id)' joined", metadata: ["version": "\(version)"]) }
+                if !known, let line = membershipLines.admit("joined", "actor '\(envelope.sender.id)' joined") {
+                    logger.info("\(line)", metadata: ["version": "\(version)"])
+                }
             }
             let settings = ActorSettings(
                 control: state.control, maxEpisodeSteps: problem.method.maxEpisodeSteps,
@@ -494,7 +567,9 @@ public final class Learner: RoleLoop {
             // A key cannot keep another key's actor alive (a routing id is free again once its
             // actor disconnects).
             if var record = actors[routing], authorization.mayUpdate(recordKey: record.key, from: peer) {
-                if !record.alive { logger.notice("actor '\(record.id)' is back") }
+                if !record.alive, let line = membershipLines.admit("back", "actor '\(record.id)' is back") {
+                    logger.notice("\(line)")
+                }
                 record.lastSeen = now
                 record.alive = true
                 record.envSteps = beat.envSteps
@@ -564,9 +639,43 @@ public final class Learner: RoleLoop {
         for (routing, record) in actors
         where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
             actors[routing]!.alive = false
-            logger.warning("actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others")
+            let line = "actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others"
+            if let line = membershipLines.admit("dead", line) { logger.warning("\(line)") }
         }
         if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
+        forgetDeadActors(now)
+    }
+
+    /// Forgets dead actors heard from longer ago than the forget window.
+    private func forgetDeadActors(_ now: Int64) {
+        let window = Int64(
+            configuration.forgetDeadActorsAfterMilliseconds ?? 20 * configuration.actorTimeoutMilliseconds)
+        for (routing, record) in actors where !record.alive && now - record.lastSeen > window {
+            actors[routing] = nil
+        }
+    }
+
+    /// Whether a new actor record fits (forgetting the longest-dead one if the table is full).
+    private func makeRoomForActor(_ now: Int64) -> Bool {
+        guard actors.count >= configuration.maxActors else { return true }
+        // One pass, no sort: a flood of Hellos to a full table costs O(table) each.
+        guard
+            let oldest = actors.lazy.filter({ !$0.value.alive }).min(by: { $0.value.lastSeen < $1.value.lastSeen })
+        else { return false }
+        actors[oldest.key] = nil
+        return true
+    }
+
+    /// Refuses a Hello because every record of the full table belongs to a live actor.
+    private func refuseActor(_ client: Sender, routing: [UInt8], _ router: ZMQSocket) {
+        actorsRefused += 1
+        let message =
+            "this learner tracks at most \(configuration.maxActors) actors and all are alive; "
+            + "retry later, or give the learner a larger --max-actors"
+        if let line = peerLines.admit("actor table full", "refused \(client.role) '\(client.id)': \(message)") {
+            logger.warning("\(line)")
+        }
+        reply(.error(ErrorReply(code: .unavailable, message: message)), to: routing, router)
     }
 
     private func stopActors(_ router: ZMQSocket) {
@@ -627,7 +736,14 @@ public final class Learner: RoleLoop {
             "control_access": accessName, "environment": problem.environmentIdentity,
             "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
-            "actors": actors.values.sorted { $0.id < $1.id }.map { record -> [String: Any] in
+            "actors_listed": min(actors.count, Self.actorsListed), "actors_refused": actorsRefused,
+            "unroll_connections": unrollConnections?.connections ?? 0,
+            "unroll_connections_refused": unrollConnections?.refused ?? 0,
+            "max_unroll_bytes": unrollBudget?.maxUnrollBytes ?? 0,
+            "unroll_queue_cap_bytes": unrollBudget?.queuedBytesCap ?? 0,
+            // At most `actorsListed` entries (live ones first), so the answer stays far below a
+            // client's message limit however many actors there were; the counts cover them all.
+            "actors": Self.listed(actors.values).map { record -> [String: Any] in
                 [
                     "id": record.id, "alive": record.alive, "version": record.version, "env_steps": record.envSteps,
                     "unrolls_withheld": record.unrollsWithheld, "run_nonce": String(record.nonce, radix: 16),
@@ -639,8 +755,37 @@ public final class Learner: RoleLoop {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private func checkpoint() {
-        guard let directory = configuration.checkpointDirectory else { return }
+    /// Unroll connections accepted whatever `unrollQueueBytes` says.
+    static let minUnrollConnections = 16
+
+    /// Largest control message a peer may send (Hello, Heartbeat, GetParams, Control).
+    static let maxControlMessageBytes = 64 << 10
+
+    /// Actors listed by name in a status answer (about 200 bytes each).
+    static let actorsListed = 100
+
+    /// The `actorsListed` actors a status answer names: live ones first, then by id.
+    static func listed(_ records: Dictionary<[UInt8], ActorRecord>.Values) -> [ActorRecord] {
+        Array(records.sorted { ($0.alive ? 0 : 1, $0.id) < ($1.alive ? 0 : 1, $1.id) }.prefix(actorsListed))
+    }
+
+    /// What unroll connections may make this learner hold (see `UnrollBudget`).
+    static func unrollBudget(_ problem: LearnerProblem, _ configuration: LearnerConfiguration) -> UnrollBudget {
+        var budget = UnrollBudget(
+            unrollSteps: problem.unrollSteps, maxEpisodeSteps: problem.method.maxEpisodeSteps,
+            actionCount: problem.environment.mdp.actionCount, maxMessageBytes: configuration.maxMessageBytes)
+        // At least `minUnrollConnections`, so that a run with very large unrolls (4,000 actions,
+        // long episodes) still serves a cluster; the cap is then that many connections' worth.
+        budget.maxConnections = max(
+            Self.minUnrollConnections, configuration.unrollQueueBytes / budget.bytesPerConnection)
+        return budget
+    }
+
+    /// Writes a checkpoint; returns nil without a checkpoint directory, else what happened
+    /// ("written: FILE" or "failed: REASON"; summary.json records the final one).
+    @discardableResult
+    private func checkpoint() -> (outcome: String, failure: RuntimeError?)? {
+        guard let directory = configuration.checkpointDirectory else { return nil }
         // No RNG state: the learner draws no random numbers (actors own the sampling).
         let snapshot = Checkpoint(
             state.snapshot, version: version, configurationJSON: problem.configurationJSON,
@@ -648,12 +793,17 @@ public final class Learner: RoleLoop {
         do {
             let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)
             logger.debug("checkpoint written", metadata: ["file": "\(file.lastPathComponent)"])
+            lastDurableVersion = version
+            return ("written: \(file.lastPathComponent)", nil)
         } catch {
-            logger.error("checkpoint failed: \(error); learning goes on and the next one will retry")
+            let failure =
+                error as? RuntimeError ?? RuntimeError("\(error)", code: .checkpointWriteFailed)
+            logger.error("checkpoint failed: \(failure); learning goes on and the next one will retry")
+            return ("failed: \(failure)", failure)
         }
     }
 
-    private func writeSummary(reason: String) {
+    private func writeSummary(reason: String, finalCheckpoint: String?) {
         guard let directory = configuration.outputDirectory else { return }
         let (student, teacher) = exactReturns()
         let elapsed = monotonicSeconds() - startSeconds
@@ -679,6 +829,7 @@ public final class Learner: RoleLoop {
             "actors_seen": actors.count, "messages_rejected": rejections.total, "unroll_messages": unrollMessages,
             "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
+            "final_checkpoint": finalCheckpoint ?? "none (no --checkpoint-dir)",
         ]
         if let teacher, teacher.isFinite {
             summary["teacher_return"] = teacher
@@ -762,7 +913,8 @@ extension Learner {
                                 + "first teacher; unrolls may name no other until a checked swap"))
                 }
                 if let switchedFrom {
-                    logger.notice("targets now come from teacher '\(unroll.teacherID)' (was '\(switchedFrom)')")
+                    let line = "targets now come from teacher '\(unroll.teacherID)' (was '\(switchedFrom)')"
+                    if let line = peerLines.admit("teacher switch", line) { logger.notice("\(line)") }
                 }
                 return refusal
             }()

@@ -60,18 +60,20 @@ struct MetricsFile {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw RuntimeError("cannot create the output directory \(directory.path): \(error.localizedDescription)")
+            throw RuntimeError(
+                "cannot create the output directory \(directory.path): \(error.localizedDescription)", code: .fileAccess
+            )
         }
         let file = directory.appendingPathComponent("metrics.csv")
         let exists = FileManager.default.fileExists(atPath: file.path)
         if !(appending && exists) {
             guard FileManager.default.createFile(atPath: file.path, contents: Data((MetricsRow.header + "\n").utf8))
             else {
-                throw RuntimeError("cannot create \(file.path): is the directory writable?")
+                throw RuntimeError("cannot create \(file.path): is the directory writable?", code: .fileAccess)
             }
         }
         guard let handle = FileHandle(forWritingAtPath: file.path) else {
-            throw RuntimeError("cannot open \(file.path) for writing")
+            throw RuntimeError("cannot open \(file.path) for writing", code: .fileAccess)
         }
         handle.seekToEndOfFile()
         self.handle = handle

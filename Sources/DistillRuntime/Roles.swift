@@ -146,23 +146,37 @@ public final class SocketFactory {
 
     /// Binds, turning libzmq's error into one that says what to do.
     public func bind(_ socket: ZMQSocket, _ endpoint: String, purpose: String) throws -> String {
+        // libzmq reads a port modulo 65536 (tcp://127.0.0.1:99999 binds port 34463): check first.
+        try Self.checkPort(endpoint, purpose: purpose)
         do {
             return try socket.bind(endpoint)
         } catch {
             throw RuntimeError(
                 "cannot bind the \(purpose) socket to \(endpoint): \(error.message). Use a free port, "
-                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.")
+                    + "tcp://*:PORT for all interfaces, or tcp://127.0.0.1:* for any free local port.",
+                code: .bindFailed)
         }
     }
 
     /// Connects, turning libzmq's error into one that says what to do.
     public func connect(_ socket: ZMQSocket, _ endpoint: String, purpose: String) throws {
+        try Self.checkPort(endpoint, purpose: purpose)
         do {
             try socket.connect(endpoint)
         } catch {
             throw RuntimeError(
                 "cannot connect the \(purpose) socket to \(endpoint): \(error.message). "
-                    + "An endpoint looks like tcp://HOST:PORT.")
+                    + "An endpoint looks like tcp://HOST:PORT.", code: .connectFailed)
+        }
+    }
+
+    /// Refuses a TCP endpoint whose port is not 1–65535 (or `*`); other transports pass.
+    private static func checkPort(_ endpoint: String, purpose: String) throws {
+        guard endpoint.hasPrefix("tcp://") else { return }
+        do {
+            _ = try Endpoint(parsing: endpoint)
+        } catch let error as RuntimeError {
+            throw RuntimeError("the \(purpose) socket: \(error.description)", code: .invalidInput)
         }
     }
 }

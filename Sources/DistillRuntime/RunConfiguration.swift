@@ -30,14 +30,14 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// Reads a configuration file written by `json()`.
     public static func read(from path: String) throws -> RunConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuntimeError("--config: cannot read '\(path)' (missing or unreadable)")
+            throw RuntimeError("--config: cannot read '\(path)' (missing or unreadable)", code: .fileAccess)
         }
         do {
             return try JSONDecoder().decode(RunConfiguration.self, from: data)
         } catch {
             throw RuntimeError(
                 "--config: '\(path)' is not a run configuration (\(error)); write one with "
-                    + "`distill cluster --write-config FILE` or copy OUT/config.json of a run")
+                    + "`distill cluster --write-config FILE` or copy OUT/config.json of a run", code: .invalidInput)
         }
     }
 

@@ -61,6 +61,7 @@ public struct TeacherServer: RoleLoop {
     private var pendingRows = 0
     private var oldestPendingMilliseconds: Int64 = 0
     private var rejections = RejectionLog()
+    private var peerLines = LogThrottle()
     private var refusedHandshakes = 0
     /// What the server has done so far.
     public private(set) var statistics = TeacherServerStatistics()
@@ -186,7 +187,7 @@ public struct TeacherServer: RoleLoop {
 
     private mutating func refuse(_ queryID: UInt64, _ message: String, routing: [UInt8], _ router: ZMQSocket) {
         statistics.rejected += 1
-        logger.warning("refused a query: \(message)")
+        if let line = peerLines.admit("refused a query", "refused a query: \(message)") { logger.warning("\(line)") }
         let reply = ErrorReply(code: .incompatible, message: message, inReplyTo: queryID)
         _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: .error(reply)))], dontWait: true)
     }

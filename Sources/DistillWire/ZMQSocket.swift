@@ -62,6 +62,8 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
     case router
     /// Strict reply side (only the ZAP handler uses it).
     case rep
+    /// One-to-one (only socket monitors use it).
+    case pair
 
     var rawValue: Int32 {
         switch self {
@@ -72,6 +74,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .dealer: ZMQ_DEALER
         case .router: ZMQ_ROUTER
         case .rep: ZMQ_REP
+        case .pair: ZMQ_PAIR
         }
     }
 
@@ -85,6 +88,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .dealer: "dealer"
         case .router: "router"
         case .rep: "rep"
+        case .pair: "pair"
         }
     }
 }

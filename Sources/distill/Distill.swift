@@ -33,8 +33,10 @@ struct Distill: ParsableCommand {
 
     /// Parses the command line, with `DISTILL_*` environment variables as defaults for flags.
     static func main() {
-        let arguments = EnvironmentFlags.arguments(
-            Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        // Negative values joined last, so that those from DISTILL_* variables are joined too.
+        let arguments = OperatorInput.joiningNegativeValues(
+            EnvironmentFlags.arguments(
+                Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
         main(arguments)
     }
 }

@@ -92,7 +92,8 @@ struct Probe: ParsableCommand {
         switch self.socket {
         case .push, .pub: finished = try session.send(count: count, interval: .milliseconds(intervalMilliseconds))
         case .dealer: finished = try session.request(count: count)
-        case .pull, .sub, .router, .rep: finished = try session.receive(count: count, reply: self.socket == .router)
+        case .pull, .sub, .router, .rep, .pair:
+            finished = try session.receive(count: count, reply: self.socket == .router)
         }
         emit(session.summary)
         if !finished {
@@ -117,7 +118,9 @@ struct Probe: ParsableCommand {
 
 extension SocketType: ExpressibleByArgument {
     public init?(argument: String) {
-        guard let type = Self.allCases.first(where: { $0.description == argument.lowercased() }), type != .rep else {
+        guard let type = Self.allCases.first(where: { $0.description == argument.lowercased() }), type != .rep,
+            type != .pair
+        else {
             return nil
         }
         self = type

@@ -105,6 +105,7 @@ struct EnvironmentOptions: ParsableArguments {
     /// Builds the environment; errors become `ValidationError`s naming the problem.
     func build() throws -> (EnvironmentSpec, Environment) {
         let s = try spec()
+        try checkMemory(s)
         return (s, try validating { try s.build() })
     }
 }

@@ -41,7 +41,7 @@ struct ActorCommand: ParsableCommand {
     var actorSeed: UInt64?
 
     @Option(help: "Stop after this many environment steps (default: run until stopped).")
-    var maxEnvSteps: UInt64?
+    var maxEnvSteps: Int64?
 
     @Option(help: ArgumentHelp("With --curve-key: the learner's CURVE public key.", valueName: "file"))
     var learnerKey: String?
@@ -53,13 +53,10 @@ struct ActorCommand: ParsableCommand {
     var maxInFlight = 8
 
     func validate() throws {
-        do {
-            _ = try Endpoint(parsing: learner)
-            _ = try Endpoint(parsing: teacherEndpoint)
-        } catch let error as RuntimeError {
-            throw ValidationError(error.description)
-        }
-        guard maxInFlight >= 1 else { throw ValidationError("--max-in-flight must be at least 1") }
+        try OperatorInput.endpoint(learner, flag: "--learner")
+        try OperatorInput.endpoint(teacherEndpoint, flag: "--teacher")
+        try OperatorInput.atLeast(maxInFlight, 1, "--max-in-flight")
+        try OperatorInput.positive(maxEnvSteps, "--max-env-steps")
         if let id, id.isEmpty || id.utf8.count > 128 { throw ValidationError("--id must be 1 to 128 bytes") }
     }
 
@@ -70,7 +67,7 @@ struct ActorCommand: ParsableCommand {
         var settings = ActorConfiguration(
             learner: try Endpoint(parsing: learner), teacher: teacherEndpoint,
             seed: actorSeed ?? UInt64.random(in: 1...UInt64.max))
-        settings.maxEnvSteps = maxEnvSteps
+        settings.maxEnvSteps = maxEnvSteps.map { UInt64($0) }
         settings.maxUnrollsInFlight = maxInFlight
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter

@@ -36,7 +36,7 @@ struct ClusterCommand: ParsableCommand {
     var actors = 4
 
     @Option(help: "Environment steps to learn from.")
-    var steps: UInt64 = 2_000_000
+    var steps: Int64 = 2_000_000
 
     @Option(help: ArgumentHelp("Output directory (default: runs/cluster-DATE-TIME).", valueName: "dir"))
     var out: String?
@@ -60,13 +60,14 @@ struct ClusterCommand: ParsableCommand {
     var noPlot = false
 
     func validate() throws {
-        guard actors >= 1 else { throw ValidationError("--actors must be at least 1") }
-        guard steps >= 1 else { throw ValidationError("--steps must be positive") }
+        try OperatorInput.atLeast(actors, 1, "--actors")
+        try OperatorInput.positive(steps, "--steps")
         guard progressInterval > 0 else { throw ValidationError("--progress-interval must be positive") }
     }
 
     func run() throws {
         let configuration = try RoleOptions.resolve(environment: environment, teacher: teacher, method: method)
+        try checkMemory(configuration.environment)
         // Build once here so a bad flag fails before any process starts.
         let env = try buildEnvironment(configuration)
         if let writeConfig {

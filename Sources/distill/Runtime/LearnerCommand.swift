@@ -47,7 +47,7 @@ struct LearnerCommand: ParsableCommand {
     var out: String?
 
     @Option(help: "Stop after learning from this many environment steps (default: run until stopped).")
-    var steps: UInt64?
+    var steps: Int64?
 
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
     var unrollSteps = 1000
@@ -65,10 +65,20 @@ struct LearnerCommand: ParsableCommand {
     var metricsInterval = 1.0
 
     @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
-    var metricsEverySteps: UInt64?
+    var metricsEverySteps: Int64?
 
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
     var actorTimeoutMs = 3000
+
+    @Option(help: "Actor records kept at most (dead ones are forgotten after 20 × --actor-timeout-ms).")
+    var maxActors = 1024
+
+    @Option(
+        help: ArgumentHelp(
+            "Megabytes all unroll connections together may make the learner hold; with the largest unroll "
+                + "this run's actors send it caps the number of unroll connections (at least 16).",
+            valueName: "MB"))
+    var unrollQueueMb = 1024
 
     @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
     var noReferenceTeacher = false
@@ -89,16 +99,25 @@ struct LearnerCommand: ParsableCommand {
     var swapWindow = 10.0
 
     func validate() throws {
-        guard publishEvery >= 1, publishIntervalMs >= 1 else {
-            throw ValidationError("--publish-every and --publish-interval-ms must be at least 1")
+        try OperatorInput.atLeast(publishEvery, 1, "--publish-every")
+        try OperatorInput.atLeast(publishIntervalMs, 1, "--publish-interval-ms")
+        try OperatorInput.positive(checkpointInterval, "--checkpoint-interval")
+        try OperatorInput.positive(metricsInterval, "--metrics-interval")
+        try OperatorInput.atLeast(unrollSteps, 1, "--unroll-steps")
+        try OperatorInput.atLeast(actorTimeoutMs, 100, "--actor-timeout-ms")
+        try OperatorInput.positive(steps, "--steps")
+        try OperatorInput.positive(metricsEverySteps, "--metrics-every-steps")
+        try OperatorInput.atLeast(maxActors, 1, "--max-actors")
+        try OperatorInput.atLeast(unrollQueueMb, 1, "--unroll-queue-mb")
+        guard unrollQueueMb <= 1 << 20 else {
+            throw ValidationError("--unroll-queue-mb must be at most \(1 << 20) (1 TB), got \(unrollQueueMb)")
         }
-        guard checkpointInterval > 0, metricsInterval > 0 else {
-            throw ValidationError("--checkpoint-interval and --metrics-interval must be positive")
+        for (value, flag) in [
+            (bindUnrolls, "--bind-unrolls"), (bindParams, "--bind-params"), (bindControl, "--bind-control"),
+        ] {
+            try OperatorInput.endpoint(value, flag: flag)
         }
-        guard unrollSteps >= 1 else { throw ValidationError("--unroll-steps must be at least 1") }
-        guard actorTimeoutMs >= 100 else { throw ValidationError("--actor-timeout-ms must be at least 100") }
-        if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
-        guard swapWindow.isFinite, swapWindow > 0 else { throw ValidationError("--swap-window must be positive") }
+        try OperatorInput.positive(swapWindow, "--swap-window")
     }
 
     func run() throws {
@@ -123,13 +142,15 @@ struct LearnerCommand: ParsableCommand {
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
         settings.outputDirectory = out.map { URL(fileURLWithPath: $0) }
-        settings.maxEnvSteps = steps
+        settings.maxEnvSteps = steps.map { UInt64($0) }
         settings.publishEveryUpdates = publishEvery
         settings.publishIntervalMilliseconds = publishIntervalMs
         settings.checkpointIntervalSeconds = checkpointInterval
         settings.metricsIntervalSeconds = metricsInterval
-        settings.metricsEverySteps = metricsEverySteps
+        settings.metricsEverySteps = metricsEverySteps.map { UInt64($0) }
         settings.actorTimeoutMilliseconds = actorTimeoutMs
+        settings.maxActors = maxActors
+        settings.unrollQueueBytes = unrollQueueMb << 20
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()

@@ -46,7 +46,7 @@ struct RoleOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        try OperatorInput.atLeast(maxMessageBytes, 1024, "--max-message-bytes")
         guard giveUpAfter.isFinite, giveUpAfter >= 0 else {
             throw ValidationError(
                 "--give-up-after must be a number of seconds >= 0 (0: never give up), got \(giveUpAfter)")
@@ -62,7 +62,9 @@ struct RoleOptions: ParsableArguments {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            // Peers put strings in log lines (ids, endpoints, their error messages): one log
+            // call stays one line whatever they contain.
+            return EscapingLogHandler(handler)
         }
         return Logger(label: "distill.\(role)")
     }
@@ -90,7 +92,17 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Builds the environment and teacher of a configuration, with errors a person can act on.
 func buildEnvironment(_ configuration: RunConfiguration) throws -> Environment {
-    try validating { try configuration.environment.build() }
+    try checkMemory(configuration.environment)
+    return try validating { try configuration.environment.build() }
+}
+
+/// Refuses, before anything is allocated, an environment too large for this machine's memory.
+func checkMemory(_ spec: EnvironmentSpec) throws {
+    do {
+        try MemoryBudget.check(spec)
+    } catch let error as RuntimeError {
+        throw ValidationError(error.description)
+    }
 }
 
 func buildTeacher(_ configuration: RunConfiguration, for environment: Environment) throws -> Teacher {

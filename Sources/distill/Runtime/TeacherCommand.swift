@@ -52,8 +52,9 @@ struct TeacherCommand: ParsableCommand {
     var exportTable: String?
 
     func validate() throws {
-        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
-        guard batchDeadlineMs >= 0 else { throw ValidationError("--batch-deadline-ms must be >= 0") }
+        try OperatorInput.atLeast(maxBatch, 1, "--max-batch")
+        try OperatorInput.atLeast(batchDeadlineMs, 0, "--batch-deadline-ms")
+        try OperatorInput.endpoint(bind, flag: "--bind")
         guard !id.isEmpty, id.utf8.count <= 128 else { throw ValidationError("--id must be 1 to 128 bytes") }
     }
 
