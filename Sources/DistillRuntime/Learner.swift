@@ -224,6 +224,15 @@ public final class Learner: RoleLoop {
     /// Learns until a stop is requested or `maxEnvSteps` is reached; always ends with a final
     /// publication, checkpoint, metrics row and summary.
     public func run() throws {
+        // Before anything is announced: whoever sees the endpoints may rely on a clean directory.
+        if let directory = configuration.checkpointDirectory {
+            let stale = try CheckpointStore(directory: directory).removeStaleTemporaryFiles()
+            if !stale.isEmpty {
+                logger.notice(
+                    "removed \(stale.count) temporary file(s) of checkpoint writes killed mid-way",
+                    metadata: ["files": "\(stale.joined(separator: " "))"])
+            }
+        }
         let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
         socketFactory = sockets
         let budget = Self.unrollBudget(problem, configuration)
@@ -253,14 +262,6 @@ public final class Learner: RoleLoop {
         try setUpAuthorization()
         if let directory = configuration.outputDirectory {
             metrics = try MetricsFile(directory: directory, appending: resumedFrom != nil)
-        }
-        if let directory = configuration.checkpointDirectory {
-            let stale = try CheckpointStore(directory: directory).removeStaleTemporaryFiles()
-            if !stale.isEmpty {
-                logger.notice(
-                    "removed \(stale.count) temporary file(s) of checkpoint writes killed mid-way",
-                    metadata: ["files": "\(stale.joined(separator: " "))"])
-            }
         }
         let limits =
             "unroll limits: messages of at most \(formatBytes(UInt64(budget.maxUnrollBytes))), "
