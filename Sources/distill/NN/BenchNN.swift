@@ -63,7 +63,7 @@ struct BenchNN: ParsableCommand {
         return rates.sorted()
     }
 
-    static func pad(_ label: String) -> String { label.padding(toLength: 34, withPad: " ", startingAt: 0) }
+    static func pad(_ label: String) -> String { label.padding(toLength: 44, withPad: " ", startingAt: 0) }
 
     struct Shape {
         var label: String
@@ -86,12 +86,12 @@ struct BenchNN: ParsableCommand {
         let shapes = [
             Shape(label: "fwd  X·W1ᵀ", transposeA: false, transposeB: true, m: b, n: h, k: i),
             Shape(label: "fwd  H·W2ᵀ", transposeA: false, transposeB: true, m: b, n: h, k: h),
-            Shape(label: "fwd  heads", transposeA: false, transposeB: true, m: b, n: a + 1, k: h),
+            Shape(label: "fwd  heads (logits+value)", transposeA: false, transposeB: true, m: b, n: a + 1, k: h),
             Shape(label: "bwd  dW1 = dYᵀ·X", transposeA: true, transposeB: false, m: h, n: i, k: b),
             Shape(label: "bwd  dW2 = dYᵀ·H", transposeA: true, transposeB: false, m: h, n: h, k: b),
             Shape(label: "bwd  dX2 = dY·W2", transposeA: false, transposeB: false, m: b, n: h, k: h),
-            Shape(label: "bwd  dWheads", transposeA: true, transposeB: false, m: a + 1, n: h, k: b),
-            Shape(label: "bwd  dH = dYheads·Wheads", transposeA: false, transposeB: false, m: b, n: h, k: a + 1),
+            Shape(label: "bwd  dW heads", transposeA: true, transposeB: false, m: a + 1, n: h, k: b),
+            Shape(label: "bwd  dH = dY heads·W heads", transposeA: false, transposeB: false, m: b, n: h, k: a + 1),
         ]
         let largest = max(b, h, i) * max(b, h, i)
         var generator = WeightGenerator(seed: 1)
