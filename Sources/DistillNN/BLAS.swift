@@ -38,3 +38,18 @@ func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {
     guard count > 0 else { return }
     cblas_sscal(Int32(count), alpha, x, 1)
 }
+
+/// Row-major single-precision matrix–vector product y = α·op(A)·x + β·y, A stored rows×columns.
+///
+/// For a batch of one: OpenBLAS's GEMM with one row is several times slower than its GEMV.
+@inlinable
+public func sgemv(
+    transpose: Bool = false, rows: Int, columns: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
+) {
+    precondition(rows > 0 && columns > 0, "sgemv: empty matrix \(rows)×\(columns)")
+    precondition(rows <= Int(Int32.max) && columns <= Int(Int32.max), "sgemv: size beyond 32-bit BLAS")
+    cblas_sgemv(
+        CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(rows), Int32(columns), alpha, a, Int32(lda), x, 1,
+        beta, y, 1)
+}

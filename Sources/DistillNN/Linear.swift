@@ -34,6 +34,10 @@ public final class Linear: Layer {
     ) {
         let bias = parameters + inputs * outputs
         for row in 0..<batch { (output + row * outputs).update(from: bias, count: outputs) }
+        if batch == 1 {
+            sgemv(rows: outputs, columns: inputs, a: parameters, lda: inputs, x: input, beta: 1, y: output)
+            return
+        }
         sgemm(
             transposeB: true, m: batch, n: outputs, k: inputs, a: input, lda: inputs, b: parameters, ldb: inputs,
             beta: 1, c: output, ldc: outputs)

@@ -173,7 +173,7 @@ public final class PolicyValueNetwork {
     /// `forward` on a tensor of shape `[batch] + inputShape` or `[batch, inputSize]`; logits `[batch, actionCount]`.
     public func forward(_ observations: Tensor) -> (logits: Tensor, values: [Float]) {
         precondition(
-            observations.shape.count >= 2 && observations.count % inputSize == 0,
+            observations.shape.count >= 2 && observations.count == observations.shape[0] * inputSize,
             "forward: observations of shape \(observations.shape) are not [batch] + \(inputShape)")
         let batch = observations.shape[0]
         let (logits, values) = forward(observations.scalars, batch: batch)

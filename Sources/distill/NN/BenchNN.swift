@@ -45,11 +45,11 @@ struct BenchNN: ParsableCommand {
     }
 
     /// Rates (per second) of `work` units per call, over `segments` slices of `seconds / segments`; sorted.
-    func measure(work: Double, _ body: () -> Void) -> [Double] {
+    func measure(work: Double, segments: Int? = nil, _ body: () -> Void) -> [Double] {
         body()  // warm-up: allocation, page faults, OpenBLAS's buffers
-        let slice = seconds / Double(segments)
+        let slice = seconds / Double(self.segments)
         var rates: [Double] = []
-        for _ in 0..<segments {
+        for _ in 0..<(segments ?? self.segments) {
             var calls = 0
             let start = DispatchTime.now().uptimeNanoseconds
             var elapsed = 0.0
@@ -63,7 +63,7 @@ struct BenchNN: ParsableCommand {
         return rates.sorted()
     }
 
-    static func pad(_ label: String) -> String { label.padding(toLength: 34, withPad: " ", startingAt: 0) }
+    static func pad(_ label: String) -> String { label.padding(toLength: 44, withPad: " ", startingAt: 0) }
 
     struct Shape {
         var label: String
@@ -86,12 +86,12 @@ struct BenchNN: ParsableCommand {
         let shapes = [
             Shape(label: "fwd  X·W1ᵀ", transposeA: false, transposeB: true, m: b, n: h, k: i),
             Shape(label: "fwd  H·W2ᵀ", transposeA: false, transposeB: true, m: b, n: h, k: h),
-            Shape(label: "fwd  heads", transposeA: false, transposeB: true, m: b, n: a + 1, k: h),
+            Shape(label: "fwd  heads (logits+value)", transposeA: false, transposeB: true, m: b, n: a + 1, k: h),
             Shape(label: "bwd  dW1 = dYᵀ·X", transposeA: true, transposeB: false, m: h, n: i, k: b),
             Shape(label: "bwd  dW2 = dYᵀ·H", transposeA: true, transposeB: false, m: h, n: h, k: b),
             Shape(label: "bwd  dX2 = dY·W2", transposeA: false, transposeB: false, m: b, n: h, k: h),
-            Shape(label: "bwd  dWheads", transposeA: true, transposeB: false, m: a + 1, n: h, k: b),
-            Shape(label: "bwd  dH = dYheads·Wheads", transposeA: false, transposeB: false, m: b, n: h, k: a + 1),
+            Shape(label: "bwd  dW heads", transposeA: true, transposeB: false, m: a + 1, n: h, k: b),
+            Shape(label: "bwd  dH = dY heads·W heads", transposeA: false, transposeB: false, m: b, n: h, k: a + 1),
         ]
         let largest = max(b, h, i) * max(b, h, i)
         var generator = WeightGenerator(seed: 1)
@@ -148,6 +148,41 @@ struct BenchNN: ParsableCommand {
                 }
             }
         }
+        // On a shared machine the load changes between measurements: pair each slice of the update
+        // with a slice of its GEMMs alone (same shapes, back to back) and report the median share.
+        var shares: [Double] = []
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    observations.withUnsafeBufferPointer { obs in
+                        logitGradient.withUnsafeBufferPointer { gl in
+                            valueGradient.withUnsafeBufferPointer { gv in
+                                for _ in 0..<segments {
+                                    let gemms = measure(work: totalFlops, segments: 1) {
+                                        for shape in shapes {
+                                            sgemm(
+                                                transposeA: shape.transposeA, transposeB: shape.transposeB,
+                                                m: shape.m, n: shape.n, k: shape.k, a: xp.baseAddress!,
+                                                lda: shape.transposeA ? shape.m : shape.k, b: yp.baseAddress!,
+                                                ldb: shape.transposeB ? shape.k : shape.n, beta: 0,
+                                                c: cp.baseAddress!, ldc: shape.n)
+                                        }
+                                    }[0]
+                                    let update = measure(work: totalFlops, segments: 1) {
+                                        network.forward(observations: obs, batch: b)
+                                        network.zeroGradients()
+                                        network.backward(logitGradient: gl, valueGradient: gv)
+                                        network.step(&adam)
+                                    }[0]
+                                    shares.append(update / gemms)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        shares.sort()
         let best = updateRates.last!
         let achieved = best / Double(b) * totalFlops
         print(
@@ -157,6 +192,11 @@ struct BenchNN: ParsableCommand {
                         "%9.0f samples/s best, median %.0f; %.1f GFLOP/s = %.0f %% of the GEMM ceiling, %.0f %% of the peak shape",
                     best, updateRates[updateRates.count / 2], achieved / 1e9, 100 * achieved / ceiling,
                     100 * achieved / peak))
+        print(
+            Self.pad("  paired slices: update / its GEMMs alone")
+                + String(
+                    format: "%7.0f %% median of %d pairs (range %.0f–%.0f %%)", 100 * shares[shares.count / 2],
+                    shares.count, 100 * shares.first!, 100 * shares.last!))
         print(
             Self.pad("  parameters")
                 + "\(network.parameterCount), \(String(format: "%.2f", totalFlops / Double(b) / 1e6)) MFLOP per sample")
