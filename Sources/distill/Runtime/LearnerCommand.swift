@@ -3,6 +3,7 @@ import DistillCore
 import DistillRuntime
 import DistillWire
 import Foundation
+import Logging
 
 /// `distill learner`: the learner process.
 struct LearnerCommand: ParsableCommand {
@@ -10,11 +11,14 @@ struct LearnerCommand: ParsableCommand {
         commandName: "learner",
         abstract: "Apply the update rule to actors' trajectories and broadcast parameters.",
         discussion: """
+            A --checkpoint-dir that holds a run is refused unless --resume is given (the same \
+            configuration then continues from the newest checkpoint).
+
             Binds three sockets: unrolls (PULL), parameters (PUB) and control (ROUTER, the one \
             endpoint actors and `distill control` need), printing "endpoint NAME ENDPOINT" for \
             each. One update per --episodes-per-iteration episodes (as `distill train`, whatever the \
             unroll size), with V-trace weights for policy lag; parameters are published every --publish-every \
-            updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir it \
+            updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir (and --resume) it \
             resumes from the newest checkpoint (versions continue) and writes atomic checkpoints \
             periodically and at stop; with --out it writes metrics.csv and summary.json. SIGINT or \
             SIGTERM stop it cleanly (exit 0); with --give-up-after S it also stops cleanly, but with \
@@ -26,9 +30,12 @@ struct LearnerCommand: ParsableCommand {
               distill learner --config run/config.json --bind-control 'tcp://*:5559' --steps 2000000
             """)
 
-    @OptionGroup var environment: EnvironmentOptions
-    @OptionGroup var teacher: TeacherOptions
-    @OptionGroup var method: MethodOptions
+    /// The single source of the defaults below (endpoints aside).
+    static let defaults = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
+
+    @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
     @OptionGroup var role: RoleOptions
 
     @Option(help: "Endpoint of the unroll socket (PULL).")
@@ -40,8 +47,14 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Endpoint of the control socket (ROUTER): what actors and `distill control` connect to.")
     var bindControl = "tcp://*:5559"
 
-    @Option(help: ArgumentHelp("Checkpoint directory: resumed from when it holds one.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Checkpoint directory (one learner at a time: DIR/.lock); one holding a run needs --resume.",
+            valueName: "dir"))
     var checkpointDir: String?
+
+    @Flag(help: "Continue the run in --checkpoint-dir from its newest checkpoint (same configuration).")
+    var resume = false
 
     @Option(help: ArgumentHelp("Directory for metrics.csv and summary.json.", valueName: "dir"))
     var out: String?
@@ -50,25 +63,25 @@ struct LearnerCommand: ParsableCommand {
     var steps: UInt64?
 
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
-    var unrollSteps = 1000
+    var unrollSteps = ActorSettings.defaultUnrollSteps
 
     @Option(help: "Publish parameters after this many updates...")
-    var publishEvery = 1000
+    var publishEvery = LearnerCommand.defaults.publishEveryUpdates
 
     @Option(help: "...or this many milliseconds after the last publication.")
-    var publishIntervalMs = 20
+    var publishIntervalMs = LearnerCommand.defaults.publishIntervalMilliseconds
 
     @Option(help: "Seconds between periodic checkpoints.")
-    var checkpointInterval = 30.0
+    var checkpointInterval = LearnerCommand.defaults.checkpointIntervalSeconds
 
     @Option(help: "Seconds between metrics rows...")
-    var metricsInterval = 1.0
+    var metricsInterval = LearnerCommand.defaults.metricsIntervalSeconds
 
     @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
     var metricsEverySteps: UInt64?
 
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
-    var actorTimeoutMs = 3000
+    var actorTimeoutMs = LearnerCommand.defaults.actorTimeoutMilliseconds
 
     @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
     var noReferenceTeacher = false
@@ -88,10 +101,34 @@ struct LearnerCommand: ParsableCommand {
         if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
     }
 
+    /// One run per checkpoint directory, and an existing run only with --resume and the same configuration.
+    func checkResume(_ configuration: RunConfiguration, logger: Logger) throws {
+        guard let checkpointDir else { return }
+        let directory = URL(fileURLWithPath: checkpointDir)
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try RunDirectory.lock(directory, command: "distill learner")
+        guard let checkpoint = RunDirectory.latestCheckpoint(directory) else { return }
+        let what = RunDirectory.describe(checkpoint)
+        guard resume else {
+            throw RunRefusal(
+                "distill learner: \(directory.path) already holds a run (\(what)); add --resume to continue it, "
+                    + "or give another --checkpoint-dir")
+        }
+        let differences = RunDirectory.sameConfiguration(stored: checkpoint.configurationJSON, current: configuration)
+        guard differences.isEmpty else {
+            throw RunRefusal(
+                "distill learner --resume: \(directory.path) was run with another configuration: "
+                    + differences.joined(separator: ", ")
+                    + "; resume it with that run's --config FILE, or give another --checkpoint-dir")
+        }
+        logger.notice("resuming the run in \(directory.path) from \(what) (--resume)")
+    }
+
     func run() throws {
         let logger = role.start(role: "learner")
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
         let env = try buildEnvironment(configuration)
+        try checkResume(configuration, logger: logger)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
         // Further kickstarting teachers are tabular: the learner builds them and mixes their
         // outputs into each step's, as `distill train` does.
