@@ -110,7 +110,8 @@ struct RunDirectoryTests {
         let b = directory.appendingPathComponent("b").path
         #expect(
             try Ran([
-                "train", "--env", "chain", "--teacher", "optimal", "--method", "on-policy-distill", "--beta-end", "0.1",
+                "train", "--env", "chain", "--teacher", "optimal", "--method", "on-policy-distill", "--control",
+                "mixture", "--beta-end", "0.1",
                 "--seed", "4", "--iterations", "20", "--quiet", "--out", a,
             ]).status == 0)
         let again = try Ran(["train", "--config", a + "/config.json", "--quiet", "--out", b])
@@ -136,6 +137,15 @@ struct RunDirectoryTests {
         let ran = try Ran(["cluster", "--config", file, "--write-config", copy])
         #expect(ran.status == 0, "\(ran.err)")
         #expect(try String(contentsOfFile: file, encoding: .utf8) == String(contentsOfFile: copy, encoding: .utf8))
+        // Only what applies: a chain run with an optimal teacher carries no gridworld or Q-learning knobs.
+        let chain = directory.appendingPathComponent("chain.json").path
+        #expect(try Ran(["cluster", "--env", "chain", "--teacher", "optimal", "--write-config", chain]).status == 0)
+        let text = try String(contentsOfFile: chain, encoding: .utf8)
+        for absent in ["gridworld", "qLearning", "randomStates", "beta", "rusuTemperature"] {
+            #expect(!text.contains(absent), "\(absent) in \(text)")
+        }
+        let read = try RunConfiguration.read(from: chain)
+        #expect(read.environment.kind == .chain && read.teacher.kind == .optimal)
     }
 }
 
