@@ -1,6 +1,7 @@
 import DistillCore
 import DistillRuntime
 import DistillTestSupport
+import DistillWire
 import Foundation
 import Testing
 
@@ -81,6 +82,19 @@ struct RunDirectoryTests {
         let commit = summary?["git_commit"] as? String ?? ""
         #expect(!commit.isEmpty)
         #expect((summary?["command_line"] as? [String])?.contains("--checkpoint-dir") == true)
+
+        // A checkpoint whose configuration is in the old synthesised form still resumes.
+        let store = try CheckpointStore(directory: URL(fileURLWithPath: checkpoints))
+        var old = try #require(try store.latest()).checkpoint
+        #expect(old.configurationJSON.contains(#""lambda":{"constant":1}"#), "\(old.configurationJSON)")
+        old.configurationJSON = old.configurationJSON.replacingOccurrences(
+            of: #""lambda":{"constant":1}"#, with: #""lambda":{"constant":{"_0":1}}"#)
+        old.version += 1
+        _ = try store.write(old, sender: .starting(role: .learner, id: "test"))
+        let fromOld = try ChildProcess(["learner"] + flags + ["--resume"])
+        _ = try fromOld.endpoint("control")
+        fromOld.send(signal: SIGTERM)
+        #expect(fromOld.waitForExit() == 0, "\(fromOld.standardError)")
 
         let refused = try Ran(["learner"] + flags)
         #expect(refused.status == 1)

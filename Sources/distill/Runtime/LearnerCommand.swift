@@ -101,13 +101,15 @@ struct LearnerCommand: ParsableCommand {
         if let steps, steps == 0 { throw ValidationError("--steps must be positive") }
     }
 
-    /// One run per checkpoint directory, and an existing run only with --resume and the same configuration.
-    func checkResume(_ configuration: RunConfiguration, logger: Logger) throws {
-        guard let checkpointDir else { return }
+    /// One run per checkpoint directory, and an existing run only with --resume and the same
+    /// configuration. Returns the configuration JSON the resumed checkpoints carry (it may be in an
+    /// older but equivalent form), so the learner's own check and later checkpoints agree with it.
+    func checkResume(_ configuration: RunConfiguration, logger: Logger) throws -> String? {
+        guard let checkpointDir else { return nil }
         let directory = URL(fileURLWithPath: checkpointDir)
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try RunDirectory.lock(directory, command: "distill learner")
-        guard let checkpoint = RunDirectory.latestCheckpoint(directory) else { return }
+        guard let checkpoint = RunDirectory.latestCheckpoint(directory) else { return nil }
         let what = RunDirectory.describe(checkpoint)
         guard resume else {
             throw RunRefusal(
@@ -122,13 +124,14 @@ struct LearnerCommand: ParsableCommand {
                     + "; resume it with that run's --config FILE, or give another --checkpoint-dir")
         }
         logger.notice("resuming the run in \(directory.path) from \(what) (--resume)")
+        return checkpoint.configurationJSON
     }
 
     func run() throws {
         let logger = role.start(role: "learner")
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
         let env = try buildEnvironment(configuration)
-        try checkResume(configuration, logger: logger)
+        let resumedJSON = try checkResume(configuration, logger: logger)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
         // Further kickstarting teachers are tabular: the learner builds them and mixes their
         // outputs into each step's, as `distill train` does.
@@ -142,7 +145,7 @@ struct LearnerCommand: ParsableCommand {
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
             kickstart: further,
             unrollSteps: unrollSteps,
-            configurationJSON: try configuration.json())
+            configurationJSON: try resumedJSON ?? configuration.json())
         var settings = LearnerConfiguration(
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
