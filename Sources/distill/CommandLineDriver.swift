@@ -15,6 +15,8 @@ struct CommandInfo: Decodable, Sendable {
         var kind: String
         var names: [Name]?
         var allValues: [String]?
+        /// The heading of the option group it belongs to, if titled.
+        var sectionTitle: String?
 
         /// `--name` for each long name.
         var longFlags: [String] { (names ?? []).filter { $0.kind == "long" }.map { "--" + $0.name } }
@@ -248,6 +250,9 @@ enum CommandLineDriver {
                     + "  See '\(commandName) --help' for the list.")
             Distill.exit(withError: ExitCode.validationFailure)
         }
+        if let ignored = ignoredByConfig(resolution.arguments, command: info) {
+            printError("distill: warning: --config replaces the problem flags; ignored: \(ignored)")
+        }
         var command: any ParsableCommand
         do {
             command = try Distill.parseAsRoot(resolution.arguments)
@@ -261,6 +266,16 @@ enum CommandLineDriver {
             fail(error, command: info, name: commandName, sources: resolution.sources, usage: usage)
         }
         Distill.exit()
+    }
+
+    /// The problem flags (their group's title mentions --config) given beside --config, which
+    /// replaces them; nil when there are none.
+    static func ignoredByConfig(_ arguments: [String], command: CommandInfo) -> String? {
+        guard arguments.contains(where: { $0 == "--config" || $0.hasPrefix("--config=") }) else { return nil }
+        let problem = Set(
+            (command.arguments ?? []).filter { $0.sectionTitle?.contains("--config") == true }.flatMap(\.longFlags))
+        let given = arguments.map { String($0.prefix { $0 != "=" }) }.filter { problem.contains($0) }
+        return given.isEmpty ? nil : given.joined(separator: ", ")
     }
 
     /// Reports `error` and exits: help and version as argument-parser prints them, errors with hints.

@@ -165,6 +165,18 @@ struct CommandLineErrorTests {
         #expect(!shared.err.contains("warning"), "\(shared.err)")
     }
 
+    @Test func problemFlagsBesideConfigAreReportedAsIgnored() throws {
+        let directory = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("run.json").path
+        #expect(try Ran(["cluster", "--env", "chain", "--write-config", file]).status == 0)
+        let ran = try Ran(
+            ["cluster", "--config", file, "--seed", "3", "--write-config", file + ".copy"],
+            environment: ["DISTILL_METHOD": "n-distill"])
+        #expect(ran.status == 0)
+        #expect(ran.err.contains("--config replaces the problem flags; ignored: --seed, --method"), "\(ran.err)")
+    }
+
     @Test func validationErrorsPrintTheSubcommandsUsage() throws {
         let ran = try Ran(["cluster", "--actors", "0"])
         #expect(ran.status == 64)
