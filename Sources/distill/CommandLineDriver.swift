@@ -185,8 +185,10 @@ enum EnvironmentFlags {
         let (command, path) = CommandInfo.root.resolve(arguments)
         let everyFlag = CommandInfo.root.allFlags.subtracting(CommandInfo.builtIn)
         let renamed = RenamedFlags.table.filter { $0.path == path }
-        for (key, value) in environment.sorted(by: { $0.key < $1.key })
-        where key.hasPrefix("DISTILL_") && !reserved.contains(key) {
+        // Deprecated spellings last, so that the new one wins when both are set.
+        func deprecated(_ key: String) -> Int { renamed.contains { $0.old == flag(for: key) } ? 1 : 0 }
+        let variables = environment.sorted { (deprecated($0.key), $0.key) < (deprecated($1.key), $1.key) }
+        for (key, value) in variables where key.hasPrefix("DISTILL_") && !reserved.contains(key) {
             var flag = flag(for: key)
             if let rename = renamed.first(where: { $0.old == flag }) {
                 resolution.warnings.append(
@@ -204,8 +206,10 @@ enum EnvironmentFlags {
                 }
                 continue
             }
+            // The command line wins; so does an earlier variable for the same flag (DISTILL_TEACHER_SERVER
+            // over the deprecated DISTILL_TEACHER, which comes last).
             let given = argument.longFlags.contains { name in
-                arguments.contains { $0 == name || $0.hasPrefix(name + "=") }
+                resolution.arguments.contains { $0 == name || $0.hasPrefix(name + "=") }
             }
             guard !given else { continue }
             if argument.isFlag {

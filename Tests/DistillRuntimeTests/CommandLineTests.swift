@@ -193,6 +193,12 @@ struct CommandLineErrorTests {
             ["actor", "--learner", "nowhere"], environment: ["DISTILL_TEACHER": "tcp://127.0.0.1:5556"])
         #expect(variable.err.contains("DISTILL_TEACHER_SERVER"), "\(variable.err)")
         #expect(variable.err.contains("'nowhere' is not a TCP endpoint"), "\(variable.err)")
+        // Both set: the new spelling wins (an invalid old value would fail validation).
+        let both = try Ran(
+            ["actor", "--learner", "nowhere"],
+            environment: ["DISTILL_TEACHER": "not-an-endpoint", "DISTILL_TEACHER_SERVER": "tcp://127.0.0.1:5556"])
+        #expect(both.err.contains("'nowhere' is not a TCP endpoint"), "\(both.err)")
+        #expect(!both.err.contains("not-an-endpoint' is not"), "\(both.err)")
         let help = try Ran(["actor", "--help"]).out
         #expect(help.contains("--teacher-server <teacher-server>"))
     }
