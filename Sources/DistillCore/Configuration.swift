@@ -301,3 +301,161 @@ public struct MethodSpec: Sendable, Hashable, Codable {
         }
     }
 }
+
+// MARK: - JSON holding only what applies
+
+// config.json (and every configuration a checkpoint records) keeps only the settings that apply
+// to the chosen environment, teacher and method: a chain run carries no gridworld knobs, an optimal
+// teacher no Q-learning settings. A missing setting reads as its default, so files written before
+// (with every field) are still read.
+
+extension KeyedDecodingContainer {
+    fileprivate func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? fallback
+    }
+}
+
+extension EnvironmentSpec {
+    private enum CodingKeys: String, CodingKey {
+        case kind, seed, gridworld, manyActionsCount, chainHalfLength, discount, randomStates, randomActions
+        case randomEndProbability, mdp, path
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = EnvironmentSpec()
+        self.init()
+        kind = try c.value(.kind, or: d.kind)
+        seed = try c.value(.seed, or: d.seed)
+        gridworld = try c.value(.gridworld, or: d.gridworld)
+        manyActionsCount = try c.value(.manyActionsCount, or: d.manyActionsCount)
+        chainHalfLength = try c.value(.chainHalfLength, or: d.chainHalfLength)
+        discount = try c.decodeIfPresent(Double.self, forKey: .discount)
+        randomStates = try c.value(.randomStates, or: d.randomStates)
+        randomActions = try c.value(.randomActions, or: d.randomActions)
+        randomEndProbability = try c.value(.randomEndProbability, or: d.randomEndProbability)
+        mdp = try c.decodeIfPresent(MDPDescription.self, forKey: .mdp)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(seed, forKey: .seed)
+        try c.encodeIfPresent(discount, forKey: .discount)
+        switch kind {
+        case .gridworld: try c.encode(gridworld, forKey: .gridworld)
+        case .manyActions:
+            try c.encode(gridworld, forKey: .gridworld)
+            try c.encode(manyActionsCount, forKey: .manyActionsCount)
+        case .chain: try c.encode(chainHalfLength, forKey: .chainHalfLength)
+        case .random:
+            try c.encode(randomStates, forKey: .randomStates)
+            try c.encode(randomActions, forKey: .randomActions)
+            try c.encode(randomEndProbability, forKey: .randomEndProbability)
+        case .fig2: break
+        case .file:
+            try c.encodeIfPresent(mdp, forKey: .mdp)
+            try c.encodeIfPresent(path, forKey: .path)
+        }
+    }
+}
+
+extension TeacherSpec {
+    private enum CodingKeys: String, CodingKey {
+        case kind, qLearning, seed, noiseFraction, noisyBase, valueEstimate, valueRollouts, table, path
+        case kickstartTeachers, kickstartWeights
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TeacherSpec()
+        self.init()
+        kind = try c.value(.kind, or: d.kind)
+        qLearning = try c.value(.qLearning, or: d.qLearning)
+        seed = try c.value(.seed, or: d.seed)
+        noiseFraction = try c.value(.noiseFraction, or: d.noiseFraction)
+        noisyBase = try c.value(.noisyBase, or: d.noisyBase)
+        valueEstimate = try c.value(.valueEstimate, or: d.valueEstimate)
+        valueRollouts = try c.value(.valueRollouts, or: d.valueRollouts)
+        table = try c.decodeIfPresent(TeacherDescription.self, forKey: .table)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+        kickstartTeachers = try c.value(.kickstartTeachers, or: d.kickstartTeachers)
+        kickstartWeights = try c.value(.kickstartWeights, or: d.kickstartWeights)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(seed, forKey: .seed)
+        let kinds = [kind] + (kind == .noisy ? [noisyBase] : []) + kickstartTeachers
+        if kinds.contains(.qLearning) { try c.encode(qLearning, forKey: .qLearning) }
+        if kind == .noisy {
+            try c.encode(noiseFraction, forKey: .noiseFraction)
+            try c.encode(noisyBase, forKey: .noisyBase)
+        }
+        try c.encode(valueEstimate, forKey: .valueEstimate)
+        if valueEstimate == .monteCarlo { try c.encode(valueRollouts, forKey: .valueRollouts) }
+        if kind == .file {
+            try c.encodeIfPresent(table, forKey: .table)
+            try c.encodeIfPresent(path, forKey: .path)
+        }
+        if !kickstartTeachers.isEmpty {
+            try c.encode(kickstartTeachers, forKey: .kickstartTeachers)
+            try c.encode(kickstartWeights, forKey: .kickstartWeights)
+        }
+    }
+}
+
+extension MethodSpec {
+    private enum CodingKeys: String, CodingKey {
+        case method, distillationLoss, agreementScale, rusuTemperature, control, beta, lambda, optimiser
+        case learningRate, clipping, episodesPerIteration, maxEpisodeSteps, criticLearningRate, criticTarget
+        case baseline, returnEstimate
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = MethodSpec()
+        self.init()
+        method = try c.value(.method, or: d.method)
+        distillationLoss = try c.decodeIfPresent(LossChoice.self, forKey: .distillationLoss)
+        agreementScale = try c.value(.agreementScale, or: d.agreementScale)
+        rusuTemperature = try c.value(.rusuTemperature, or: d.rusuTemperature)
+        control = try c.decodeIfPresent(ControlChoice.self, forKey: .control)
+        beta = try c.value(.beta, or: d.beta)
+        lambda = try c.value(.lambda, or: d.lambda)
+        optimiser = try c.value(.optimiser, or: d.optimiser)
+        learningRate = try c.value(.learningRate, or: d.learningRate)
+        clipping = try c.value(.clipping, or: d.clipping)
+        episodesPerIteration = try c.value(.episodesPerIteration, or: d.episodesPerIteration)
+        maxEpisodeSteps = try c.value(.maxEpisodeSteps, or: d.maxEpisodeSteps)
+        criticLearningRate = try c.value(.criticLearningRate, or: d.criticLearningRate)
+        criticTarget = try c.value(.criticTarget, or: d.criticTarget)
+        baseline = try c.decodeIfPresent(Bool.self, forKey: .baseline)
+        returnEstimate = try c.decodeIfPresent(ReturnEstimate.self, forKey: .returnEstimate)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method, forKey: .method)
+        try c.encode(optimiser, forKey: .optimiser)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(lambda, forKey: .lambda)
+        try c.encode(clipping, forKey: .clipping)
+        try c.encode(episodesPerIteration, forKey: .episodesPerIteration)
+        try c.encode(maxEpisodeSteps, forKey: .maxEpisodeSteps)
+        try c.encodeIfPresent(distillationLoss, forKey: .distillationLoss)
+        // nil picks agreement for the fig2 teacher, which this spec does not know.
+        if distillationLoss != .crossEntropy { try c.encode(agreementScale, forKey: .agreementScale) }
+        if method == .teacherDistillKL { try c.encode(rusuTemperature, forKey: .rusuTemperature) }
+        try c.encodeIfPresent(control, forKey: .control)
+        if control == .mixture { try c.encode(beta, forKey: .beta) }
+        if rule(at: 0, teacherKind: nil).needsStudentValues || baseline == true {
+            try c.encode(criticLearningRate, forKey: .criticLearningRate)
+            try c.encode(criticTarget, forKey: .criticTarget)
+        }
+        try c.encodeIfPresent(baseline, forKey: .baseline)
+        try c.encodeIfPresent(returnEstimate, forKey: .returnEstimate)
+    }
+}

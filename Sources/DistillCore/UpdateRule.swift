@@ -140,6 +140,11 @@ public enum ControlPolicy: Sendable, Hashable, Codable {
 }
 
 /// A schedule for a coefficient over optimisation steps (kickstarting's λ, the mixture's β).
+///
+/// JSON: `{"constant": 0.5}`, `{"linear": {"from": 1, "to": 0, "steps": 1000}}`,
+/// `{"exponential": {"initial": 1, "decay": 0.999}}`; a bare number is a constant. The form
+/// Swift synthesised before (`{"constant": {"_0": 0.5}}`, `{"linear": {"start", "end", "steps"}}`)
+/// is still read.
 public enum Schedule: Sendable, Hashable, Codable {
     /// Always `value`.
     case constant(Double)
@@ -147,6 +152,61 @@ public enum Schedule: Sendable, Hashable, Codable {
     case linear(start: Double, end: Double, steps: Int)
     /// `initial · decay^step`.
     case exponential(initial: Double, decay: Double)
+
+    private enum Kind: String, CodingKey { case constant, linear, exponential }
+    private enum Field: String, CodingKey { case from, to, steps, initial, decay, start, end, _0 }
+
+    public init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let value = try? single.decode(Double.self) {
+            self = .constant(value)
+            return
+        }
+        let container = try decoder.container(keyedBy: Kind.self)
+        guard let kind = container.allKeys.first, container.allKeys.count == 1 else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription:
+                        "a schedule is one of {\"constant\": x}, {\"linear\": {...}}, {\"exponential\": {...}}"
+                ))
+        }
+        switch kind {
+        case .constant:
+            if let value = try? container.decode(Double.self, forKey: .constant) {
+                self = .constant(value)
+            } else {
+                let old = try container.nestedContainer(keyedBy: Field.self, forKey: .constant)
+                self = .constant(try old.decode(Double.self, forKey: ._0))
+            }
+        case .linear:
+            let fields = try container.nestedContainer(keyedBy: Field.self, forKey: .linear)
+            let from =
+                try fields.decodeIfPresent(Double.self, forKey: .from) ?? fields.decode(Double.self, forKey: .start)
+            let to = try fields.decodeIfPresent(Double.self, forKey: .to) ?? fields.decode(Double.self, forKey: .end)
+            self = .linear(start: from, end: to, steps: try fields.decode(Int.self, forKey: .steps))
+        case .exponential:
+            let fields = try container.nestedContainer(keyedBy: Field.self, forKey: .exponential)
+            self = .exponential(
+                initial: try fields.decode(Double.self, forKey: .initial),
+                decay: try fields.decode(Double.self, forKey: .decay))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Kind.self)
+        switch self {
+        case .constant(let value): try container.encode(value, forKey: .constant)
+        case .linear(let start, let end, let steps):
+            var fields = container.nestedContainer(keyedBy: Field.self, forKey: .linear)
+            try fields.encode(start, forKey: .from)
+            try fields.encode(end, forKey: .to)
+            try fields.encode(steps, forKey: .steps)
+        case .exponential(let initial, let decay):
+            var fields = container.nestedContainer(keyedBy: Field.self, forKey: .exponential)
+            try fields.encode(initial, forKey: .initial)
+            try fields.encode(decay, forKey: .decay)
+        }
+    }
 
     /// The coefficient at optimisation step `step` (0-based).
     public func value(at step: Int) -> Double {

@@ -14,6 +14,9 @@ public struct ActorSettings: Codable, Sendable, Equatable {
     /// batching only: the learner updates every `episodesPerIteration` episodes, across unrolls.
     public var unrollSteps: Int
 
+    /// The default of `unrollSteps` (`distill learner --unroll-steps`).
+    public static let defaultUnrollSteps = 1000
+
     /// Creates settings.
     public init(control: ControlPolicy, maxEpisodeSteps: Int, unrollSteps: Int) {
         self.control = control
@@ -226,7 +229,8 @@ public struct Actor: RoleLoop {
     private var rng: Xoshiro256StarStar
 
     private var phase = Phase.awaitingWelcome
-    private var settings = ActorSettings(control: .student, maxEpisodeSteps: 10_000, unrollSteps: 1000)
+    private var settings = ActorSettings(
+        control: .student, maxEpisodeSteps: MethodSpec().maxEpisodeSteps, unrollSteps: ActorSettings.defaultUnrollSteps)
     private var parameters: StudentParameters
     private var policy: StudentPolicy
     private var version: UInt64 = 0

@@ -37,6 +37,9 @@ public final class ManagedProcess: @unchecked Sendable {
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment[StopSignal.parentVariable] = String(getpid())
+        if let line = try? JSONEncoder().encode(CommandLine.arguments) {
+            environment[BuildInfo.launcherVariable] = String(decoding: line, as: UTF8.self)
+        }
         process.environment = environment
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
@@ -243,7 +246,7 @@ public struct Launcher: RoleLoop {
             let actor = ManagedProcess(
                 name: "actor-\(k)", binary: binary,
                 arguments: ["actor"] + configuration.problemArguments + configuration.actorArguments + [
-                    "--learner", control, "--teacher", teacherEndpoint, "--id", "actor-\(k)",
+                    "--learner", control, "--teacher-server", teacherEndpoint, "--id", "actor-\(k)",
                     "--actor-seed", String(configuration.actorSeed &+ UInt64(k)),
                 ], logDirectory: logs)
             try actor.start()
@@ -263,6 +266,7 @@ public struct Launcher: RoleLoop {
                 + "--run-dir \(out.path)")
         var nextProgress = monotonicSeconds() + configuration.progressIntervalSeconds
         let started = monotonicSeconds()
+        var startReturn: Double?
         while !StopSignal.isRequested {
             usleep(50_000)
             if !learner.isRunning {
@@ -294,8 +298,11 @@ public struct Launcher: RoleLoop {
             if monotonicSeconds() >= nextProgress {
                 nextProgress += configuration.progressIntervalSeconds
                 if let status = try? client.status(timeoutMilliseconds: 500) {
+                    startReturn = startReturn ?? (status["student_return"] as? NSNumber)?.doubleValue
                     progress(
-                        Self.progressLine(status, elapsed: monotonicSeconds() - started, actors: configuration.actors))
+                        Self.progressLine(
+                            status, elapsed: monotonicSeconds() - started, actors: configuration.actors,
+                            startReturn: startReturn))
                 }
             }
         }
@@ -317,22 +324,35 @@ public struct Launcher: RoleLoop {
         for child in children { child.waitForExit(seconds: 10) }
     }
 
-    /// One progress line from the learner's status.
-    static func progressLine(_ status: [String: Any], elapsed: Double, actors: Int) -> String {
+    /// One progress line from the learner's status. The student's progress is the share of the
+    /// way from `startReturn` (the first return seen) to the teacher's return, which stays
+    /// meaningful when returns are negative; the policy lag is in updates (parameter versions),
+    /// and in env steps at this run's env steps per update.
+    public static func progressLine(
+        _ status: [String: Any], elapsed: Double, actors: Int, startReturn: Double? = nil
+    ) -> String {
         func number(_ key: String) -> Double? { (status[key] as? NSNumber)?.doubleValue }
         var parts = [String(format: "[%7.1fs]", elapsed)]
         parts.append(String(format: "steps %.0f (%.0f/s)", number("env_steps") ?? 0, number("steps_per_second") ?? 0))
         parts.append(String(format: "version %.0f", number("version") ?? 0))
         if let student = number("student_return") {
-            if let teacher = number("teacher_return"), teacher != 0 {
-                parts.append(
-                    String(format: "return %.3f / teacher %.3f (%.0f%%)", student, teacher, 100 * student / teacher))
+            if let teacher = number("teacher_return") {
+                var text = String(format: "return %.3f / teacher %.3f", student, teacher)
+                if let start = startReturn, abs(teacher - start) > 1e-9 {
+                    text += String(
+                        format: " (%.0f%% of the way from %.3f)", 100 * (student - start) / (teacher - start), start)
+                }
+                parts.append(text)
             } else {
                 parts.append(String(format: "return %.3f", student))
             }
         }
         if let kl = number("kl_per_episode") { parts.append(String(format: "KL %.3f", kl)) }
-        parts.append(String(format: "lag %.1f (max %.0f)", number("mean_lag") ?? 0, number("max_lag") ?? 0))
+        var lag = String(format: "lag %.1f updates (max %.0f)", number("mean_lag") ?? 0, number("max_lag") ?? 0)
+        if let steps = number("env_steps"), let updates = number("updates"), updates > 0 {
+            lag += String(format: " ≈ %.0f env steps", (number("mean_lag") ?? 0) * steps / updates)
+        }
+        parts.append(lag)
         parts.append(String(format: "actors %.0f/%d", number("actors_alive") ?? 0, actors))
         return parts.joined(separator: " | ")
     }

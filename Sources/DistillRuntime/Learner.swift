@@ -831,7 +831,10 @@ public final class Learner: RoleLoop {
             "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
             "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
             "final_checkpoint": finalCheckpoint ?? "none (no --checkpoint-dir)",
+            "distill_version": BuildInfo.version, "git_commit": BuildInfo.commit,
+            "command_line": BuildInfo.commandLine,
         ]
+        if let launcher = BuildInfo.launcherCommandLine { summary["launcher_command_line"] = launcher }
         if let teacher, teacher.isFinite {
             summary["teacher_return"] = teacher
             summary["student_to_teacher_return"] = teacher != 0 ? student / teacher : NSNull()

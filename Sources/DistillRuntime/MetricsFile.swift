@@ -2,7 +2,8 @@ import Foundation
 
 /// One row of a learner's metrics.csv.
 public struct MetricsRow: Sendable {
-    /// Seconds since the learner started (this process).
+    /// Seconds since the learner started; in metrics.csv, continued across resumes (a resumed
+    /// learner's rows start where the previous life's last row ended).
     public var seconds = 0.0
     /// Environment steps learned from, in total (across restarts).
     public var envSteps: UInt64 = 0
@@ -54,6 +55,8 @@ public struct MetricsRow: Sendable {
 /// metrics.csv in an output directory, flushed row by row so nothing is lost on a crash.
 struct MetricsFile {
     private let handle: FileHandle
+    /// Added to each row's `seconds`: the last `seconds` of the rows a resumed learner appends to.
+    let secondsOffset: Double
 
     /// Opens OUT/metrics.csv; a resumed learner appends to the rows of its previous life.
     init(directory: URL, appending: Bool) throws {
@@ -66,6 +69,7 @@ struct MetricsFile {
         }
         let file = directory.appendingPathComponent("metrics.csv")
         let exists = FileManager.default.fileExists(atPath: file.path)
+        secondsOffset = appending && exists ? Self.lastSeconds(file) : 0
         if !(appending && exists) {
             guard FileManager.default.createFile(atPath: file.path, contents: Data((MetricsRow.header + "\n").utf8))
             else {
@@ -80,6 +84,15 @@ struct MetricsFile {
     }
 
     func append(_ row: MetricsRow) {
+        var row = row
+        row.seconds += secondsOffset
         handle.write(Data((row.csvLine + "\n").utf8))
+    }
+
+    /// The `seconds` cell of the last row of a metrics.csv (0 without rows).
+    static func lastSeconds(_ file: URL) -> Double {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return 0 }
+        let rows = text.split(separator: "\n").dropFirst()
+        return rows.last.flatMap { Double($0.prefix { $0 != "," }) } ?? 0
     }
 }

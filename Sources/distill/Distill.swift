@@ -1,4 +1,5 @@
 import ArgumentParser
+import DistillRuntime
 import Foundation
 
 /// The `distill` command: policy distillation on a distributed actor-learner cluster.
@@ -20,8 +21,9 @@ struct Distill: ParsableCommand {
               distill probe --socket pull --bind 'tcp://*:5555' --count 10
               distill bench core
 
-            Every role flag can also come from the environment: --bind-control is
-            DISTILL_BIND_CONTROL, --learner is DISTILL_LEARNER (a flag on the command line wins).
+            Every flag of a subcommand can also come from the environment: --bind-control is
+            DISTILL_BIND_CONTROL, --learner is DISTILL_LEARNER (a flag on the command line wins;
+            an unknown DISTILL_ variable is warned about).
             """,
         version: distillVersion,
         subcommands: [
@@ -31,18 +33,16 @@ struct Distill: ParsableCommand {
         ]
     )
 
-    /// Parses the command line, with `DISTILL_*` environment variables as defaults for flags.
+    /// Parses the command line, with `DISTILL_*` environment variables as defaults for flags,
+    /// and runs the command; errors name the failing subcommand's usage (CommandLineDriver).
     static func main() {
-        // Negative values joined last, so that those from DISTILL_* variables are joined too.
-        let arguments = OperatorInput.joiningNegativeValues(
-            EnvironmentFlags.arguments(
-                Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
-        main(arguments)
+        CommandLineDriver.run(
+            Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
     }
 }
 
 /// The release of this build, printed by `distill --version`.
-let distillVersion = "0.1.0"
+let distillVersion = BuildInfo.version
 
 /// `distill bench`: throughput and latency figures, always with a baseline measured in the same run.
 struct Bench: ParsableCommand {

@@ -30,7 +30,7 @@ struct Probe: ParsableCommand {
             """
     )
 
-    @Option(help: "Socket pattern: push, pull, pub, sub, dealer or router.")
+    @Option(help: "ZeroMQ socket pattern.")
     var socket: SocketType
 
     @Option(help: "Endpoint to bind, e.g. 'tcp://*:5555' or 'tcp://127.0.0.1:*' (port chosen by the system).")

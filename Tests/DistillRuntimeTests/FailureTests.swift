@@ -65,7 +65,7 @@ struct FailureTests {
             let checkpoints = Roles.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: checkpoints) }
             let (teacher, teacherEndpoint) = try Roles.teacher()
-            let extra = ["--checkpoint-dir", checkpoints.path, "--checkpoint-interval", "0.3"]
+            let extra = ["--checkpoint-dir", checkpoints.path, "--checkpoint-interval", "0.3", "--resume"]
             var learner = try Roles.learner(extra: extra)
             let actors = try (0..<2).map {
                 try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "actor-\($0)")

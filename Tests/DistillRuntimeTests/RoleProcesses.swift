@@ -35,7 +35,8 @@ enum Roles {
 
     static func actor(learner: String, teacher: String, id: String, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(
-            ["actor"] + Array(problem.prefix(6)) + ["--learner", learner, "--teacher", teacher, "--id", id] + extra)
+            ["actor"] + Array(problem.prefix(6)) + ["--learner", learner, "--teacher-server", teacher, "--id", id]
+                + extra)
     }
 
     /// The learner's status, or nil when it does not answer within a second.

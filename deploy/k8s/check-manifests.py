@@ -9,7 +9,7 @@ kubernetes-validate checks the manifests' schema; this checks what it cannot kno
   distill reads them (DISTILL_BIND_CONTROL is --bind-control; an option takes any value, a
   boolean flag only 1/true/yes, anything else would be ignored silently);
 - the wiring: a bound port (`--bind*`, DISTILL_BIND*) is a containerPort of its container; an
-  endpoint tcp://NAME:PORT (`--learner`, `--teacher`, ...) names a Service of the manifests with
+  endpoint tcp://NAME:PORT (`--learner`, `--teacher-server`, ...) names a Service of the manifests with
   that port; each Service's targetPort names a port of the pods it selects;
 - each run configuration passed with --config/DISTILL_CONFIG is a key of a mounted ConfigMap,
   and distill loads it (builds the environment and the teacher: `distill teacher --config FILE

@@ -98,7 +98,7 @@ address=$(node_address "${SLURMD_NODENAME:-$(hostname -s)}")
 case "$role" in
 learner)
     publish learner "tcp://$address:$control_port"
-    run_distill learner --id learner --out "$DISTILL_OUT" --checkpoint-dir "$DISTILL_OUT/checkpoints" \
+    run_distill learner --id learner --out "$DISTILL_OUT" --checkpoint-dir "$DISTILL_OUT/checkpoints" --resume \
         --bind-control "tcp://*:$control_port" --bind-unrolls "tcp://*:$((control_port + 1))" \
         --bind-params "tcp://*:$((control_port + 2))"
     wait_child
@@ -120,7 +120,7 @@ teacher)
 actor)
     learner=$(await learner) || finish 75
     teacher=$(await teacher) || finish 75
-    run_distill actor --id "actor-${SLURM_PROCID:-0}-${SLURMD_NODENAME:-node}" --learner "$learner" --teacher "$teacher"
+    run_distill actor --id "actor-${SLURM_PROCID:-0}-${SLURMD_NODENAME:-node}" --learner "$learner" --teacher-server "$teacher"
     # The learner tells its live actors to stop; one it had given up for dead is stopped here.
     stop_when_finished 5
     wait_child

@@ -26,16 +26,16 @@ struct BenchCore: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(help: "Gridworld side length.")
-    var gridSize = 20
+    var gridSize = EnvironmentOptions.defaults.gridworld.size
 
     @Option(help: "Method of the sampled update.")
-    var method: Method = .nDistillR
+    var method: Method = MethodOptions.defaults.method
 
     @Option(help: "Episodes per update.")
-    var episodesPerIteration = 8
+    var episodesPerIteration = MethodOptions.defaults.episodesPerIteration
 
     @Option(help: "SGD learning rate of the sampled loop (the student learns while measured).")
-    var learningRate = 0.1
+    var learningRate = MethodOptions.defaults.learningRate
 
     @Option(help: "Number of exact updates to time.")
     var exactRepeats = 5

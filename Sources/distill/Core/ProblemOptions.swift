@@ -35,44 +35,47 @@ func validating<T>(_ body: () throws -> T) throws -> T {
 
 /// `--env`, `--env-file`, `--seed` and the environment knobs (shared with the runtime commands).
 struct EnvironmentOptions: ParsableArguments {
-    @Option(help: "Environment: gridworld, chain, many-actions, fig2, random (ignored with --env-file).")
-    var env: EnvironmentSpec.Kind = .gridworld
+    /// The single source of every default below.
+    static let defaults = EnvironmentSpec()
+
+    @Option(help: "Environment kind (ignored with --env-file).")
+    var env: EnvironmentSpec.Kind = EnvironmentOptions.defaults.kind
 
     @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in the README); replaces --env.", valueName: "path"))
     var envFile: String?
 
     @Option(help: "Seed of the environment generator; also the default seed of the teacher and of the run.")
-    var seed: UInt64 = 0
+    var seed: UInt64 = EnvironmentOptions.defaults.seed
 
-    @Option(help: "Gridworld side length (paper: 20).")
-    var gridSize = 20
+    @Option(help: "Gridworld side length (the paper's).")
+    var gridSize = EnvironmentOptions.defaults.gridworld.size
 
-    @Option(help: "Gridworld slip probability η (default 0.1).")
-    var slip = 0.1
+    @Option(help: "Gridworld slip probability η.")
+    var slip = EnvironmentOptions.defaults.gridworld.slip
 
-    @Option(help: "Gridworld probability that the episode ends after an action (paper: 0.01).")
-    var endProbability = 0.01
+    @Option(help: "Gridworld probability that the episode ends after an action (the paper's).")
+    var endProbability = EnvironmentOptions.defaults.gridworld.endProbability
 
-    @Option(help: "Gridworld wall probability per cell (default 0.1).")
-    var wallProbability = 0.1
+    @Option(help: "Gridworld wall probability per cell.")
+    var wallProbability = EnvironmentOptions.defaults.gridworld.wallProbability
 
-    @Option(help: "Gridworld −1 reward probability per cell (default 0.08).")
-    var penaltyProbability = 0.08
+    @Option(help: "Gridworld −1 reward probability per cell.")
+    var penaltyProbability = EnvironmentOptions.defaults.gridworld.penaltyProbability
 
-    @Option(help: "Gridworld probability of each terminal reward +10, +5, −5, −10 per cell (default 0.01).")
-    var terminalProbability = 0.01
+    @Option(help: "Gridworld probability of each terminal reward +10, +5, −5, −10 per cell.")
+    var terminalProbability = EnvironmentOptions.defaults.gridworld.terminalProbability
 
     @Option(help: "Number of actions of many-actions (Fig. 4: 4, 40, 400, 4000).")
-    var actions = 40
+    var actions = EnvironmentOptions.defaults.manyActionsCount
 
-    @Option(help: "Chain half-length T (corridor of 2T+1 cells; Sec. 4.2: 5).")
-    var chainLength = 5
+    @Option(help: "Chain half-length T (corridor of 2T+1 cells; Sec. 4.2's).")
+    var chainLength = EnvironmentOptions.defaults.chainHalfLength
 
     @Option(help: "Non-terminal states of the random MDP.")
-    var randomStates = 5
+    var randomStates = EnvironmentOptions.defaults.randomStates
 
     @Option(help: "Actions of the random MDP.")
-    var randomActions = 3
+    var randomActions = EnvironmentOptions.defaults.randomActions
 
     @Option(help: "Override the environment's discount γ (gridworld default 0.99, chain 0.99, fig2 1).")
     var discount: Double?
@@ -112,11 +115,11 @@ struct EnvironmentOptions: ParsableArguments {
 
 /// `--teacher`, `--teacher-file` and the teacher knobs (shared with the runtime commands).
 struct TeacherOptions: ParsableArguments {
-    @Option(
-        help:
-            "Teacher: q-learning, optimal, adversarial, noisy, uniform, zero-value, fig2 (ignored with --teacher-file)."
-    )
-    var teacher: TeacherSpec.Kind = .qLearning
+    /// The single source of every default below.
+    static let defaults = TeacherSpec()
+
+    @Option(help: "Teacher kind (ignored with --teacher-file).")
+    var teacher: TeacherSpec.Kind = TeacherOptions.defaults.kind
 
     @Option(
         help: ArgumentHelp(
@@ -124,31 +127,31 @@ struct TeacherOptions: ParsableArguments {
     var teacherFile: String?
 
     @Option(help: "Teacher policy temperature T for q-learning: softmax(Q/T), 0 = greedy (Fig. 3: 0, 0.01, 0.1).")
-    var temperature = 0.01
+    var temperature = TeacherOptions.defaults.qLearning.temperature
 
-    @Option(help: "Q-learning ε of the ε-greedy behaviour (paper: 0.1).")
-    var epsilon = 0.1
+    @Option(help: "Q-learning ε of the ε-greedy behaviour (the paper's).")
+    var epsilon = TeacherOptions.defaults.qLearning.epsilon
 
-    @Option(help: "Q-learning step size (ours: 0.1).")
-    var qLearningRate = 0.1
+    @Option(help: "Q-learning step size (ours).")
+    var qLearningRate = TeacherOptions.defaults.qLearning.learningRate
 
-    @Option(help: "Q-learning environment steps (ours: 200000).")
-    var qLearningSteps = 200_000
+    @Option(help: "Q-learning environment steps (ours).")
+    var qLearningSteps = TeacherOptions.defaults.qLearning.steps
 
     @Option(help: "Noisy teacher: fraction of visited states whose best action is flipped (Fig. 5: 0.15, 0.25).")
-    var noise = 0.25
+    var noise = TeacherOptions.defaults.noiseFraction
 
     @Option(help: "Base teacher of the noisy teacher.")
-    var noisyBase: TeacherSpec.Kind = .qLearning
+    var noisyBase: TeacherSpec.Kind = TeacherOptions.defaults.noisyBase
 
     @Option(help: "Seed of the teacher's randomness (default: --seed).")
     var teacherSeed: UInt64?
 
-    @Option(help: "How V_π is obtained: exact (policy evaluation) or monte-carlo (rollouts per state).")
-    var teacherValue: TeacherSpec.ValueEstimate = .exact
+    @Option(help: "How V_π is obtained: policy evaluation or rollouts per state.")
+    var teacherValue: TeacherSpec.ValueEstimate = TeacherOptions.defaults.valueEstimate
 
-    @Option(help: "Rollouts per state for --teacher-value monte-carlo (paper: 100).")
-    var valueRollouts = 100
+    @Option(help: "Rollouts per state for --teacher-value monte-carlo (the paper's).")
+    var valueRollouts = TeacherOptions.defaults.valueRollouts
 
     @Option(help: "A further kickstarting teacher (repeatable; kinds as --teacher), mixed into the main one's loss.")
     var kickstartTeacher: [TeacherSpec.Kind] = []
@@ -198,14 +201,17 @@ struct TeacherOptions: ParsableArguments {
 
 /// `--method`, the control policy, schedules and optimiser (shared with the runtime commands).
 struct MethodOptions: ParsableArguments {
-    @Option(help: "Update rule (see the README for the list), e.g. n-distill+R, on-policy-distill, teacher-v-reward.")
-    var method: Method = .nDistillR
+    /// The single source of every default below.
+    static let defaults = MethodSpec()
 
-    @Option(help: "Control policy: student, teacher, uniform, mixture (default: the method's, Table 1).")
+    @Option(help: "Update rule (docs/methods.md describes each).")
+    var method: Method = MethodOptions.defaults.method
+
+    @Option(help: "Control policy (default: the method's, Table 1).")
     var control: MethodSpec.ControlChoice?
 
     @Option(help: "Mixture control β at the start.")
-    var beta = 0.5
+    var beta = MethodOptions.defaults.beta.value(at: 0)
 
     @Option(help: "Mixture β at the end of --beta-steps (linear anneal; default: constant β).")
     var betaEnd: Double?
@@ -214,9 +220,10 @@ struct MethodOptions: ParsableArguments {
     var betaSteps = 1000
 
     @Option(help: "Weight λ of the distillation loss ℓ (kickstarting's λ).")
-    var lambda = 1.0
+    var lambda = MethodOptions.defaults.lambda.value(at: 0)
 
-    @Option(help: "λ schedule: constant, linear (to 0 over --lambda-steps), exponential (× --lambda-decay per step).")
+    @Option(
+        help: "λ schedule: linear goes to 0 over --lambda-steps, exponential multiplies by --lambda-decay per step.")
     var lambdaSchedule: ScheduleShape = .constant
 
     @Option(help: "Steps of the linear λ anneal.")
@@ -231,38 +238,38 @@ struct MethodOptions: ParsableArguments {
     )
     var distillLoss: MethodSpec.LossChoice?
 
-    @Option(help: "κ of the agreement loss −κ·Σ π π_θ (Fig. 2: 4).")
-    var agreementScale = 4.0
+    @Option(help: "κ of the agreement loss −κ·Σ π π_θ (Fig. 2's).")
+    var agreementScale = MethodOptions.defaults.agreementScale
 
-    @Option(help: "Rusu temperature τ of teacher-distill-kl (Rusu et al.: 0.01).")
-    var rusuTemperature = 0.01
+    @Option(help: "Rusu temperature τ of teacher-distill-kl (Rusu et al.'s).")
+    var rusuTemperature = MethodOptions.defaults.rusuTemperature
 
-    @Option(help: "Optimiser: sgd, adam, or rmsprop (decay 0.95, ε 0.01).")
-    var optimiser: OptimiserKind = .sgd
+    @Option(help: "Optimiser (rmsprop: decay 0.95, ε 0.01, as DQN's).")
+    var optimiser: OptimiserKind = MethodOptions.defaults.optimiser
 
-    @Option(help: "Learning rate (ours: 0.1).")
-    var learningRate = 0.1
+    @Option(help: "Learning rate (ours).")
+    var learningRate = MethodOptions.defaults.learningRate
 
     @Option(help: "V-trace ρ̄ (clip of the score-function weight).")
-    var rhoBar = 1.0
+    var rhoBar = MethodOptions.defaults.clipping.rhoBar
 
     @Option(help: "V-trace c̄ (clip of the trace weights).")
-    var cBar = 1.0
+    var cBar = MethodOptions.defaults.clipping.cBar
 
     @Option(help: "V-trace λ (trace decay).")
-    var traceLambda = 1.0
+    var traceLambda = MethodOptions.defaults.clipping.lambda
 
-    @Option(help: "Episodes per sampled update (ours: 8).")
-    var episodesPerIteration = 8
+    @Option(help: "Episodes per sampled update (ours).")
+    var episodesPerIteration = MethodOptions.defaults.episodesPerIteration
 
-    @Option(help: "Episode cap; longer episodes are truncated (ours: 10000).")
-    var maxEpisodeSteps = 10_000
+    @Option(help: "Episode cap; longer episodes are truncated (ours).")
+    var maxEpisodeSteps = MethodOptions.defaults.maxEpisodeSteps
 
     @Option(help: "Step size of the tabular student critic.")
-    var criticLearningRate = 0.1
+    var criticLearningRate = MethodOptions.defaults.criticLearningRate
 
-    @Option(help: "Student critic target: mc (Monte Carlo) or td (one-step).")
-    var criticTarget: TabularCritic.Target = .monteCarlo
+    @Option(help: "Student critic target: Monte Carlo or one-step TD.")
+    var criticTarget: TabularCritic.Target = MethodOptions.defaults.criticTarget
 
     @Flag(
         inversion: .prefixedNo,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillCore
+import DistillRuntime
 import Foundation
 
 /// `distill train`: the single-process reference trainer.
@@ -23,18 +24,28 @@ struct Train: ParsableCommand {
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
             """)
 
-    @OptionGroup var environment: EnvironmentOptions
-    @OptionGroup var teacher: TeacherOptions
-    @OptionGroup var method: MethodOptions
+    @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "Configuration to reproduce: OUT/config.json of a `distill train` run (everything, iterations and "
+                + "seed too), or of a `distill cluster` run (its environment, teacher and method); replaces the "
+                + "problem flags.", valueName: "file"))
+    var config: String?
+
+    /// The single source of the defaults below.
+    static let defaults = TrainingConfiguration()
 
     @Option(help: "Number of optimisation steps.")
-    var iterations = 1000
+    var iterations = Train.defaults.iterations
 
     @Flag(help: "Use the exact expected update (tabular) instead of sampled episodes.")
     var exact = false
 
     @Option(help: "Compute exact metrics every this many iterations (and at the last); 0 = never.")
-    var evaluateEvery = 100
+    var evaluateEvery = Train.defaults.evaluateEvery
 
     @Option(help: "Seed of the run's sampling (default: --seed).")
     var runSeed: UInt64?
@@ -54,18 +65,38 @@ struct Train: ParsableCommand {
         guard evaluateEvery >= 0 else { throw ValidationError("--evaluate-every must be non-negative") }
     }
 
-    func run() throws {
+    /// The configuration: from --config (a train or a cluster run's config.json), else the flags.
+    func configuration() throws -> TrainingConfiguration {
         var config = TrainingConfiguration()
-        let (envSpec, env) = try environment.build()
-        let (teacherSpec, teach) = try teacher.build(for: env, defaultSeed: environment.seed)
-        config.environment = envSpec
-        config.teacher = teacherSpec
-        config.method = try method.spec()
+        if let path = self.config {
+            let data = try readInputFile(path, flag: "--config")
+            if let trained = try? JSONDecoder().decode(TrainingConfiguration.self, from: data) { return trained }
+            do {
+                let run = try JSONDecoder().decode(RunConfiguration.self, from: data)
+                (config.environment, config.teacher, config.method) = (run.environment, run.teacher, run.method)
+                config.seed = runSeed ?? run.environment.seed
+            } catch {
+                throw ValidationError(
+                    "--config: '\(path)' is neither a train nor a cluster run's config.json (\(error))")
+            }
+        } else {
+            config.environment = try environment.spec()
+            config.teacher = try teacher.spec(defaultSeed: environment.seed)
+            config.method = try method.spec()
+            config.seed = runSeed ?? environment.seed
+        }
         config.iterations = iterations
         config.exact = exact
         config.evaluateEvery = evaluateEvery
-        config.seed = runSeed ?? environment.seed
-        let further = try teacher.buildKickstartTeachers(for: env, defaultSeed: environment.seed)
+        return config
+    }
+
+    func run() throws {
+        let config = try configuration()
+        let env = try validating { try config.environment.build() }
+        let teach = try validating { try config.teacher.build(for: env) }
+        let further = try validating { try config.teacher.buildKickstartTeachers(for: env) }
+        let iterations = config.iterations
         var trainer = try validating {
             try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
         }
@@ -73,6 +104,7 @@ struct Train: ParsableCommand {
         var sink = FileHandle.standardOutput
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try RunDirectory.lock(URL(fileURLWithPath: out), command: "distill train")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(config).write(to: URL(fileURLWithPath: out).appendingPathComponent("config.json"))
@@ -91,7 +123,7 @@ struct Train: ParsableCommand {
         if !quiet {
             FileHandle.standardError.write(
                 Data(
-                    "train: \(env.name), teacher \(teach.identity), \(method.method.rawValue), \(iterations) iterations\(exact ? " (exact)" : "")\n"
+                    "train: \(env.name), teacher \(teach.identity), \(config.method.method.rawValue), \(iterations) iterations\(config.exact ? " (exact)" : "")\n"
                         .utf8))
         }
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }

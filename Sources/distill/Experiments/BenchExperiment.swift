@@ -30,11 +30,14 @@ struct BenchExperiment: ParsableCommand {
     @Option(help: "Runs in the slice.")
     var runs = 24
 
-    @Option(help: "Iterations per run of the slice (default: the full 30,000).")
+    @Option(help: "Iterations per run of the slice (the full experiment's).")
     var iterations = 30_000
 
-    @Option(help: "Worker threads (default: all cores).")
-    var workers = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .customLong("workers"), help: "Worker threads (default: all cores).")
+    var workerCount: Int?
+
+    /// --workers, or every core (not a printed default: help must not depend on the machine).
+    var workers: Int { workerCount ?? ProcessInfo.processInfo.activeProcessorCount }
 
     @Option(help: "Machine counts to project on, comma-separated.")
     var machines = "1,2,4,8,16,32"

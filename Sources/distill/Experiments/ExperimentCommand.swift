@@ -96,8 +96,11 @@ struct ExperimentCommand: ParsableCommand {
             "Output directory (default runs/experiment-NAME, -quick appended with --quick).", valueName: "dir"))
     var out: String?
 
-    @Option(help: "Worker threads (default: all cores).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .customLong("workers"), help: "Worker threads (default: all cores).")
+    var workerCount: Int?
+
+    /// --workers, or every core (not a printed default: help must not depend on the machine).
+    var workers: Int { workerCount ?? ProcessInfo.processInfo.activeProcessorCount }
 
     @Option(
         name: .customLong("shard"),

@@ -16,6 +16,9 @@ struct ClusterCommand: ParsableCommand {
             checkpoint), and stops everything cleanly when the learner has learned from --steps \
             environment steps, on Ctrl-C, or on SIGTERM (exit 0 in all three cases).
 
+            An --out that already holds a run is refused unless --resume is given; one directory \
+            holds one run at a time (OUT/.lock).
+
             Leaves in --out: config.json (give it to roles on other machines with --config), \
             metrics.csv, summary.json (student vs teacher return, KL, throughput, lag), \
             checkpoints/, logs/ (one log per process) and learning_curves.png (needs matplotlib: \
@@ -26,11 +29,25 @@ struct ClusterCommand: ParsableCommand {
               distill cluster --env gridworld --teacher q-learning --method n-distill+R --actors 4 --steps 2000000
               distill cluster --env chain --teacher adversarial --method teacher-v-reward --steps 200000 --out runs/chain
               distill cluster --write-config run.json --env gridworld --seed 3   # for roles on other machines
+              distill cluster --config runs/chain/config.json --out runs/chain-again   # the same run again
+              distill cluster --out runs/chain --resume --steps 400000                 # continue a run
             """)
 
-    @OptionGroup var environment: EnvironmentOptions
-    @OptionGroup var teacher: TeacherOptions
-    @OptionGroup var method: MethodOptions
+    @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "Run configuration (OUT/config.json of a run, or --write-config FILE); replaces the environment, "
+                + "teacher and method flags, so a run is reproduced exactly.", valueName: "file"))
+    var config: String?
+
+    @Flag(
+        help:
+            "Continue the run in --out from its newest checkpoint (same configuration); without it an existing run is refused."
+    )
+    var resume = false
 
     @Option(help: "Number of actor processes.")
     var actors = 4
@@ -66,12 +83,26 @@ struct ClusterCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = try RoleOptions.resolve(environment: environment, teacher: teacher, method: method)
+        let configuration: RunConfiguration
+        do {
+            configuration =
+                try config.map { try RunConfiguration.read(from: $0) }
+                ?? RoleOptions.resolve(environment: environment, teacher: teacher, method: method)
+        } catch let error as RuntimeError {
+            throw ValidationError(error.description)
+        }
         try checkMemory(configuration.environment)
         // Build once here so a bad flag fails before any process starts.
         let env = try buildEnvironment(configuration)
         if let writeConfig {
-            try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: writeConfig))
+            let file = URL(fileURLWithPath: writeConfig)
+            do {
+                try FileManager.default.createDirectory(
+                    at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: file)
+            } catch {
+                throw RunRefusal("--write-config: cannot write \(file.path): \(error.localizedDescription)")
+            }
             emit("wrote \(writeConfig): give it to each role with --config \(writeConfig)")
             return
         }
@@ -81,8 +112,30 @@ struct ClusterCommand: ParsableCommand {
         } catch {
             throw ValidationError("--out: cannot create \(output.path): \(error.localizedDescription)")
         }
+        try RunDirectory.lock(output, command: "distill cluster")
         let configFile = output.appendingPathComponent("config.json")
-        try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: configFile)
+        let stored = try? String(contentsOf: configFile, encoding: .utf8)
+        let checkpoint = RunDirectory.latestCheckpoint(output.appendingPathComponent("checkpoints"))
+        if stored != nil || checkpoint != nil {
+            let what = checkpoint.map(RunDirectory.describe) ?? "no checkpoint yet"
+            guard resume else {
+                throw RunRefusal(
+                    "distill cluster: \(output.path) already holds a run (\(what)); add --resume to continue it, "
+                        + "or give another --out")
+            }
+            let differences = RunDirectory.sameConfiguration(
+                stored: checkpoint?.configurationJSON ?? stored ?? "", current: configuration)
+            guard differences.isEmpty else {
+                throw RunRefusal(
+                    "distill cluster --resume: \(output.path) was run with another configuration: "
+                        + differences.joined(separator: ", ")
+                        + "; resume it with --config \(configFile.path) --resume, or give another --out")
+            }
+            emit("resuming the run in \(output.path) from \(what) (--resume)")
+        } else if resume {
+            emit("--resume: \(output.path) holds no run yet; starting one")
+        }
+        if stored == nil { try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: configFile) }
         emit(
             "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
                 + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
@@ -92,7 +145,10 @@ struct ClusterCommand: ParsableCommand {
                 binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
                 problemArguments: ["--config", configFile.path],
                 // About 200 metrics rows per run, however fast it goes: a readable learning curve.
-                learnerArguments: ["--steps", String(steps), "--metrics-every-steps", String(max(steps / 200, 1000))]
+                // --resume: this command decided above; a restarted learner resumes its checkpoint.
+                learnerArguments: [
+                    "--steps", String(steps), "--metrics-every-steps", String(max(steps / 200, 1000)), "--resume",
+                ]
                     + learnerFlags.split(separator: " ").map(String.init),
                 actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
                 actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),

@@ -3,6 +3,7 @@ import DistillCore
 import DistillRuntime
 import DistillWire
 import Foundation
+import Logging
 
 /// `distill learner`: the learner process.
 struct LearnerCommand: ParsableCommand {
@@ -10,11 +11,14 @@ struct LearnerCommand: ParsableCommand {
         commandName: "learner",
         abstract: "Apply the update rule to actors' trajectories and broadcast parameters.",
         discussion: """
+            A --checkpoint-dir that holds a run is refused unless --resume is given (the same \
+            configuration then continues from the newest checkpoint).
+
             Binds three sockets: unrolls (PULL), parameters (PUB) and control (ROUTER, the one \
             endpoint actors and `distill control` need), printing "endpoint NAME ENDPOINT" for \
             each. One update per --episodes-per-iteration episodes (as `distill train`, whatever the \
             unroll size), with V-trace weights for policy lag; parameters are published every --publish-every \
-            updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir it \
+            updates or --publish-interval-ms, whichever comes first. With --checkpoint-dir (and --resume) it \
             resumes from the newest checkpoint (versions continue) and writes atomic checkpoints \
             periodically and at stop; with --out it writes metrics.csv and summary.json. SIGINT or \
             SIGTERM stop it cleanly (exit 0); with --give-up-after S it also stops cleanly, but with \
@@ -26,9 +30,12 @@ struct LearnerCommand: ParsableCommand {
               distill learner --config run/config.json --bind-control 'tcp://*:5559' --steps 2000000
             """)
 
-    @OptionGroup var environment: EnvironmentOptions
-    @OptionGroup var teacher: TeacherOptions
-    @OptionGroup var method: MethodOptions
+    /// The single source of the defaults below (endpoints aside).
+    static let defaults = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
+
+    @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
     @OptionGroup var role: RoleOptions
 
     @Option(help: "Endpoint of the unroll socket (PULL).")
@@ -40,8 +47,14 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Endpoint of the control socket (ROUTER): what actors and `distill control` connect to.")
     var bindControl = "tcp://*:5559"
 
-    @Option(help: ArgumentHelp("Checkpoint directory: resumed from when it holds one.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Checkpoint directory (one learner at a time: DIR/.lock); one holding a run needs --resume.",
+            valueName: "dir"))
     var checkpointDir: String?
+
+    @Flag(help: "Continue the run in --checkpoint-dir from its newest checkpoint (same configuration).")
+    var resume = false
 
     @Option(help: ArgumentHelp("Directory for metrics.csv and summary.json.", valueName: "dir"))
     var out: String?
@@ -50,25 +63,25 @@ struct LearnerCommand: ParsableCommand {
     var steps: Int64?
 
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
-    var unrollSteps = 1000
+    var unrollSteps = ActorSettings.defaultUnrollSteps
 
     @Option(help: "Publish parameters after this many updates...")
-    var publishEvery = 1000
+    var publishEvery = LearnerCommand.defaults.publishEveryUpdates
 
     @Option(help: "...or this many milliseconds after the last publication.")
-    var publishIntervalMs = 20
+    var publishIntervalMs = LearnerCommand.defaults.publishIntervalMilliseconds
 
     @Option(help: "Seconds between periodic checkpoints.")
-    var checkpointInterval = 30.0
+    var checkpointInterval = LearnerCommand.defaults.checkpointIntervalSeconds
 
     @Option(help: "Seconds between metrics rows...")
-    var metricsInterval = 1.0
+    var metricsInterval = LearnerCommand.defaults.metricsIntervalSeconds
 
     @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
     var metricsEverySteps: Int64?
 
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
-    var actorTimeoutMs = 3000
+    var actorTimeoutMs = LearnerCommand.defaults.actorTimeoutMilliseconds
 
     @Option(help: "Actor records kept at most (dead ones are forgotten after 20 × --actor-timeout-ms).")
     var maxActors = 1024
@@ -120,10 +133,37 @@ struct LearnerCommand: ParsableCommand {
         try OperatorInput.positive(swapWindow, "--swap-window")
     }
 
+    /// One run per checkpoint directory, and an existing run only with --resume and the same
+    /// configuration. Returns the configuration JSON the resumed checkpoints carry (it may be in an
+    /// older but equivalent form), so the learner's own check and later checkpoints agree with it.
+    func checkResume(_ configuration: RunConfiguration, logger: Logger) throws -> String? {
+        guard let checkpointDir else { return nil }
+        let directory = URL(fileURLWithPath: checkpointDir)
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try RunDirectory.lock(directory, command: "distill learner")
+        guard let checkpoint = RunDirectory.latestCheckpoint(directory) else { return nil }
+        let what = RunDirectory.describe(checkpoint)
+        guard resume else {
+            throw RunRefusal(
+                "distill learner: \(directory.path) already holds a run (\(what)); add --resume to continue it, "
+                    + "or give another --checkpoint-dir")
+        }
+        let differences = RunDirectory.sameConfiguration(stored: checkpoint.configurationJSON, current: configuration)
+        guard differences.isEmpty else {
+            throw RunRefusal(
+                "distill learner --resume: \(directory.path) was run with another configuration: "
+                    + differences.joined(separator: ", ")
+                    + "; resume it with that run's --config FILE, or give another --checkpoint-dir")
+        }
+        logger.notice("resuming the run in \(directory.path) from \(what) (--resume)")
+        return checkpoint.configurationJSON
+    }
+
     func run() throws {
         let logger = role.start(role: "learner")
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
         let env = try buildEnvironment(configuration)
+        let resumedJSON = try checkResume(configuration, logger: logger)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
         // Further kickstarting teachers are tabular: the learner builds them and mixes their
         // outputs into each step's, as `distill train` does.
@@ -137,7 +177,7 @@ struct LearnerCommand: ParsableCommand {
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: reference,
             kickstart: further,
             unrollSteps: unrollSteps,
-            configurationJSON: try configuration.json())
+            configurationJSON: try resumedJSON ?? configuration.json())
         var settings = LearnerConfiguration(
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }

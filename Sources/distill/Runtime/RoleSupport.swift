@@ -13,7 +13,7 @@ struct RoleOptions: ParsableArguments {
                 + "replaces the environment, teacher and method flags.", valueName: "file"))
     var config: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level.")
     var logLevel: Logger.Level = .info
 
     @Option(help: "Largest message accepted, in bytes; a peer sending more is disconnected.")
@@ -126,33 +126,5 @@ func runRole(_ logger: Logger, _ body: () throws -> String?) throws {
     if let gaveUp {
         logger.critical("gave up: \(gaveUp) (--give-up-after); exiting with status \(giveUpExitCode)")
         throw ExitCode(giveUpExitCode)
-    }
-}
-
-/// Reads `DISTILL_*` environment variables as flags of the subcommand being run, so cluster
-/// engines (Slurm, Kubernetes) can configure roles through the environment:
-/// `DISTILL_BIND_UNROLLS=tcp://*:5557` is `--bind-unrolls tcp://*:5557`. A flag given on the
-/// command line wins over the environment.
-enum EnvironmentFlags {
-    /// Variables that configure the process itself rather than a flag.
-    static let reserved: Set<String> = [StopSignal.parentVariable, "DISTILL_BINARY", "DISTILL_PYTHON"]
-
-    static func arguments(_ arguments: [String], environment: [String: String]) -> [String] {
-        guard let name = arguments.first,
-            let command = Distill.configuration.subcommands.first(where: { $0._commandName == name })
-        else { return arguments }
-        let help = Distill.helpMessage(for: command, columns: 10_000)
-        var result = arguments
-        for (key, value) in environment.sorted(by: { $0.key < $1.key })
-        where key.hasPrefix("DISTILL_") && !reserved.contains(key) {
-            let flag = "--" + key.dropFirst("DISTILL_".count).lowercased().replacingOccurrences(of: "_", with: "-")
-            guard !arguments.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) else { continue }
-            if help.contains(flag + " <") {
-                result += [flag, value]
-            } else if help.contains(flag), ["1", "true", "yes"].contains(value.lowercased()) {
-                result.append(flag)
-            }
-        }
-        return result
     }
 }

@@ -29,18 +29,18 @@ struct TeacherCommand: ParsableCommand {
             in another language (examples/python-teacher).
             """)
 
-    @OptionGroup var environment: EnvironmentOptions
-    @OptionGroup var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
     @OptionGroup var role: RoleOptions
 
     @Option(help: "Endpoint to bind the ROUTER socket to.")
     var bind = "tcp://*:5556"
 
     @Option(help: "Answer a batch once it holds this many rows.")
-    var maxBatch = 4096
+    var maxBatch = TeacherServerConfiguration(bind: "").maxBatchRows
 
     @Option(help: "Answer a batch once its oldest query waited this many milliseconds.")
-    var batchDeadlineMs = 2
+    var batchDeadlineMs = TeacherServerConfiguration(bind: "").batchDeadlineMilliseconds
 
     @Option(help: "This server's id in its messages.")
     var id = "teacher"

@@ -66,14 +66,14 @@ grep -q "replicas: 32" "$work/render-large.yaml" || lab_fail "the large overlay 
 grep -q "replicas: 2$" "$work/render-small.yaml" || lab_fail "the small overlay does not run 2 actors"
 
 # The gates are live: a misspelt flag, a misspelt DISTILL_ variable, a misspelt field.
-sed 's/- --checkpoint-dir$/- --checkpoint-directory/; s/name: DISTILL_TEACHER$/name: DISTILL_TEACHR/' \
+sed 's/- --checkpoint-dir$/- --checkpoint-directory/; s/name: DISTILL_TEACHER_SERVER$/name: DISTILL_TEACHR_SERVER/' \
     "$work/render-small.yaml" >"$work/bad-flag.yaml"
 if "$venv/bin/python" "$work/k8s/check-manifests.py" "$work/bad-flag.yaml" 2>"$work/bad-flag.log"; then
-    lab_fail "check-manifests accepted --checkpoint-directory and DISTILL_TEACHR"
+    lab_fail "check-manifests accepted --checkpoint-directory and DISTILL_TEACHR_SERVER"
 fi
 grep -q "has no flag --checkpoint-directory; did you mean --checkpoint-dir" "$work/bad-flag.log" \
     || lab_fail "check-manifests did not name the bad flag: $(cat "$work/bad-flag.log")"
-grep -q "DISTILL_TEACHR maps to --teachr" "$work/bad-flag.log" \
+grep -q "DISTILL_TEACHR_SERVER maps to --teachr-server" "$work/bad-flag.log" \
     || lab_fail "check-manifests did not name the bad variable: $(cat "$work/bad-flag.log")"
 sed 's/^  replicas: 2$/  replica: 2/' "$work/render-small.yaml" >"$work/bad-field.yaml"
 if validate "$work/bad-field.yaml"; then lab_fail "kubernetes-validate --strict accepted 'replica: 2'"; fi

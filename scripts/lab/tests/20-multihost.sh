@@ -85,7 +85,7 @@ start_phase() {
     { read -r initial_return; read -r teacher_return; } < <(status student_return teacher_return)
     for actor in actor1 actor2; do
         "$NETLAB" exec "$actor" "$DISTILL_BINARY" actor --config "$work/run.json" --id "$actor" \
-            --learner "$control" --teacher "tcp://$teacher_addr:5556" >"$work/$actor-$phase.log" 2>&1 &
+            --learner "$control" --teacher-server "tcp://$teacher_addr:5556" >"$work/$actor-$phase.log" 2>&1 &
         actor_pids+=($!)
     done
 }

@@ -69,7 +69,7 @@ lab_wait_for 30 has_endpoint "$work/learner.out" control || lab_fail "the learne
 swift_teacher=$(endpoint "$work/swift-teacher.out" teacher)
 control=$(endpoint "$work/learner.out" control)
 for k in 1 2; do
-    d actor --config "$work/run.json" --learner "$control" --teacher "$swift_teacher" --id "actor-$k" \
+    d actor --config "$work/run.json" --learner "$control" --teacher-server "$swift_teacher" --id "actor-$k" \
         >/dev/null 2>"$work/actor-$k.log" &
     pids+=($!)
 done
