@@ -43,35 +43,35 @@ struct ObservedEnvironmentOptions: ParsableArguments {
     )
     var maxEpisodeSteps: Int?
 
-    @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in the README); replaces --env.", valueName: "path"))
+    @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in docs/file-formats.md); replaces --env.", valueName: "path"))
     var envFile: String?
 
     @Option(help: "Seed of the gridworld/random generator, and of the resets and steps of `env step`.")
     var seed: UInt64 = 0
 
     @Option(help: "Gridworld side length (paper: 20).")
-    var gridSize = 20
+    var gridSize = EnvironmentSpec().gridworld.size
 
-    @Option(help: "Gridworld slip probability η (default 0.1).")
-    var slip = 0.1
+    @Option(help: "Gridworld slip probability η (ours).")
+    var slip = EnvironmentSpec().gridworld.slip
 
     @Option(help: "Gridworld probability that the episode ends after an action (paper: 0.01).")
-    var endProbability = 0.01
+    var endProbability = EnvironmentSpec().gridworld.endProbability
 
-    @Option(help: "Gridworld wall probability per cell (default 0.1).")
-    var wallProbability = 0.1
+    @Option(help: "Gridworld wall probability per cell (ours).")
+    var wallProbability = EnvironmentSpec().gridworld.wallProbability
 
-    @Option(help: "Gridworld −1 reward probability per cell (default 0.08).")
-    var penaltyProbability = 0.08
+    @Option(help: "Gridworld −1 reward probability per cell (ours).")
+    var penaltyProbability = EnvironmentSpec().gridworld.penaltyProbability
 
-    @Option(help: "Gridworld probability of each terminal reward +10, +5, −5, −10 per cell (default 0.01).")
-    var terminalProbability = 0.01
+    @Option(help: "Gridworld probability of each terminal reward +10, +5, −5, −10 per cell (ours).")
+    var terminalProbability = EnvironmentSpec().gridworld.terminalProbability
 
     @Option(help: "Number of actions of many-actions (Fig. 4: 4, 40, 400, 4000).")
-    var actionCount = 40
+    var actionCount = EnvironmentSpec().manyActionsCount
 
     @Option(help: "Chain half-length T.")
-    var chainLength = 5
+    var chainLength = EnvironmentSpec().chainHalfLength
 
     @Option(help: "Override the tabular environment's discount γ.")
     var discount: Double?

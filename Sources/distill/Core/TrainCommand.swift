@@ -93,6 +93,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let config = try configuration()
+        // Also for a --config file: refuse a problem too large for this machine before allocating.
+        try checkMemory(config.environment)
         let env = try validating { try config.environment.build() }
         let teach = try validating { try config.teacher.build(for: env) }
         let further = try validating { try config.teacher.buildKickstartTeachers(for: env) }
