@@ -43,7 +43,9 @@ struct ObservedEnvironmentOptions: ParsableArguments {
     )
     var maxEpisodeSteps: Int?
 
-    @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in docs/file-formats.md); replaces --env.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Tabular MDP as a JSON file (schema in docs/file-formats.md); replaces --env.", valueName: "path"))
     var envFile: String?
 
     @Option(help: "Seed of the gridworld/random generator, and of the resets and steps of `env step`.")
