@@ -21,6 +21,27 @@ public protocol Student: Sendable {
     /// `π_θ(a|s)` for every state of the tabular environment underneath, row-major
     /// `[states × actions]` (exact evaluation).
     func stateTable() -> [Double]
+    /// The student's logits at every state of the tabular environment underneath, as a table:
+    /// its policy there, for collecting episodes and exact evaluation.
+    var tabularParameters: StudentParameters { get }
+    /// The policy of ``tabularParameters``, for collecting episodes (the tabular student keeps it
+    /// cached).
+    func tabularPolicy() -> StudentPolicy
+    /// Adds the sampled update of an episode record whose teacher outputs are read from the
+    /// tabular `teacher` by state id (`distill train`'s collection).
+    mutating func accumulate(_ episode: EpisodeBuffer, teacher: Teacher, rule: UpdateRule, context: UpdateContext)
+}
+
+extension Student {
+    /// The policy of ``tabularParameters``.
+    public func tabularPolicy() -> StudentPolicy { StudentPolicy(tabularParameters) }
+
+    /// The record read through ``TabularEpisode``.
+    public mutating func accumulate(
+        _ episode: EpisodeBuffer, teacher: Teacher, rule: UpdateRule, context: UpdateContext
+    ) {
+        accumulate(TabularEpisode(episode, teacher: teacher), rule: rule, context: context)
+    }
 }
 
 /// What became of a pending update.
@@ -147,6 +168,10 @@ public struct TabularStudent: Student {
 
     /// `π_θ(·|s)` for every state.
     public func stateTable() -> [Double] { policy.stateTable() }
+    /// The parameters themselves.
+    public var tabularParameters: StudentParameters { parameters }
+    /// The cached policy.
+    public func tabularPolicy() -> StudentPolicy { policy }
 
     /// Replaces parameters and optimiser state (a resume); the pending update is dropped.
     public mutating func restore(parameters: StudentParameters, optimiser: Optimiser) {

@@ -105,18 +105,16 @@ public struct NetworkStudent: Student, @unchecked Sendable {
         network.forward(observations, batch: stateCount).logits
     }
 
-    /// `π_θ(·|s)` for every state.
-    public func stateTable() -> [Double] {
-        let logits = logitTable()
-        let na = actionCount
-        var out = [Double](repeating: 0, count: logits.count)
-        for s in 0..<stateCount {
-            let row = (0..<na).map { Double(logits[s * na + $0]) }
-            let p = softmax(row)
-            for a in 0..<na { out[s * na + a] = p[a] }
-        }
-        return out
+    /// The logits at every state as a tabular student's parameters (softmax of them is the
+    /// network's policy there).
+    public var tabularParameters: StudentParameters {
+        StudentParameters(
+            rowOfState: (0..<stateCount).map { Int32($0) }, rowCount: stateCount, actionCount: actionCount,
+            logits: logitTable().map { Double($0) })
     }
+
+    /// `π_θ(·|s)` for every state.
+    public func stateTable() -> [Double] { tabularParameters.policyTable() }
 
     /// Forwards the episode's observations, lets the rule write its per-step update into a table
     /// with one row per step, and back-propagates it.
@@ -193,4 +191,91 @@ struct StepIndexedEpisode<Base: EpisodeView>: EpisodeView {
     func teacherLogProbability(_ slot: Int, _ action: Int) -> Double { base.teacherLogProbability(slot, action) }
     func teacherValue(_ slot: Int) -> Double { base.teacherValue(slot) }
     func teacherActionValue(_ slot: Int, _ action: Int) -> Double { base.teacherActionValue(slot, action) }
+}
+
+/// Which student a run trains: `tabular` (one row of logits per state) or a network
+/// (`linear`, `mlp:64,64`, `conv:16x3,32x3/mlp:256`: the grammar of docs/networks.md) reading an
+/// observation of each state (`one-hot`, `image`, `window:K`, `state-id`: docs/environments.md).
+public struct StudentSpec: Sendable, Hashable, Codable {
+    /// `tabular`, or a network architecture.
+    public var architecture = "tabular"
+    /// What a network student observes of each state.
+    public var observation = "one-hot"
+    /// Seed of the network's initial weights.
+    public var seed: UInt64 = 0
+
+    /// The tabular student.
+    public init() {}
+
+    /// A student of `architecture` observing `observation`.
+    public init(architecture: String, observation: String = "one-hot", seed: UInt64 = 0) {
+        self.architecture = architecture
+        self.observation = observation
+        self.seed = seed
+    }
+
+    /// Whether this is the tabular student.
+    public var isTabular: Bool { architecture == "tabular" }
+
+    /// Checks the architecture and observation strings, with errors that show the grammar.
+    public func validate() throws {
+        guard !isTabular else { return }
+        do {
+            _ = try NetworkArchitecture(parsing: architecture)
+        } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "--student: \(error.message)")
+        }
+        _ = try ObservationKind(parsing: observation)
+    }
+
+    /// The network student for `environment`, optimised as `method` says. Convolutions read
+    /// images as `[height, width, channels]`: the environment's `[channels, height, width]` planes
+    /// are transposed for them.
+    public func buildNetwork(for environment: Environment, method: MethodSpec) throws -> NetworkStudent {
+        precondition(!isTabular, "buildNetwork needs a network architecture")
+        let architecture: NetworkArchitecture
+        do {
+            architecture = try NetworkArchitecture(parsing: self.architecture)
+        } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "--student: \(error.message)")
+        }
+        let observed = try TabularObservedEnvironment(
+            environment, observation: try ObservationKind(parsing: observation))
+        var shape = observed.description.observation.shape
+        var table = observed.observationTable()
+        if !architecture.convolutions.isEmpty {
+            guard shape.count == 3 else {
+                throw DistillError(
+                    .invalidConfiguration,
+                    "--student \(self.architecture) has convolutions, which need an image observation (image or window:K), not \(observation)"
+                )
+            }
+            let (c, h, w) = (shape[0], shape[1], shape[2])
+            let per = c * h * w
+            var transposed = [Float](repeating: 0, count: table.count)
+            for s in 0..<(table.count / per) {
+                for ch in 0..<c {
+                    for y in 0..<h {
+                        for x in 0..<w {
+                            transposed[s * per + (y * w + x) * c + ch] = table[s * per + (ch * h + y) * w + x]
+                        }
+                    }
+                }
+            }
+            table = transposed
+            shape = [h, w, c]
+        }
+        let network: PolicyValueNetwork
+        do {
+            network = try PolicyValueNetwork(
+                architecture: architecture, inputShape: shape, actionCount: environment.mdp.actionCount, seed: seed)
+        } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "--student \(self.architecture): \(error.message)")
+        }
+        return try NetworkStudent(
+            network: network,
+            optimizer: NetworkOptimizer(
+                method.optimiser, learningRate: method.learningRate, parameterCount: network.parameterCount),
+            observations: table)
+    }
 }

@@ -17,9 +17,26 @@ public struct TrainingConfiguration: Sendable, Hashable, Codable {
     public var evaluateEvery = 100
     /// Seed of the run's sampling.
     public var seed: UInt64 = 0
+    /// The student: tabular (the default) or a network on an observation of each state.
+    public var student = StudentSpec()
 
     /// The defaults.
     public init() {}
+
+    /// Reads a configuration; fields it lacks (files written before they existed) keep their
+    /// defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = TrainingConfiguration()
+        environment = try c.decodeIfPresent(EnvironmentSpec.self, forKey: .environment) ?? defaults.environment
+        teacher = try c.decodeIfPresent(TeacherSpec.self, forKey: .teacher) ?? defaults.teacher
+        method = try c.decodeIfPresent(MethodSpec.self, forKey: .method) ?? defaults.method
+        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations) ?? defaults.iterations
+        exact = try c.decodeIfPresent(Bool.self, forKey: .exact) ?? defaults.exact
+        evaluateEvery = try c.decodeIfPresent(Int.self, forKey: .evaluateEvery) ?? defaults.evaluateEvery
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
+        student = try c.decodeIfPresent(StudentSpec.self, forKey: .student) ?? defaults.student
+    }
 }
 
 /// One row of training metrics.
@@ -46,9 +63,13 @@ public struct IterationRecord: Sendable, Hashable, Codable {
     public var updateNorm: Double
 }
 
-/// The single-process trainer: sampled (or exact) updates of a tabular student, through the one
-/// learning step (``LearnerState``) that the learner role also uses.
-public struct Trainer: Sendable {
+/// The single-process trainer of a tabular student.
+public typealias Trainer = StudentTrainer<TabularStudent>
+
+/// The single-process trainer: sampled (or, for a tabular student, exact) updates through the one
+/// learning step (``LearnerState``) that the learner role also uses. The environment has a tabular
+/// MDP underneath, so every student's policy can be read at every state and evaluated exactly.
+public struct StudentTrainer<S: Student>: Sendable {
     /// The configuration.
     public let configuration: TrainingConfiguration
     /// The environment.
@@ -58,13 +79,11 @@ public struct Trainer: Sendable {
     /// Further kickstarting teachers (their λ are `configuration.teacher.kickstartWeights`).
     public let kickstartTeachers: [Teacher]
     /// The learning state: student, optimiser, critic, schedules, counters, RNG.
-    public private(set) var state: LearnerState<TabularStudent>
+    public private(set) var state: LearnerState<S>
     private var buffer = EpisodeBuffer()
 
-    /// The student.
-    public var parameters: StudentParameters { state.student.parameters }
-    /// The optimiser state.
-    public var optimiser: Optimiser { state.student.optimiser }
+    /// The student's logits at every state.
+    public var parameters: StudentParameters { state.student.tabularParameters }
     /// The student critic (zero when the rule needs none).
     public var critic: TabularCritic {
         state.critic
@@ -79,23 +98,18 @@ public struct Trainer: Sendable {
     /// Environment steps consumed.
     public var totalEnvironmentSteps: Int { Int(state.environmentSteps) }
 
-    /// Builds the environment and teacher from the configuration (files already embedded).
-    public init(_ configuration: TrainingConfiguration) throws {
-        try configuration.method.validate()
+    /// Trains `student` on a prebuilt environment and teacher(s).
+    public init(
+        _ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher,
+        kickstartTeachers: [Teacher] = [], student: S
+    ) throws {
         guard configuration.iterations >= 0 else {
             throw DistillError(.invalidConfiguration, "iterations must be non-negative")
         }
-        let environment = try configuration.environment.build()
-        try self.init(
-            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment),
-            kickstartTeachers: try configuration.teacher.buildKickstartTeachers(for: environment))
-    }
-
-    /// Uses a prebuilt environment and teacher(s).
-    public init(
-        _ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher,
-        kickstartTeachers: [Teacher] = []
-    ) throws {
+        if configuration.exact && S.self != TabularStudent.self {
+            throw DistillError(
+                .invalidConfiguration, "exact expected updates need a tabular student; sample episodes instead")
+        }
         self.configuration = configuration
         self.environment = environment
         self.teacher = teacher
@@ -126,22 +140,10 @@ public struct Trainer: Sendable {
         }
         state = try LearnerState(
             method: configuration.method, teacherKind: configuration.teacher.kind, environment: environment,
+            student: student,
             kickstart: try KickstartTeachers(
                 teachers: kickstartTeachers, weights: configuration.teacher.kickstartWeights),
             seed: configuration.seed)
-    }
-
-    /// The initial student: uniform tabular logits; for fig2 the tied sigmoid student with
-    /// π(R) = 0.1 in both parameter rows (Fig. 2).
-    public static func initialStudent(for environment: Environment) -> StudentParameters {
-        let mdp = environment.mdp
-        if let rows = environment.tiedRows {
-            let rowCount = Int(rows.max()!) + 1
-            var p = StudentParameters(rowOfState: rows, rowCount: rowCount, actionCount: mdp.actionCount)
-            for r in 0..<rowCount { p.setRow(r, probabilities: [0.9, 0.1]) }
-            return p
-        }
-        return StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
     }
 
     /// Runs one optimisation step and returns its metrics.
@@ -154,8 +156,9 @@ public struct Trainer: Sendable {
             totalEnvironmentSteps: totalEnvironmentSteps, lossWeight: state.effectiveRule.lossWeight, updateNorm: 0)
         if case .mixture(let b) = control { record.beta = b }
         let outcome: UpdateOutcome
-        if configuration.exact {
-            outcome = try state.applyExactUpdate(mdp, teacher: teacher)
+        if configuration.exact, var tabular = state as? LearnerState<TabularStudent> {
+            outcome = try tabular.applyExactUpdate(mdp, teacher: teacher)
+            state = tabular as! LearnerState<S>
         } else {
             // The tabular fast path: the step's teacher is the kickstarting mixture as a table
             // (the learner role forms the same mixture per step, `KickstartEpisode`).
@@ -166,7 +169,7 @@ public struct Trainer: Sendable {
             var returns = 0.0
             var crossEntropy = 0.0
             let o = TabularTeacherOutputs(self.teacher)  // metrics against the main teacher
-            let current = state.student.policy
+            let current = state.student.tabularPolicy()
             var steps = 0
             var rng = state.rng
             // Moved out of `self` (so that the closure below reads it while `state` is modified)
@@ -208,6 +211,47 @@ public struct Trainer: Sendable {
             record.exact = try ExactMetrics(mdp, teacher: self.teacher, parameters: parameters)
         }
         return record
+    }
+}
+
+extension StudentTrainer where S == TabularStudent {
+    /// Builds the environment and teacher from the configuration (files already embedded).
+    public init(_ configuration: TrainingConfiguration) throws {
+        try configuration.method.validate()
+        let environment = try configuration.environment.build()
+        try self.init(
+            configuration, environment: environment, teacher: try configuration.teacher.build(for: environment),
+            kickstartTeachers: try configuration.teacher.buildKickstartTeachers(for: environment))
+    }
+
+    /// A fresh tabular student (``initialStudent(for:)``) on a prebuilt environment and teacher(s).
+    public init(
+        _ configuration: TrainingConfiguration, environment: Environment, teacher: Teacher,
+        kickstartTeachers: [Teacher] = []
+    ) throws {
+        try configuration.method.validate()
+        try self.init(
+            configuration, environment: environment, teacher: teacher, kickstartTeachers: kickstartTeachers,
+            student: TabularStudent(
+                parameters: Self.initialStudent(for: environment),
+                optimiser: Optimiser(
+                    kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)))
+    }
+
+    /// The optimiser state.
+    public var optimiser: Optimiser { state.student.optimiser }
+
+    /// The initial student: uniform tabular logits; for fig2 the tied sigmoid student with
+    /// π(R) = 0.1 in both parameter rows (Fig. 2).
+    public static func initialStudent(for environment: Environment) -> StudentParameters {
+        let mdp = environment.mdp
+        if let rows = environment.tiedRows {
+            let rowCount = Int(rows.max()!) + 1
+            var p = StudentParameters(rowOfState: rows, rowCount: rowCount, actionCount: mdp.actionCount)
+            for r in 0..<rowCount { p.setRow(r, probabilities: [0.9, 0.1]) }
+            return p
+        }
+        return StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
     }
 }
 

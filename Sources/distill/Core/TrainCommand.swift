@@ -6,7 +6,8 @@ import Foundation
 /// `distill train`: the single-process reference trainer.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a tabular student with sampled (or exact) updates and write per-iteration metrics as CSV.",
+        abstract:
+            "Train a tabular or network student with sampled (or exact) updates and write per-iteration metrics as CSV.",
         discussion: """
             Each iteration collects --episodes-per-iteration episodes with the control policy, applies \
             the method's sampled update averaged over those episodes (or, with --exact, the exact \
@@ -14,14 +15,22 @@ struct Train: ParsableCommand {
             and Σ H×(π‖π_θ), and every --evaluate-every iterations the exact metrics (student return, \
             E_z[Σ H×] under student, teacher, uniform). Progress goes to stderr.
 
+            A network student (--student linear, mlp:64,64, conv:16x3,32x3/mlp:256; docs/networks.md) \
+            sees --observation of each state (one-hot, image, window:K, state-id; \
+            docs/environments.md) and learns through the same update rules: they write their \
+            logit-space update per step, the network back-propagates it. Its exact metrics read its \
+            policy at every state's observation.
+
             Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration, \
-            files embedded); without, the CSV goes to stdout.
+            files embedded), and for a network student DIR/student.safetensors (the network with its \
+            architecture, observation and environment in the metadata); without, the CSV goes to stdout.
 
             Examples:
               distill train --env fig2 --teacher fig2 --method n-distill+R --exact --learning-rate 0.5 --iterations 2000 --evaluate-every 500
               distill train --env gridworld --seed 3 --teacher q-learning --method n-distill+R --iterations 300 --out out/run1
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
+              distill train --env gridworld --seed 3 --student mlp:64 --observation image --optimiser adam --learning-rate 0.003 --iterations 300 --out out/mlp
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
@@ -52,6 +61,15 @@ struct Train: ParsableCommand {
 
     @Option(help: ArgumentHelp("Directory for metrics.csv and config.json (created if needed).", valueName: "dir"))
     var out: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The student: tabular, or a network (linear, mlp:W,W[/tanh], conv:CxK,…[/mlp:W,…]; docs/networks.md).",
+            valueName: "architecture"))
+    var student = Train.defaults.student.architecture
+
+    @Option(help: "What a network student observes of each state: one-hot, image, window:K (K odd) or state-id.")
+    var observation = Train.defaults.student.observation
 
     @Flag(help: "No progress on stderr.")
     var quiet = false
@@ -88,6 +106,13 @@ struct Train: ParsableCommand {
         config.iterations = iterations
         config.exact = exact
         config.evaluateEvery = evaluateEvery
+        if self.config == nil {
+            config.student = StudentSpec(architecture: student, observation: observation, seed: config.seed)
+        }
+        try validating { try config.student.validate() }
+        if exact && !config.student.isTabular {
+            throw ValidationError("--exact needs the tabular student (exact expected updates are per state)")
+        }
         return config
     }
 
@@ -98,10 +123,39 @@ struct Train: ParsableCommand {
         let env = try validating { try config.environment.build() }
         let teach = try validating { try config.teacher.build(for: env) }
         let further = try validating { try config.teacher.buildKickstartTeachers(for: env) }
-        let iterations = config.iterations
-        var trainer = try validating {
-            try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
+        if config.student.isTabular {
+            var trainer = try validating {
+                try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
+            }
+            try train(&trainer, config, environment: env, teacher: teach)
+        } else {
+            let student = try validating { try config.student.buildNetwork(for: env, method: config.method) }
+            var trainer = try validating {
+                try StudentTrainer(
+                    config, environment: env, teacher: teach, kickstartTeachers: further, student: student)
+            }
+            try train(&trainer, config, environment: env, teacher: teach)
+            if let out {
+                let file = URL(fileURLWithPath: out).appendingPathComponent("student.safetensors")
+                try trainer.state.student.network.save(
+                    to: file,
+                    metadata: [
+                        "run.student": config.student.architecture,
+                        "run.observation": config.student.observation,
+                        "run.environment": env.name, "run.method": config.method.method.rawValue,
+                        "run.iterations": "\(trainer.iteration)",
+                    ])
+                if !quiet { FileHandle.standardError.write(Data("train: wrote \(file.path)\n".utf8)) }
+            }
         }
+    }
+
+    /// Runs the iterations of `trainer`, writing the CSV and progress.
+    func train<S: Student>(
+        _ trainer: inout StudentTrainer<S>, _ config: TrainingConfiguration, environment env: Environment,
+        teacher teach: Teacher
+    ) throws {
+        let iterations = config.iterations
 
         var sink = FileHandle.standardOutput
         if let out {
