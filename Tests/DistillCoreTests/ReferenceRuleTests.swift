@@ -108,11 +108,13 @@ import Testing
         for (k, p) in Self.problems.enumerated() {
             let critic = (0..<p.mdp.stateCount).map { Double($0 % 3) - 0.7 }
             for method in Method.allCases {
-                for baseline in [true, false] {
+                // Off-policy control: Σ_a q ∇log π_θ ≠ 0, so a baseline's sign shows in expectation.
+                for (baseline, control) in [(true, ControlPolicy.student), (false, .student), (true, .uniform)] {
                     var o = Reference.Options()
                     o.baseline = baseline
                     o.critic = critic
-                    try Self.check(method, p, o, "problem \(k), baseline \(baseline)")
+                    o.control = control
+                    try Self.check(method, p, o, "problem \(k), baseline \(baseline), control \(control)")
                 }
                 var o = Reference.Options()
                 o.studentBootstrap = true

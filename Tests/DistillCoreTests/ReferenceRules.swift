@@ -253,6 +253,15 @@ enum Reference {
     enum Pseudo { case none, teacherLog, negativeNextLoss, nextTeacherLog, valueShaping, kl }
     enum Returns { case monteCarlo, teacherBootstrap, studentBootstrap, zero }
 
+    /// Table 1's control policy: the teacher for teacher distillation (and Rusu's variants), the
+    /// student for everything else.
+    static func defaultControl(_ method: Method) -> ControlPolicy {
+        switch method {
+        case .teacherDistill, .teacherDistillKL, .teacherDistillNLL, .teacherDistillMSE: .teacher
+        default: .student
+        }
+    }
+
     static func definition(_ method: Method, _ o: Options) -> Definition {
         let ce: Loss = o.agreementScale.map { .agreement($0) } ?? .crossEntropy
         var d = Definition()
@@ -349,7 +358,10 @@ enum Reference {
         var u = [Double](repeating: 0, count: student.logits.count)
         for s in 0..<n where !mdp.isTerminal[s] {
             let base = Int(student.rowOfState[s]) * na
-            let b = def.baseline ? critic[s] : 0
+            // A baseline is subtracted from a return; a method whose R̂ is identically zero (pure
+            // distillation: no r̂, no r, no bootstrap) has no score term for it to enter.
+            let hasScore = def.pseudo != .none || def.addsReward || def.returns != .monteCarlo
+            let b = def.baseline && hasScore ? critic[s] : 0
             for a in 0..<na {
                 let w = d[s] * q[s][a] * (qHat[s][a] - b)
                 for c in 0..<na { u[base + c] += w * ((c == a ? 1 : 0) - pi[s][c]) }

@@ -79,7 +79,7 @@ import Testing
         var trainer = try Trainer(config, environment: Environment(name: "reference", mdp: p.mdp), teacher: p.teacher)
         var theta = trainer.parameters
         var o = Reference.Options()
-        o.control = method.defaultControl
+        o.control = Reference.defaultControl(method)
         for k in 0..<3 {
             _ = try trainer.runIteration()
             o.lossWeight = config.method.lambda.value(at: k)
