@@ -84,7 +84,9 @@ import Testing
         }
     }
 
-    static func ell(_ loss: Reference.Loss, _ p: ReferenceProblem, _ pi: [[Double]], _ s: StudentParameters, _ st: Int)
+    static func ell(
+        _ loss: Reference.Loss, _ p: ReferenceProblem, _ pi: [[Double]], _ s: StudentParameters, _ st: Int
+    )
         -> Double
     {
         if p.mdp.isTerminal[st] { return 0 }
@@ -119,7 +121,8 @@ import Testing
             // −Σ_s d_π(s) ℓ_θ(s), d under the teacher (independent of θ).
             let loss: Reference.Loss =
                 method == .teacherDistill
-                ? .crossEntropy : method == .teacherDistillKL ? .rusuKL(0.01) : method == .teacherDistillNLL ? .rusuNLL : .rusuMSE
+                ? .crossEntropy
+                : method == .teacherDistillKL ? .rusuKL(0.01) : method == .teacherDistillNLL ? .rusuNLL : .rusuMSE
             let d = Reference.visits(p.mdp, Reference.teacherRows(p.teacher))
             let g = Reference.numericalGradient(p.student.logits) { theta in
                 var s = p.student
@@ -160,12 +163,15 @@ import Testing
         case .nDistill, .nDistillR:
             // ∇ E Σ_t (−ℓ_θ(s_t) [+ r_t]) (Thm 2).
             let plusR = method == .nDistillR
-            let g = Self.objectiveGradient(p) { pi, s, st, _, _, r in -Self.ell(.crossEntropy, p, pi, s, st) + (plusR ? r : 0) }
+            let g = Self.objectiveGradient(p) { pi, s, st, _, _, r in
+                -Self.ell(.crossEntropy, p, pi, s, st) + (plusR ? r : 0)
+            }
             Self.expectClose(try Self.update(method.rule, p), g, fd, name)
         case .klRegularised, .klRegularisedR:
             // ∇ E Σ_t (log π(a_t|s_t) − log π_θ(a_t|s_t) [+ r_t]).
             let plusR = method == .klRegularisedR
-            let g = Self.objectiveGradient(p) { pi, _, s, a, _, r in teacherLog(s, a) - log(pi[s][a]) + (plusR ? r : 0) }
+            let g = Self.objectiveGradient(p) { pi, _, s, a, _, r in teacherLog(s, a) - log(pi[s][a]) + (plusR ? r : 0)
+            }
             Self.expectClose(try Self.update(method.rule, p), g, fd, name)
         case .teacherVReward:
             // Potential-based shaping telescopes: with γ = 1 the update is the return's gradient, and
@@ -173,7 +179,8 @@ import Testing
             Self.expectClose(try Self.update(method.rule, p), Self.returnGradient(p), fd, "\(name) γ = 1")
             let q = Self.discounted
             Self.expectClose(
-                try Self.update(method.rule, q), try Self.update(UpdateRule(addsReward: true), q), 1e-9, "\(name) γ = 0.9")
+                try Self.update(method.rule, q), try Self.update(UpdateRule(addsReward: true), q), 1e-9,
+                "\(name) γ = 0.9")
         case .tdTeacherV, .actorCritic:
             // Bootstrapping from the student's own exact value is REINFORCE on r, at any γ.
             for q in [p, Self.discounted] {
@@ -182,7 +189,8 @@ import Testing
                     identity: "student", stateCount: q.mdp.stateCount, actionCount: q.mdp.actionCount,
                     probabilities: pi.flatMap { $0 }, values: Reference.values(q.mdp, pi))
                 Self.expectClose(
-                    try Self.update(method.rule, q, teacher: own), try Self.update(UpdateRule(addsReward: true), q), 1e-9,
+                    try Self.update(method.rule, q, teacher: own), try Self.update(UpdateRule(addsReward: true), q),
+                    1e-9,
                     "\(name) γ = \(q.mdp.discount)")
             }
             Self.expectClose(try Self.update(Method.baseline.rule, p), Self.returnGradient(p), fd, "baseline")

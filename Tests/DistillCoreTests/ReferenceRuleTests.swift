@@ -51,7 +51,8 @@ import Testing
             distance <= 1e-9, "\(method.rawValue) \(label): production \(prod) vs reference \(ref)",
             sourceLocation: sourceLocation)
         // A reference that is identically zero would prove nothing.
-        #expect(ref.contains { abs($0) > 1e-6 }, "\(method.rawValue) \(label): zero update", sourceLocation: sourceLocation)
+        #expect(
+            ref.contains { abs($0) > 1e-6 }, "\(method.rawValue) \(label): zero update", sourceLocation: sourceLocation)
     }
 
     @Test(arguments: Method.allCases)
@@ -219,7 +220,8 @@ import Testing
     /// s0 →(a0: stay with 0.5, end 0.5; a1: to s1)→ …, s1 ends on any action with reward 1.
     @Test func referenceVisitsAndValuesOnAHandWorkedChain() {
         let mdp = TabularMDP(
-            stateCount: 3, actionCount: 2, discount: 0.5, startDistribution: [1, 0, 0], isTerminal: [false, false, true]
+            stateCount: 3, actionCount: 2, discount: 0.5, startDistribution: [1, 0, 0],
+            isTerminal: [false, false, true]
         ) { s, a in
             switch (s, a) {
             case (0, 0): [Outcome(next: 0, probability: 0.5, reward: 0), Outcome(next: 2, probability: 0.5, reward: 0)]

@@ -342,7 +342,8 @@ enum Reference {
             qHat = actionValues(mdp, q, discount: gamma, arrival: arrival, pseudo)
         case .teacherBootstrap, .studentBootstrap, .zero:
             let boot: [Double] =
-                def.returns == .teacherBootstrap ? vT : def.returns == .studentBootstrap ? critic : Array(repeating: 0, count: n)
+                def.returns == .teacherBootstrap
+                ? vT : def.returns == .studentBootstrap ? critic : Array(repeating: 0, count: n)
             qHat = (0..<n).map { s in
                 (0..<na).map { a in
                     mdp.isTerminal[s]
@@ -432,9 +433,13 @@ struct ReferenceProblem {
                 var w = (0..<k).map { _ in 0.1 + u() }
                 let total = w.reduce(0, +)
                 w = w.map { $0 / total * (1 - end) }
-                var list = w.map { Outcome(next: Int(rng.next() % UInt64(liveCount)), probability: $0, reward: 2 * u() - 1) }
+                var list = w.map {
+                    Outcome(next: Int(rng.next() % UInt64(liveCount)), probability: $0, reward: 2 * u() - 1)
+                }
                 list.append(
-                    Outcome(next: liveCount + Int(rng.next() % UInt64(terminalCount)), probability: end, reward: 4 * u() - 2))
+                    Outcome(
+                        next: liveCount + Int(rng.next() % UInt64(terminalCount)), probability: end, reward: 4 * u() - 2
+                    ))
                 row.append(list)
             }
             table.append(row)

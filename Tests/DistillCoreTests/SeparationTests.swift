@@ -142,7 +142,8 @@ import Testing
     @Test func softmaxDividesByTheTemperature() {
         let x = [0, log(3.0)]
         let cases: [(Double, [Double])] = [
-            (1, [0.25, 0.75]), (0.5, [0.1, 0.9]), (2, [1 / (1 + 3.0.squareRoot()), 3.0.squareRoot() / (1 + 3.0.squareRoot())]),
+            (1, [0.25, 0.75]), (0.5, [0.1, 0.9]),
+            (2, [1 / (1 + 3.0.squareRoot()), 3.0.squareRoot() / (1 + 3.0.squareRoot())]),
         ]
         for (t, expected) in cases {
             let p = softmax(x, temperature: t)

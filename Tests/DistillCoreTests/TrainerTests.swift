@@ -83,7 +83,8 @@ import Testing
         for k in 0..<3 {
             _ = try trainer.runIteration()
             o.lossWeight = config.method.lambda.value(at: k)
-            let u = Reference.expectedUpdate(method, mdp: p.mdp, teacher: p.teacher, student: theta, discount: 0.95, options: o)
+            let u = Reference.expectedUpdate(
+                method, mdp: p.mdp, teacher: p.teacher, student: theta, discount: 0.95, options: o)
             for i in 0..<u.count { theta.logits[i] += 0.3 * u[i] }
             #expect(
                 relativeDistance(trainer.parameters.logits, theta.logits) <= 1e-9,
