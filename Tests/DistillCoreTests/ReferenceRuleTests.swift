@@ -238,6 +238,37 @@ import Testing
         #expect(abs(v[1] - 1) < 1e-12 && abs(v[0] - 2.0 / 7) < 1e-12, "\(v)")
     }
 
+    /// Off-policy control (uniform, mixture) with a critic: `Σ_a q ∇log π_θ ≠ 0`, so the sampled
+    /// baseline's sign and the TD(1) bootstrap show in the mean.
+    @Test(arguments: [Method.baseline, .actorCritic, .vGated])
+    func sampledMeanMatchesTheReferenceUnderOffPolicyControlWithACritic(method: Method) throws {
+        let p = ReferenceProblem(seed: 8, discount: 0.9)
+        let critic = Self.mixedCritic(p)
+        for control in [ControlPolicy.uniform, .mixture(beta: 0.5)] {
+            var o = Reference.Options()
+            o.critic = critic
+            o.control = control
+            let ref = Self.reference(method, p, o)
+            let context = UpdateContext(discount: p.mdp.discount, control: control, studentValues: critic)
+            let policy = StudentPolicy(p.student)
+            var rng = Xoshiro256StarStar(seed: 777 &+ UInt64(Method.allCases.firstIndex(of: method)!))
+            var buffer = EpisodeBuffer()
+            var moments = RunningMoments(size: p.student.logits.count)
+            var acc = UpdateAccumulator(rowCount: p.student.rowCount, actionCount: p.student.actionCount)
+            for _ in 0..<20_000 {
+                collectEpisode(
+                    p.mdp, policy: policy, teacher: p.teacher, control: control, maxSteps: 10_000, rng: &rng,
+                    into: &buffer)
+                accumulateSampledUpdate(
+                    TabularEpisode(buffer, teacher: p.teacher), policy: policy, rule: method.rule, context: context,
+                    into: &acc)
+                moments.add(acc.finish(policy: policy))
+            }
+            let bad = outsideConfidenceBand(mean: moments.mean, standardError: moments.standardError, exact: ref)
+            #expect(bad.isEmpty, "\(method.rawValue) under \(control): \(bad)")
+        }
+    }
+
     /// The production sampled update's Monte-Carlo mean against the reference (not against
     /// `ExactUpdate`), with the Bonferroni-corrected 99 % band of `outsideConfidenceBand`.
     @Test(arguments: [
