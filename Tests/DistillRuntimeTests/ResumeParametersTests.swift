@@ -15,6 +15,8 @@ struct ResumeParametersTests {
     struct Seen: Sendable {
         var checkpoint: Checkpoint?
         var served: Parameters?
+        /// The checkpoint the resumed learner writes when stopped before learning anything.
+        var rewritten: Checkpoint?
         var notes: [String: Double] = [:]
     }
 
@@ -24,7 +26,8 @@ struct ResumeParametersTests {
             let checkpoints = Roles.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: checkpoints) }
             let (teacher, teacherEndpoint) = try Roles.teacher()
-            let extra = ["--checkpoint-dir", checkpoints.path, "--checkpoint-interval", "0.3"]
+            // Adam, so the optimiser has state (moments and a step count) to restore.
+            let extra = ["--checkpoint-dir", checkpoints.path, "--checkpoint-interval", "0.3", "--optimiser", "adam"]
             var learner = try Roles.learner(extra: extra)
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "trainer")
             defer { for process in [actor, teacher, learner.process] { process.stop() } }
@@ -55,6 +58,9 @@ struct ResumeParametersTests {
                 else { continue }
                 seen.served = parameters
             }
+            learner.process.send(signal: SIGTERM)
+            seen.notes["resumed learner exit status"] = Double(learner.process.waitForExit(timeout: .seconds(60)) ?? -1)
+            seen.rewritten = try CheckpointStore(directory: checkpoints).latest()?.checkpoint
             return seen
         }
         print("resume: \(seen.notes)")
@@ -68,5 +74,16 @@ struct ResumeParametersTests {
         #expect(checkpoint.parameters.contains { abs($0) > 1e-3 })
         let worst = zip(served.values.values, checkpoint.parameters).map { abs(Double($0) - $1) }.max() ?? .infinity
         #expect(worst <= 1e-5, "served parameters differ from the checkpoint's by up to \(worst)")
+        // Everything restored is written back unchanged: parameters, optimiser state and steps,
+        // critic, counters and version.
+        let rewritten = try #require(seen.rewritten)
+        #expect(seen.notes["resumed learner exit status"] == 0)
+        #expect(checkpoint.optimiserSteps > 0 && !checkpoint.optimiserState.isEmpty)
+        #expect(rewritten.parameters == checkpoint.parameters)
+        #expect(rewritten.optimiserState == checkpoint.optimiserState)
+        #expect(rewritten.optimiserSteps == checkpoint.optimiserSteps)
+        #expect(rewritten.critic == checkpoint.critic)
+        #expect(rewritten.version == checkpoint.version && rewritten.updates == checkpoint.updates)
+        #expect(rewritten.envSteps == checkpoint.envSteps)
     }
 }
