@@ -95,5 +95,8 @@ struct CodecBoundaryTests {
         #expect(try CurveKeyPair(secretKey: pair.secretKey) == pair)
         #expect(throws: ZMQError.self) { try CurveKeyPair(secretKey: String(pair.secretKey.dropLast())) }
         #expect(throws: ZMQError.self) { try CurveKeyPair(secretKey: pair.secretKey + "0") }
+        // 45 characters is valid Z85 (a multiple of 5) that decodes to 36 bytes: only the length
+        // check stands between it and libzmq's 32-byte key buffer.
+        #expect(throws: ZMQError.self) { try CurveKeyPair(secretKey: pair.secretKey + "00000") }
     }
 }
