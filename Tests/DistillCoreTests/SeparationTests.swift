@@ -67,6 +67,30 @@ import Testing
         #expect(zip(u, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(u) vs \(expected)")
     }
 
+    /// TD(1) keeps exp-entropy's next-action term, and discounts only the bootstrap, by hand:
+    /// uniform student (ρ = c = 1 with μ = ½), teacher π(·|s) = (¼, ¾), γ = ½, rewards 0, critic
+    /// V̂ = (0.3, 0.8, 0); trajectory (s0, a=0) → (s1, a=1) → terminal.
+    ///   t = 1: the next state ends the episode: Ĝ1 = 0.
+    ///   t = 0: Ĝ0 = c1·log π(a1|s1) + γ·V̂(s1) = log 0.75 + 0.5·0.8 ≈ 0.11232.
+    ///   update: row 0 = Ĝ0·(½, −½); rows 1, 2 = 0 (Ĝ1 = 0).
+    /// Dropping the next-action term gives Ĝ0 = 0.4; dropping γ gives log 0.75 + 0.8.
+    @Test func oneStepReturnKeepsTheNextActionTermAndDiscountsTheBootstrap() {
+        let trajectory = Trajectory(
+            actionCount: 2, observations: [0, 1, 2], actions: [0, 1], rewards: [0, 0],
+            behaviourProbabilities: [0.5, 0.5], teacherProbabilities: [0.25, 0.75, 0.25, 0.75, 0.25, 0.75],
+            teacherValues: [0, 0, 0], end: .terminated)
+        let policy = StudentPolicy(StudentParameters(stateCount: 3, actionCount: 2))
+        var acc = UpdateAccumulator(rowCount: 3, actionCount: 2)
+        accumulateSampledUpdate(
+            trajectory: trajectory, policy: policy,
+            rule: UpdateRule(pseudoReward: .nextTeacherLogProbability, returnEstimate: .bootstrapStudentValue),
+            context: UpdateContext(discount: 0.5, control: .student, studentValues: [0.3, 0.8, 0]), into: &acc)
+        let u = acc.finish(policy: policy)
+        let g0 = log(0.75) + 0.5 * 0.8
+        let expected = [0.5 * g0, -0.5 * g0, 0, 0, 0, 0]
+        #expect(zip(u, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(u) vs \(expected)")
+    }
+
     /// The gridworld's transition probabilities cell by cell against the documented slip model
     /// (METHODS.md §5, paper A.1): the intended move with probability 1 − η, plus a uniformly
     /// random direction with probability η (η/4 each, the intended one included); a move into a
