@@ -61,3 +61,35 @@ import Testing
         #expect(betas == [1, 0.75, 0.5, 0.25, 0])
     }
 }
+
+/// The trainer's exact SGD path for every method follows `θ ← θ + α·u_ref(θ)` with the reference
+/// update (its control policy, rule, discount and λ schedule wired as configured).
+@Suite struct TrainerReferenceTests {
+    @Test(arguments: Method.allCases)
+    func exactSGDTrainingFollowsTheReferenceUpdate(method: Method) throws {
+        let p = ReferenceProblem(seed: 31, discount: 0.95)
+        var config = TrainingConfiguration()
+        config.method.method = method
+        config.method.optimiser = .sgd
+        config.method.learningRate = 0.3
+        config.method.lambda = .linear(start: 1, end: 0.25, steps: 3)
+        config.exact = true
+        config.iterations = 3
+        config.evaluateEvery = 0
+        var trainer = try Trainer(config, environment: Environment(name: "reference", mdp: p.mdp), teacher: p.teacher)
+        var theta = trainer.parameters
+        var o = Reference.Options()
+        o.control = Reference.defaultControl(method)
+        for k in 0..<3 {
+            _ = try trainer.runIteration()
+            o.lossWeight = config.method.lambda.value(at: k)
+            let u = Reference.expectedUpdate(
+                method, mdp: p.mdp, teacher: p.teacher, student: theta, discount: 0.95, options: o)
+            for i in 0..<u.count { theta.logits[i] += 0.3 * u[i] }
+            #expect(
+                relativeDistance(trainer.parameters.logits, theta.logits) <= 1e-9,
+                "\(method.rawValue) iteration \(k + 1): \(trainer.parameters.logits) vs \(theta.logits)")
+        }
+        #expect(theta.logits.contains { abs($0) > 1e-6 }, "\(method.rawValue): training did not move")
+    }
+}

@@ -28,7 +28,7 @@ struct CurveSecurityTests {
     static func probe(
         pair: CurveKeyPair, learnerKey: String, teacherKey: String,
         learner: (control: String, unrolls: String, params: String),
-        teacher: String, id: String
+        teacher: String, id: String, patience milliseconds: Int
     ) throws -> [String: Bool] {
         let context = try ZMQContext()
         func socket(_ type: SocketType, serverKey: String) throws -> ZMQSocket {
@@ -53,7 +53,7 @@ struct CurveSecurityTests {
         _ = try query.send(
             codec.encode(Envelope(sender: me, message: .teacherQuery(TeacherQuery(queryID: 1, stateIDs: [0, 1])))))
         can["query the teacher"] =
-            receive(query, within: 2000).flatMap { try? codec.decode($0) }.map {
+            receive(query, within: milliseconds).flatMap { try? codec.decode($0) }.map {
                 if case .teacherReply = $0.message { true } else { false }
             } ?? false
 
@@ -61,7 +61,7 @@ struct CurveSecurityTests {
         try sub.set(.subscribe(prefix: []))
         try sub.connect(learner.params)
         can["receive parameters"] =
-            receive(sub, within: 2000).flatMap { try? codec.decode($0) }.map {
+            receive(sub, within: milliseconds).flatMap { try? codec.decode($0) }.map {
                 if case .parameters = $0.message { true } else { false }
             } ?? false
 
@@ -81,9 +81,16 @@ struct CurveSecurityTests {
             behaviourProbabilities: [0.25],
             teacherProbabilities: Tensor(shape: [2, 4], values: Array(repeating: 0.25, count: 8)),
             teacherValues: [0, 0])
-        _ = try push.send(codec.encode(Envelope(sender: me, message: .unroll(unroll))), dontWait: true)
+        // Resend until a receipt arrives or the patience runs out (a send before the CURVE
+        // handshake completes is dropped), instead of one send and one fixed 2 s window.
+        var receipt: [UInt8]?
+        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
+        repeat {
+            _ = try push.send(codec.encode(Envelope(sender: me, message: .unroll(unroll))), dontWait: true)
+            receipt = receive(receipts, within: 500)
+        } while receipt == nil && ContinuousClock.now < deadline
         can["push unrolls"] =
-            receive(receipts, within: 2000).flatMap { try? codec.decode($0) }.map {
+            receipt.flatMap { try? codec.decode($0) }.map {
                 if case .unrollAck = $0.message { true } else { false }
             } ?? false
         for socket in [query, sub, receipts, push] { socket.close() }
@@ -119,10 +126,12 @@ struct CurveSecurityTests {
 
             outcome.listed = try Self.probe(
                 pair: listed, learnerKey: learnerPair.publicKey, teacherKey: teacherPair.publicKey,
-                learner: (learner.control, learner.unrolls, learner.params), teacher: teacherEndpoint, id: "listed")
+                learner: (learner.control, learner.unrolls, learner.params), teacher: teacherEndpoint, id: "listed",
+                patience: 30_000)
             outcome.unlisted = try Self.probe(
                 pair: unlisted, learnerKey: learnerPair.publicKey, teacherKey: teacherPair.publicKey,
-                learner: (learner.control, learner.unrolls, learner.params), teacher: teacherEndpoint, id: "unlisted")
+                learner: (learner.control, learner.unrolls, learner.params), teacher: teacherEndpoint, id: "unlisted",
+                patience: 3000)
 
             // The learner's own status, asked with a listed key.
             let client = try ControlClient(
