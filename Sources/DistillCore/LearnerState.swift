@@ -479,8 +479,11 @@ extension LearnerState where S == TabularStudent {
     public mutating func applyExactUpdate(_ mdp: TabularMDP, teacher: Teacher) throws -> UpdateOutcome {
         let (mixed, rule) = Kickstarting.apply(
             self.rule, teacher: teacher, further: kickstart?.teachers ?? [], weights: kickstart?.weights ?? [])
+        // The exact update evaluates the student's own values exactly: no learned critic.
+        var exact = context
+        exact.studentValues = nil
         let update = try ExactUpdate.expectedUpdate(
-            mdp, teacher: mixed, parameters: student.parameters, rule: rule, context: context)
+            mdp, teacher: mixed, parameters: student.parameters, rule: rule, context: exact)
         let outcome = storedStudent.apply(update, bound: bound)
         switch outcome {
         case .applied: updates += 1
