@@ -573,6 +573,12 @@ extension LearnerState where S == TabularStudent {
                 .invalidConfiguration,
                 "its generator state has \(snapshot.rngState.count) words, expected 4 (not all zero)")
         }
+        guard snapshot.optimiserSteps <= UInt64(Int.max), snapshot.updates <= UInt64(Int.max) else {
+            throw DistillError(
+                .invalidConfiguration,
+                "its counters (\(snapshot.updates) updates, \(snapshot.optimiserSteps) optimiser steps) are beyond any run"
+            )
+        }
         var parameters = p
         parameters.logits = snapshot.parameters
         var optimiser = student.optimiser

@@ -71,7 +71,6 @@ public struct NetworkStudent: Student, @unchecked Sendable {
     public let frozen: Set<String>
     /// Episodes whose gradients `network.gradients` holds.
     public private(set) var pendingEpisodes = 0
-    private var buffer: [Float] = []
 
     /// A student with `network`, reading `observations` (`[states × network.inputSize]`).
     public init(
@@ -119,16 +118,39 @@ public struct NetworkStudent: Student, @unchecked Sendable {
     /// Forwards the episode's observations, lets the rule write its per-step update into a table
     /// with one row per step, and back-propagates it.
     public mutating func accumulate<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) {
-        let length = episode.length
-        let rows = length + 1
+        let ascent = stepUpdates(episode, rule: rule, context: context)
+        network.backward(
+            logitGradient: ascent.map { Float(-$0) }, valueGradient: [Float](repeating: 0, count: episode.length + 1))
+        pendingEpisodes += 1
+    }
+
+    /// The rule's update of `episode` in logit space, summed per state (`[states × actions]`): what
+    /// a tabular student with this network's logits would add to its table. Nothing is learned.
+    public func logitSpaceUpdate<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) -> [Double] {
+        let ascent = stepUpdates(episode, rule: rule, context: context)
+        let na = actionCount
+        var table = [Double](repeating: 0, count: stateCount * na)
+        for t in 0...episode.length {
+            let s = episode.state(t)
+            for a in 0..<na { table[s * na + a] += ascent[t * na + a] }
+        }
+        return table
+    }
+
+    /// The per-step ascent directions `g_t` of `episode` (`[(T+1) × actions]`), with the network's
+    /// logits at the episode's observations in place of a table's rows (the forward pass is kept
+    /// for a `backward`).
+    private func stepUpdates<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) -> [Double] {
+        let rows = episode.length + 1
         let n = network.inputSize
         let na = network.actionCount
-        buffer.removeAll(keepingCapacity: true)
+        var batch = [Float]()
+        batch.reserveCapacity(rows * n)
         for t in 0..<rows {
             let s = episode.state(t)
-            buffer.append(contentsOf: observations[(s * n)..<(s * n + n)])
+            batch.append(contentsOf: observations[(s * n)..<(s * n + n)])
         }
-        let (logits, _) = network.forward(buffer, batch: rows)
+        let (logits, _) = network.forward(batch, batch: rows)
         let perStep = StudentParameters(
             rowOfState: (0..<rows).map { Int32($0) }, rowCount: rows, actionCount: na,
             logits: logits.map { Double($0) })
@@ -140,9 +162,7 @@ public struct NetworkStudent: Student, @unchecked Sendable {
         var accumulator = UpdateAccumulator(rowCount: rows, actionCount: na)
         accumulateSampledUpdate(
             StepIndexedEpisode(episode), policy: policy, rule: rule, context: stepContext, into: &accumulator)
-        let ascent = accumulator.finish(policy: policy, perEpisode: false)
-        network.backward(logitGradient: ascent.map { Float(-$0) }, valueGradient: [Float](repeating: 0, count: rows))
-        pendingEpisodes += 1
+        return accumulator.finish(policy: policy, perEpisode: false)
     }
 
     /// Applies the mean of the pending gradients with the optimiser, unless `bound` refuses it.

@@ -193,7 +193,9 @@ struct LearnerStateTests {
         badMoments.optimiserState = [1, 2, 3]
         var zeroRNG = good
         zeroRNG.rngState = [0, 0, 0, 0]
-        for bad in [wrongShape, infinite, badMoments, zeroRNG] {
+        var hugeCounter = good
+        hugeCounter.updates = .max
+        for bad in [wrongShape, infinite, badMoments, zeroRNG, hugeCounter] {
             #expect(throws: DistillError.self) { try state.restore(from: bad) }
             #expect(state.snapshot == good)
         }

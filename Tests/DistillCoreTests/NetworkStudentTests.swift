@@ -66,4 +66,44 @@ struct NetworkStudentTests {
         #expect(gap < 1e-4, "\(method.rawValue): largest relative logit difference \(gap)")
         #expect(expected.contains { abs($0) > 1e-3 }, "the student learned something")
     }
+
+    /// For a network student (an MLP on one-hot states, weights scaled up so that its policy is far
+    /// from uniform) on a small random MDP: the Monte-Carlo mean of the sampled update, in logit
+    /// space at each state, is the exact expected update of the tabular student with the
+    /// network's logits, within a Bonferroni-corrected 99 % band.
+    @Test(
+        "the sampled update through a network has the exact expected update as its mean",
+        arguments: [
+            Method.nDistillR, .onPolicyDistill, .teacherVReward, .klRegularised, .vGated, .expEntropyRegularised,
+        ])
+    func monteCarloMeanIsTheExactUpdate(method: Method) throws {
+        var problem = try RandomProblem(seed: 31, states: 4, actions: 3, discount: 0.9)
+        let states = problem.mdp.stateCount
+        let network = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:16/tanh"), inputShape: [states], actionCount: 3, seed: 5)
+        network.parameters = network.parameters.map { $0 * 40 }
+        let student = try NetworkStudent(
+            network: network, optimizer: .sgd(SGD(learningRate: 0.1)), observations: Self.oneHot(states))
+        problem.student = student.tabularParameters
+        #expect(problem.student.policyTable().contains { $0 < 0.2 }, "a policy far from uniform")
+        let rule = method.rule
+        let context = try EstimatorTests.contextFor(problem, rule: rule, control: method.defaultControl)
+        let exact = try ExactUpdate.expectedUpdate(
+            problem.mdp, teacher: problem.teacher, parameters: problem.student, rule: rule, context: context)
+        let policy = StudentPolicy(problem.student)
+        var rng = Xoshiro256StarStar(seed: 77)
+        var buffer = EpisodeBuffer()
+        var moments = RunningMoments(size: exact.count)
+        for _ in 0..<8_000 {
+            collectEpisode(
+                problem.mdp, policy: policy, teacher: problem.teacher, control: context.control, maxSteps: 10_000,
+                rng: &rng, into: &buffer)
+            moments.add(
+                student.logitSpaceUpdate(TabularEpisode(buffer, teacher: problem.teacher), rule: rule, context: context)
+            )
+        }
+        let bad = outsideConfidenceBand(mean: moments.mean, standardError: moments.standardError, exact: exact)
+        #expect(bad.isEmpty, "\(method.rawValue): \(bad)")
+        #expect(exact.contains { abs($0) > 1e-3 }, "a non-trivial expected update")
+    }
 }
