@@ -522,6 +522,9 @@ public struct WireCodec: Sendable {
                 .invalidField,
                 "\(field) has shape \(shape) but \(values.count) values: the shape must describe the data")
         }
+        // A tensor of no values (shape [0, 3], say) is an absent one: `encode` writes every empty
+        // tensor as absent, so decoding it with its own shape would not survive a round trip.
+        if values.isEmpty { return .empty }
         return Tensor(shape: shape, values: values)
     }
 
