@@ -484,6 +484,13 @@ public struct WireCodec: Sendable {
         guard !configuration.isEmpty else {
             throw DecodingError(.invalidField, "Checkpoint.configuration_json is empty")
         }
+        // The learner keeps these counters as Int: larger ones cannot have been written by it.
+        guard m.optimiser_steps <= UInt64(Int.max), m.updates <= UInt64(Int.max) else {
+            throw DecodingError(
+                .invalidField,
+                "Checkpoint counters beyond \(Int.max) (optimiser_steps \(m.optimiser_steps), updates "
+                    + "\(m.updates)): the file is corrupt")
+        }
         return Checkpoint(
             version: m.version, shape: shape, parameters: parameters,
             optimiserState: try readDoubles(

@@ -120,6 +120,26 @@ struct CodecTests {
         #expect(try codec.decode(codec.encode(envelope)) == envelope)
     }
 
+    /// Found by reading what fuzz-checkpoint reaches (docs/fuzzing.md): `LearnerState.restore(from:)`
+    /// converts these counters to Int, which trapped on a corrupt checkpoint at learner start.
+    @Test("checkpoint counters beyond Int.max are rejected", arguments: [true, false])
+    func checkpointCountersBeyondIntMaxAreRejected(steps: Bool) throws {
+        var checkpoint = Checkpoint(
+            version: 1, shape: [1], parameters: [0], envSteps: .max, updates: 1, configurationJSON: "{}",
+            createdUnixMilliseconds: 0)
+        if steps { checkpoint.optimiserSteps = UInt64(Int.max) + 1 } else { checkpoint.updates = .max }
+        let error = try #require(throws: DecodingError.self) {
+            try codec.decode(codec.encode(Envelope(sender: Fixtures.sender, message: .checkpoint(checkpoint))))
+        }
+        #expect(error.code == .invalidField)
+        #expect(error.message.contains("the file is corrupt"))
+        checkpoint.optimiserSteps = UInt64(Int.max)
+        checkpoint.updates = UInt64(Int.max)
+        #expect(throws: Never.self) {
+            try codec.decode(codec.encode(Envelope(sender: Fixtures.sender, message: .checkpoint(checkpoint))))
+        }
+    }
+
     @Test func overflowingShapeIsRejected() throws {
         let raw = RawProtobuf.envelope(
             bodyField: 13, body: .parameters(shape: [1 << 31, 1 << 31, 1 << 31], values: [1]))
