@@ -62,3 +62,12 @@ public struct Seed: Sendable {
         return seeds.count
     }
 }
+
+/// A seed generator's refusal to write a seed that would not do its job.
+public struct FuzzSeedError: Error, CustomStringConvertible {
+    /// What is wrong.
+    public var description: String
+
+    /// An error saying `description`.
+    public init(_ description: String) { self.description = description }
+}

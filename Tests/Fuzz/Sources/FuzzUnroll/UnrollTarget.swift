@@ -85,9 +85,17 @@ enum UnrollTarget {
         let problem = FuzzProblem.shared
         var seeds: [Seed] = []
         for (index, method) in Method.allCases.enumerated() {
+            let spec = problem.method(UInt64(index), UInt64(index % 6))
+            let rule = try problem.learnerState(spec).rule
+            // Every fourth seed without Q-values, unless its method needs them.
             let unroll = try problem.unroll(
                 episodes: 1 + index % 3, sequence: UInt64(index), parameterVersion: UInt64(index % 6),
-                seed: UInt64(index), withQ: index % 4 != 3)
+                seed: UInt64(index), withQ: index % 4 != 3 || rule.loss.needsActionValues)
+            // A seed the learner would refuse would only exercise the checks, not the learning step.
+            let bounds = PlausibleOutputs(problem.environment, maxEpisodeSteps: spec.maxEpisodeSteps)
+            if let why = incompatibility(of: unroll, mdp: problem.environment.mdp, rule: rule, bounds: bounds) {
+                throw FuzzSeedError("the seed of \(method.rawValue) would be refused: \(why)")
+            }
             seeds.append(
                 Seed("\(method.rawValue)", codec.encode(Envelope(sender: actor, message: .unroll(unroll)))))
         }
