@@ -6,8 +6,9 @@
 #   - scripts/fuzz exits 0: no crash, violated property, leak, hang (10 s per input) or
 #     out-of-memory (2 GiB) in any target; otherwise the reproducers' paths are printed;
 #   - every target executed inputs, and its local corpus holds at least as many inputs as before.
-# DISTILL_FUZZ_SECONDS overrides the 20 s per target. Budget: 4 x 20 s of fuzzing plus the build
-# (about 10 s when .build-fuzz is current; a first build on this shared 2-core machine: 1-4 min).
+# DISTILL_FUZZ_SECONDS overrides the 20 s per target. Budget, measured on this shared 2-core
+# machine under load: 108 s with .build-fuzz current (18 s of it the build check); a first build
+# adds about 6 min (375 s). Figures per target: docs/fuzzing.md.
 . "$(dirname "$0")/../lib.sh"
 
 seconds="${DISTILL_FUZZ_SECONDS:-20}"
