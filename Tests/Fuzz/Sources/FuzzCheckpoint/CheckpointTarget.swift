@@ -14,10 +14,13 @@ import FuzzSupport
 enum CheckpointTarget {
     static let name = "fuzz-checkpoint"
 
-    /// A scratch directory of this process, removed at exit.
+    /// A scratch directory of this process, removed at exit: in memory (/dev/shm) where there is
+    /// one, since every input is written, listed and read back.
     static let directory: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "distill-fuzz-checkpoint-\(ProcessInfo.processInfo.processIdentifier)")
+        let memory = URL(fileURLWithPath: "/dev/shm")
+        let base =
+            FileManager.default.isWritableFile(atPath: memory.path) ? memory : FileManager.default.temporaryDirectory
+        let url = base.appendingPathComponent("distill-fuzz-checkpoint-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         atexit { try? FileManager.default.removeItem(at: CheckpointTarget.directory) }
         return url
