@@ -7,8 +7,8 @@
 #     out-of-memory (2 GiB) in any target; otherwise the reproducers' paths are printed;
 #   - every target executed inputs, and its local corpus holds at least as many inputs as before.
 # DISTILL_FUZZ_SECONDS overrides the 20 s per target. Budget, measured on this shared 2-core
-# machine under load: 108 s with .build-fuzz current (18 s of it the build check); a first build
-# adds about 6 min (375 s). Figures per target: docs/fuzzing.md.
+# machine: 88 s with .build-fuzz current (108 s under heavy load from other builds); a first build
+# adds 61 s (375 s under heavy load). Figures per target: docs/fuzzing.md.
 . "$(dirname "$0")/../lib.sh"
 
 seconds="${DISTILL_FUZZ_SECONDS:-20}"
