@@ -489,6 +489,13 @@ public struct WireCodec: Sendable {
         guard !configuration.isEmpty else {
             throw DecodingError(.invalidField, "Checkpoint.configuration_json is empty")
         }
+        // The learner keeps these counters as Int: larger ones cannot have been written by it.
+        guard m.optimiser_steps <= UInt64(Int.max), m.updates <= UInt64(Int.max) else {
+            throw DecodingError(
+                .invalidField,
+                "Checkpoint counters beyond \(Int.max) (optimiser_steps \(m.optimiser_steps), updates "
+                    + "\(m.updates)): the file is corrupt")
+        }
         return Checkpoint(
             version: m.version, shape: shape, parameters: parameters,
             optimiserState: try readDoubles(
@@ -527,6 +534,9 @@ public struct WireCodec: Sendable {
                 .invalidField,
                 "\(field) has shape \(shape) but \(values.count) values: the shape must describe the data")
         }
+        // A tensor of no values (shape [0, 3], say) is an absent one: `encode` writes every empty
+        // tensor as absent, so decoding it with its own shape would not survive a round trip.
+        if values.isEmpty { return .empty }
         return Tensor(shape: shape, values: values)
     }
 

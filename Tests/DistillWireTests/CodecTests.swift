@@ -101,6 +101,45 @@ struct CodecTests {
         #expect(error.message.contains("shape [3, 2] but 5 values"))
     }
 
+    /// Found by fuzz-codec (docs/fuzzing.md): a TeacherReply whose q_values had shape [0, 3] and no
+    /// values decoded with that shape, and its re-encoding (absent) decoded as `Tensor.empty`.
+    @Test func tensorOfNoValuesDecodesAsAbsentAndRoundTrips() throws {
+        var tensor = RawProtobuf()
+        _ = tensor.packedUInts(1, [0, 3])
+        _ = tensor.packedFloats(2, [])
+        var body = RawProtobuf()
+        _ = body.uint(1, 3)
+        _ = body.message(2, tensor)
+        _ = body.fixed64(3, Checksum.fnv1a64([]))
+        let envelope = try codec.decode(RawProtobuf.envelope(bodyField: 13, body: body))
+        guard case .parameters(let parameters) = envelope.message else {
+            Issue.record("expected Parameters, got \(envelope.message.kind)")
+            return
+        }
+        #expect(parameters.values == .empty)
+        #expect(try codec.decode(codec.encode(envelope)) == envelope)
+    }
+
+    /// Found by reading what fuzz-checkpoint reaches (docs/fuzzing.md): `LearnerState.restore(from:)`
+    /// converts these counters to Int, which trapped on a corrupt checkpoint at learner start.
+    @Test("checkpoint counters beyond Int.max are rejected", arguments: [true, false])
+    func checkpointCountersBeyondIntMaxAreRejected(steps: Bool) throws {
+        var checkpoint = Checkpoint(
+            version: 1, shape: [1], parameters: [0], envSteps: .max, updates: 1, configurationJSON: "{}",
+            createdUnixMilliseconds: 0)
+        if steps { checkpoint.optimiserSteps = UInt64(Int.max) + 1 } else { checkpoint.updates = .max }
+        let error = try #require(throws: DecodingError.self) {
+            try codec.decode(codec.encode(Envelope(sender: Fixtures.sender, message: .checkpoint(checkpoint))))
+        }
+        #expect(error.code == .invalidField)
+        #expect(error.message.contains("the file is corrupt"))
+        checkpoint.optimiserSteps = UInt64(Int.max)
+        checkpoint.updates = UInt64(Int.max)
+        #expect(throws: Never.self) {
+            try codec.decode(codec.encode(Envelope(sender: Fixtures.sender, message: .checkpoint(checkpoint))))
+        }
+    }
+
     @Test func overflowingShapeIsRejected() throws {
         let raw = RawProtobuf.envelope(
             bodyField: 13, body: .parameters(shape: [1 << 31, 1 << 31, 1 << 31], values: [1]))
