@@ -254,6 +254,10 @@ public struct Actor: RoleLoop {
     private var rejections = RejectionLog()
     private var peerLines = LogThrottle()
     private var lastHelloAt: Int64 = 0
+    /// Milliseconds between unanswered Hellos: 1 s, doubling up to 16 s, back to 1 s on a Welcome.
+    private var helloIntervalMilliseconds: Int64 = 1000
+    /// When the first of the unanswered Hellos went out.
+    private var helloStartedAt: Int64 = 0
     private var needsHello = false
     private var lastHeartbeatAt: Int64 = 0
     private var lastParametersAt: Int64 = 0
@@ -353,9 +357,22 @@ public struct Actor: RoleLoop {
             }
 
             let now = monotonicMilliseconds()
-            if (phase == .awaitingWelcome || needsHello) && now - lastHelloAt >= 1000 {
-                if lastHelloAt != 0 && phase == .awaitingWelcome {
-                    logger.notice("no answer from the learner at \(configuration.learner) yet; saying hello again")
+            if (phase == .awaitingWelcome || needsHello) && now - lastHelloAt >= helloIntervalMilliseconds {
+                if lastHelloAt != 0 {
+                    // Back off (a learner that is down stays down a while) and say what to check,
+                    // once per doubling rather than once a second.
+                    let waited = String(format: "%.0f", Double(now - helloStartedAt) / 1000)
+                    logger.notice(
+                        Logger.Message(
+                            stringLiteral:
+                                "no answer from the learner at \(configuration.learner) after \(waited) s; "
+                                + "next hello in \(2 * helloIntervalMilliseconds / 1000) s. Check that the learner runs, that "
+                                + "this is its control endpoint (--bind-control; `distill probe` tests the route), and "
+                                + "with CURVE that --learner-key is its public key and this actor's key is on its "
+                                + "--curve-allow"))
+                    helloIntervalMilliseconds = min(2 * helloIntervalMilliseconds, 16_000)
+                } else {
+                    helloStartedAt = now
                 }
                 sendHello(control)
             }
@@ -570,6 +587,7 @@ public struct Actor: RoleLoop {
             if learnerNonce != envelope.sender.runNonce { consumed = sequence }
             learnerNonce = envelope.sender.runNonce
             needsHello = false
+            helloIntervalMilliseconds = 1000
             adopt(welcome.parameters, force: true)
             if !welcome.teacherEndpoint.isEmpty && welcome.teacherEndpoint != teacherEndpoint {
                 swapTeacher(to: welcome.teacherEndpoint, teacher: &teacher, sockets: sockets)

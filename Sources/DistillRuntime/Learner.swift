@@ -61,6 +61,8 @@ public struct LearnerConfiguration: Sendable {
     public var checkpointIntervalSeconds: Double = 30
     /// Seconds between metrics rows...
     public var metricsIntervalSeconds: Double = 1
+    /// Seconds between progress lines in the log (at level info); 0: none.
+    public var progressIntervalSeconds: Double = 5
     /// ...and a row every this many environment steps (nil: by time only), whichever first.
     public var metricsEverySteps: UInt64?
     /// An actor silent this long is marked dead, in milliseconds.
@@ -150,6 +152,7 @@ public final class Learner: RoleLoop {
     private var totals = MetricsWindow()
     private var metrics: MetricsFile?
     private var lastMetrics = MetricsRow()
+    private var nextProgressSeconds = 0.0
     private var unrollPort = 0
     private var parametersPort = 0
     private var learnedSteps: UInt64 = 0
@@ -723,6 +726,18 @@ public final class Learner: RoleLoop {
         metrics?.append(row)
         lastMetrics = row
         window = MetricsWindow()
+        let interval = configuration.progressIntervalSeconds
+        if interval > 0 && row.seconds >= nextProgressSeconds {
+            nextProgressSeconds = row.seconds + interval
+            func f(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "n/a" }
+            logger.info(
+                Logger.Message(
+                    stringLiteral:
+                        "progress: version \(version), \(envSteps) env steps (\(String(format: "%.0f", row.stepsPerSecond))/s), "
+                        + "exact return \(f(row.studentReturn)) (teacher \(f(row.teacherReturn))), "
+                        + "KL/episode \(f(row.klPerEpisode)), lag \(String(format: "%.1f", row.meanLag)) updates "
+                        + "(max \(String(format: "%.0f", row.maxLag))), \(row.actorsAlive) actors alive"))
+        }
     }
 
     private func statusJSON() -> String {

@@ -80,6 +80,9 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "...and a metrics row every this many env steps, whichever comes first.")
     var metricsEverySteps: Int64?
 
+    @Option(help: "Seconds between progress lines in the log (--log-level info); 0: none.")
+    var progressInterval = LearnerCommand.defaults.progressIntervalSeconds
+
     @Option(help: "Milliseconds of silence after which an actor is marked dead.")
     var actorTimeoutMs = LearnerCommand.defaults.actorTimeoutMilliseconds
 
@@ -116,6 +119,9 @@ struct LearnerCommand: ParsableCommand {
         try OperatorInput.atLeast(publishIntervalMs, 1, "--publish-interval-ms")
         try OperatorInput.positive(checkpointInterval, "--checkpoint-interval")
         try OperatorInput.positive(metricsInterval, "--metrics-interval")
+        guard progressInterval >= 0, progressInterval.isFinite else {
+            throw ValidationError("--progress-interval must be 0 or positive, got \(progressInterval)")
+        }
         try OperatorInput.atLeast(unrollSteps, 1, "--unroll-steps")
         try OperatorInput.atLeast(actorTimeoutMs, 100, "--actor-timeout-ms")
         try OperatorInput.positive(steps, "--steps")
@@ -187,6 +193,7 @@ struct LearnerCommand: ParsableCommand {
         settings.publishIntervalMilliseconds = publishIntervalMs
         settings.checkpointIntervalSeconds = checkpointInterval
         settings.metricsIntervalSeconds = metricsInterval
+        settings.progressIntervalSeconds = progressInterval
         settings.metricsEverySteps = metricsEverySteps.map { UInt64($0) }
         settings.actorTimeoutMilliseconds = actorTimeoutMs
         settings.maxActors = maxActors
