@@ -40,7 +40,8 @@ struct ResumeParametersTests {
             seen.checkpoint = try CheckpointStore(directory: checkpoints).latest()?.checkpoint
 
             learner = try Roles.learner(
-                control: learner.control, unrolls: learner.unrolls, params: learner.params, extra: extra)
+                control: learner.control, unrolls: learner.unrolls, params: learner.params,
+                extra: extra + ["--resume"])
             let context = try ZMQContext()
             let dealer = try ZMQSocket(context: context, type: .dealer, lingerMilliseconds: 0)
             defer { dealer.close() }
