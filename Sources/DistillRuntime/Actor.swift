@@ -302,6 +302,8 @@ public struct Actor: RoleLoop {
         let toLearner = configuration.learnerKey.map { CurveRole.client(serverKey: $0) }
         let control = try sockets.open(.dealer, curve: toLearner)
         try control.set(.routingID(routingID(of: sender)))
+        // With CURVE, a refused key is told apart from a learner that is not there.
+        let handshakes = configuration.curve != nil ? try control.monitorHandshakes() : nil
         try sockets.connect(control, configuration.learner.description, purpose: "learner control")
         var teacher = try sockets.open(.dealer, curve: teacherRole)
         try sockets.connect(teacher, teacherEndpoint, purpose: "teacher")
@@ -357,6 +359,14 @@ public struct Actor: RoleLoop {
             }
 
             let now = monotonicMilliseconds()
+            for outcome in handshakes?.outcomes() ?? [] {
+                if case .refusedByServer(let status) = outcome {
+                    throw RuntimeError(
+                        "the learner at \(configuration.learner) refused this actor's CURVE key (ZAP status \(status)): "
+                            + "add its public key to the learner's --curve-allow (as \"actor KEY\" or a bare key line) "
+                            + "and start the actor again", code: .refusedByPeer)
+                }
+            }
             if (phase == .awaitingWelcome || needsHello) && now - lastHelloAt >= helloIntervalMilliseconds {
                 if lastHelloAt != 0 {
                     // Back off (a learner that is down stays down a while) and say what to check,

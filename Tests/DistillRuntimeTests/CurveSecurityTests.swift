@@ -13,6 +13,8 @@ struct CurveSecurityTests {
         var unlisted: [String: Bool] = [:]
         var actorsSeen: [String] = []
         var refusedHandshakes = 0.0
+        var unlistedActorExit: Int32?
+        var unlistedActorSays = ""
     }
 
     /// A key pair written by `distill keys generate`.
@@ -140,11 +142,19 @@ struct CurveSecurityTests {
             let status = try client.status(timeoutMilliseconds: 5000)
             outcome.actorsSeen = (status["actors"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
             outcome.refusedHandshakes = (status["refused_handshakes"] as? NSNumber)?.doubleValue ?? -1
+            // The unlisted actor hears that its key was refused and exits non-zero (not "no
+            // answer" forever).
+            outcome.unlistedActorExit = badActor.waitForExit(timeout: .seconds(30))
+            outcome.unlistedActorSays = badActor.standardError
             return outcome
         }
         #expect(outcome.listed == ["query the teacher": true, "receive parameters": true, "push unrolls": true])
         #expect(outcome.unlisted == ["query the teacher": false, "receive parameters": false, "push unrolls": false])
         #expect(outcome.actorsSeen == ["listed-actor"], "only the listed actor joined")
         #expect(outcome.refusedHandshakes > 0)
+        #expect(outcome.unlistedActorExit != nil && outcome.unlistedActorExit != 0)
+        #expect(
+            outcome.unlistedActorSays.contains("refused this actor's CURVE key"),
+            "\(outcome.unlistedActorSays.suffix(800))")
     }
 }
