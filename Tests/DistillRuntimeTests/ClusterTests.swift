@@ -1,3 +1,4 @@
+import DistillCore
 import DistillRuntime
 import DistillTestSupport
 import Foundation
@@ -51,22 +52,37 @@ struct ClusterTests {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("logs/learner.log").path))
     }
 
-    /// n-distill+R through the cluster, on its defaults, reaches ≥ 95 % of the teacher's return.
-    @Test func clusterReachesNinetyFivePercentOfTheTeachersReturn() async throws {
+    /// n-distill+R through the cluster, on its defaults, closes ≥ 95 % of the gap between the
+    /// untrained student's exact return and the teacher's, and exits 0. (Raw returns let a wrong
+    /// sign, a near-uniform teacher or actors that never got new parameters pass: the untrained
+    /// student is already at 85 % of this teacher after a few thousand steps.)
+    @Test func clusterClosesNinetyFivePercentOfTheGapToTheTeacher() async throws {
         let out = Roles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
-        let errors = try await onOwnThread {
+        let (status, errors) = try await onOwnThread { () -> (Int32?, String) in
             let cluster = try ChildProcess(
                 ["cluster"] + Self.problem + ["--actors", "2", "--steps", "300000", "--out", out.path, "--no-plot"])
-            _ = cluster.waitForExit(timeout: .seconds(120))
-            return cluster.standardError
+            let status = cluster.waitForExit(timeout: .seconds(120))
+            return (status, cluster.standardError)
         }
+        #expect(status == 0, "distill cluster exited with \(String(describing: status)): \(errors.suffix(1500))")
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
                 as? [String: Any], "\(errors)")
         let student = try #require((summary["student_return"] as? NSNumber)?.doubleValue)
         let teacher = try #require((summary["teacher_return"] as? NSNumber)?.doubleValue)
-        #expect(student >= 0.95 * teacher, "student \(student) vs teacher \(teacher)")
+        // The untrained student: uniform logits, its exact return computed here.
+        var spec = EnvironmentSpec()
+        spec.kind = .gridworld
+        spec.seed = 1
+        let mdp = try spec.build().mdp
+        let uniform = [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount)
+        let initial = try PolicyEvaluation.expectedReturn(mdp, policy: uniform)
+        let threshold = initial + 0.95 * (teacher - initial)
+        #expect(teacher - initial > 1, "a teacher clearly better than the untrained student")
+        #expect(
+            student >= threshold,
+            "student \(student), untrained \(initial), teacher \(teacher): threshold \(threshold)")
     }
 
     static let problem = ["--env", "gridworld", "--seed", "1", "--teacher", "q-learning", "--method", "n-distill+R"]
