@@ -173,6 +173,17 @@ public struct TabularStudent: Student {
     /// The cached policy.
     public func tabularPolicy() -> StudentPolicy { policy }
 
+    /// The untrained student of `environment` (``Trainer/initialStudent(for:)``) with the
+    /// optimiser `method` names; throws on a learning rate that is not positive.
+    public static func initial(for environment: Environment, method: MethodSpec) throws -> TabularStudent {
+        guard method.learningRate > 0 && method.learningRate.isFinite else {
+            throw DistillError(.invalidConfiguration, "learning rate must be positive, got \(method.learningRate)")
+        }
+        return TabularStudent(
+            parameters: Trainer.initialStudent(for: environment),
+            optimiser: Optimiser(kind: method.optimiser, learningRate: method.learningRate))
+    }
+
     /// Replaces parameters and optimiser state (a resume); the pending update is dropped.
     public mutating func restore(parameters: StudentParameters, optimiser: Optimiser) {
         precondition(
@@ -392,12 +403,14 @@ public struct LearnerState<S: Student>: Sendable {
     /// update leaves the parameters as they were and is counted in ``quarantined``.
     @discardableResult
     public mutating func applyUpdate() -> UpdateOutcome {
-        let outcome = storedStudent.applyPending(bound: bound)
+        finishStep(storedStudent.applyPending(bound: bound))
+    }
+
+    /// Counts an optimisation step's outcome and advances the schedules.
+    private mutating func finishStep(_ outcome: UpdateOutcome) -> UpdateOutcome {
         switch outcome {
-        case .applied:
-            updates += 1
-        case .refused:
-            quarantined += 1
+        case .applied: updates += 1
+        case .refused: quarantined += 1
         }
         refreshSchedules()
         return outcome
@@ -462,15 +475,10 @@ extension LearnerState where S == TabularStudent {
         method: MethodSpec, teacherKind: TeacherSpec.Kind?, environment: Environment,
         kickstart: KickstartTeachers? = nil, bound: ParameterBound? = nil, seed: UInt64 = 0
     ) throws {
-        guard method.learningRate > 0 && method.learningRate.isFinite else {
-            throw DistillError(.invalidConfiguration, "learning rate must be positive, got \(method.learningRate)")
-        }
-        let student = TabularStudent(
-            parameters: Trainer.initialStudent(for: environment),
-            optimiser: Optimiser(kind: method.optimiser, learningRate: method.learningRate))
         try self.init(
-            method: method, teacherKind: teacherKind, environment: environment, student: student, kickstart: kickstart,
-            bound: bound, seed: seed)
+            method: method, teacherKind: teacherKind, environment: environment,
+            student: try TabularStudent.initial(for: environment, method: method), kickstart: kickstart, bound: bound,
+            seed: seed)
     }
 
     /// The exact expected update of the current rule under `teacher` (mixed with the kickstarting
@@ -484,13 +492,7 @@ extension LearnerState where S == TabularStudent {
         exact.studentValues = nil
         let update = try ExactUpdate.expectedUpdate(
             mdp, teacher: mixed, parameters: student.parameters, rule: rule, context: exact)
-        let outcome = storedStudent.apply(update, bound: bound)
-        switch outcome {
-        case .applied: updates += 1
-        case .refused: quarantined += 1
-        }
-        refreshSchedules()
-        return outcome
+        return finishStep(storedStudent.apply(update, bound: bound))
     }
 }
 

@@ -232,10 +232,7 @@ extension StudentTrainer where S == TabularStudent {
         try configuration.method.validate()
         try self.init(
             configuration, environment: environment, teacher: teacher, kickstartTeachers: kickstartTeachers,
-            student: TabularStudent(
-                parameters: Self.initialStudent(for: environment),
-                optimiser: Optimiser(
-                    kind: configuration.method.optimiser, learningRate: configuration.method.learningRate)))
+            student: try TabularStudent.initial(for: environment, method: configuration.method))
     }
 
     /// The optimiser state.

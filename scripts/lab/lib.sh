@@ -71,3 +71,23 @@ for key in sys.argv[2:]:
     print("null" if value is None else (str(value).lower() if isinstance(value, bool) else value))
 ' "$@"
 }
+
+# lab_venv DIR REQUIREMENT...: a Python venv at DIR holding exactly REQUIREMENTS (pip specs),
+# created (installing python3-venv if needed) and reinstalled only when the list changes.
+lab_venv() {
+    local venv=$1
+    shift
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" 2>/dev/null || {
+            lab_need_packages python3-venv
+            rm -rf "$venv"
+            /usr/bin/python3 -m venv "$venv"
+        }
+    fi
+    if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$(printf '%s\n' "$@")" ]; then
+        lab_say "installing $* into $venv"
+        timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+            || lab_fail "pip could not install $*"
+        printf '%s\n' "$@" >"$venv/.requirements"
+    fi
+}

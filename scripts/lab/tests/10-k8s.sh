@@ -27,19 +27,7 @@ lab_say "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 
 venv="${K8S_VALIDATE_VENV:-$LAB_ROOT/deploy/k8s/.venv}"
 requirements=("kubernetes-validate>=1.30,<2" "PyYAML>=6,<7")
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv" 2>/dev/null || {
-        lab_need_packages python3-venv
-        rm -rf "$venv"
-        /usr/bin/python3 -m venv "$venv"
-    }
-fi
-if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$(printf '%s\n' "${requirements[@]}")" ]; then
-    lab_say "installing ${requirements[*]} into $venv"
-    timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" \
-        || lab_fail "pip could not install ${requirements[*]}"
-    printf '%s\n' "${requirements[@]}" >"$venv/.requirements"
-fi
+lab_venv "$venv" "${requirements[@]}"
 start=$(date +%s)
 
 # A copy, so that the curve overlay's keys (made with distill keys generate) never land in the tree.

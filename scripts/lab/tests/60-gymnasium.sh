@@ -14,19 +14,7 @@
 
 venv="${GYMNASIUM_VENV:-$LAB_ROOT/scripts/lab/gymnasium/.venv}"
 requirements=("gymnasium>=1.0,<2" "numpy>=1.26,<3")
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv" 2>/dev/null || {
-        lab_need_packages python3-venv
-        rm -rf "$venv"
-        /usr/bin/python3 -m venv "$venv"
-    }
-fi
-if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$(printf '%s\n' "${requirements[@]}")" ]; then
-    lab_say "installing ${requirements[*]} into $venv"
-    timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" \
-        || lab_fail "pip could not install ${requirements[*]}"
-    printf '%s\n' "${requirements[@]}" >"$venv/.requirements"
-fi
+lab_venv "$venv" "${requirements[@]}"
 start=$(date +%s)
 lab_say "gymnasium $("$venv/bin/python" -c 'import gymnasium, numpy; print(gymnasium.__version__, "numpy", numpy.__version__)')"
 timeout 300 "$venv/bin/python" "$LAB_ROOT/scripts/lab/gymnasium/compare.py" --distill "$DISTILL_BINARY" \
