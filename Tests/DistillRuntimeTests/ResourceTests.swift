@@ -84,10 +84,10 @@ struct ResourceTests {
                 var sent = 0
                 for (socket, payload) in clients where (try? socket.send(payload, dontWait: true)) == true { sent += 1 }
                 if Date() >= nextStatus {
-                    // A status answer within a second, under load (the status client's own thread
+                    // A status answer within two seconds, under load (the status client's own thread
                     // would be better; once a second from here is enough to see it answer).
                     flood.statusAsked += 1
-                    if let answer = Roles.status(learner.control) {
+                    if let answer = Roles.status(learner.control, timeoutMilliseconds: 2000) {
                         flood.statusAnswered += 1
                         flood.connectionsRefused = Roles.number(answer, "unroll_connections_refused")
                     }
@@ -121,7 +121,8 @@ struct ResourceTests {
     /// 5,000 Hellos from 5,000 routing ids, as fast as one client sends them. Before: 5,002
     /// records for good, and a 1.09 MB status the client could not read.
     @Test func fiveThousandFakeHellosLeaveABoundedTableAndASmallStatus() async throws {
-        let seen = try await onOwnThread { () -> (maxKnown: Double, maxBytes: Int, answered: Int, knownAfter: Double) in
+        let seen = try await onOwnThread {
+            () -> (maxKnown: Double, maxBytes: Int, answered: Int, slowest: Double, knownAfter: Double) in
             var spec = EnvironmentSpec()
             spec.kind = .gridworld
             spec.seed = 1
@@ -135,6 +136,7 @@ struct ResourceTests {
             var maxKnown = 0.0
             var maxBytes = 0
             var answered = 0
+            var slowest = 0.0
             var context = try ZMQContext()
             for index in 0..<5000 {
                 // A fresh context every 250 sockets: libzmq reaps closed sockets lazily, and a
@@ -146,8 +148,12 @@ struct ResourceTests {
                 try socket.connect(learner.control)
                 try socket.send(WireCodec().encode(Envelope(sender: sender, message: .hello(hello))))
                 socket.close()
-                if index % 500 == 499, let status = Roles.status(learner.control) {
+                // Five seconds each: the flood and the learner share two cores with this client's
+                // own I/O threads, and a loaded CI machine has answered in over a second.
+                let asked = Date()
+                if index % 500 == 499, let status = Roles.status(learner.control, timeoutMilliseconds: 5000) {
                     answered += 1
+                    slowest = max(slowest, Date().timeIntervalSince(asked))
                     maxKnown = max(maxKnown, Roles.number(status, "actors_known"))
                     let bytes = (try? JSONSerialization.data(withJSONObject: status).count) ?? Int.max
                     maxBytes = max(maxBytes, bytes)
@@ -159,14 +165,13 @@ struct ResourceTests {
                 knownAfter = Roles.number(Roles.status(learner.control), "actors_known")
                 return knownAfter == 0
             }
-            return (maxKnown, maxBytes, answered, knownAfter)
+            return (maxKnown, maxBytes, answered, slowest, knownAfter)
         }
         print(
-            "fake hellos: at most \(seen.maxKnown) records, status at most \(seen.maxBytes) bytes, then \(seen.knownAfter)"
-        )
-        // Within a second each time, on a machine shared with builds: allow two slow answers
-        // (before, the answer grew past the client's 1 MiB limit and never came again).
-        #expect(seen.answered >= 8, "status must answer throughout: \(seen.answered) of 10")
+            "fake hellos: at most \(seen.maxKnown) records, status at most \(seen.maxBytes) bytes, slowest answer "
+                + String(format: "%.2f s", seen.slowest) + ", then \(seen.knownAfter) records")
+        // Before, the answer grew past the client's 1 MiB limit and never came again.
+        #expect(seen.answered == 10, "status must answer throughout: \(seen.answered) of 10")
         #expect(seen.knownAfter >= 0, "status answers after the flood")
         #expect(seen.maxKnown >= 100, "the fake Hellos were accepted (else this test tests nothing)")
         #expect(seen.maxKnown <= 1000)

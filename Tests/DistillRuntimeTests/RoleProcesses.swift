@@ -40,11 +40,11 @@ enum Roles {
     }
 
     /// The learner's status, or nil when it does not answer within a second.
-    static func status(_ control: String) -> [String: Any]? {
+    static func status(_ control: String, timeoutMilliseconds: Int = 1000) -> [String: Any]? {
         guard let client = try? ControlClient(learner: control, sender: .starting(role: .tool, id: "test")) else {
             return nil
         }
-        return try? client.status(timeoutMilliseconds: 1000)
+        return try? client.status(timeoutMilliseconds: timeoutMilliseconds)
     }
 
     static func number(_ status: [String: Any]?, _ key: String) -> Double {
