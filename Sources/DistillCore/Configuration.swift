@@ -14,6 +14,15 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         case random
         /// A tabular MDP from a JSON file.
         case file
+        /// CartPole-v1 (no tabular MDP: a network student with `distill train`).
+        case cartpole
+        /// Acrobot-v1 (no tabular MDP).
+        case acrobot
+        /// MountainCar-v0 (no tabular MDP).
+        case mountaincar
+
+        /// Whether a tabular MDP is underneath (everything but classic control).
+        public var isTabular: Bool { ![.cartpole, .acrobot, .mountaincar].contains(self) }
     }
 
     /// Which environment.
@@ -74,6 +83,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             }
             if let d = discount { m.discount = d }
             return Environment(name: "file(\(path ?? "inline"))", mdp: try m.validated())
+        case .cartpole, .acrobot, .mountaincar:
+            throw DistillError(
+                .invalidConfiguration,
+                "\(kind.rawValue) has no tabular MDP: train a network student on it with distill train --env \(kind.rawValue) --student mlp:64,64 (the cluster and the exact analyses need a tabular environment)"
+            )
         }
     }
 }
@@ -353,7 +367,7 @@ extension EnvironmentSpec {
             try c.encode(randomStates, forKey: .randomStates)
             try c.encode(randomActions, forKey: .randomActions)
             try c.encode(randomEndProbability, forKey: .randomEndProbability)
-        case .fig2: break
+        case .fig2, .cartpole, .acrobot, .mountaincar: break
         case .file:
             try c.encodeIfPresent(mdp, forKey: .mdp)
             try c.encodeIfPresent(path, forKey: .path)

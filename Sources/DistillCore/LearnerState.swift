@@ -30,9 +30,15 @@ public protocol Student: Sendable {
     /// Adds the sampled update of an episode record whose teacher outputs are read from the
     /// tabular `teacher` by state id (`distill train`'s collection).
     mutating func accumulate(_ episode: EpisodeBuffer, teacher: Teacher, rule: UpdateRule, context: UpdateContext)
+    /// Whether the student learns its own values (a network's value head): the learning state
+    /// then keeps no tabular critic and the student reads and trains its own.
+    var ownsCritic: Bool { get }
 }
 
 extension Student {
+    /// A student reads the learning state's tabular critic unless it says otherwise.
+    public var ownsCritic: Bool { false }
+
     /// The policy of ``tabularParameters``.
     public func tabularPolicy() -> StudentPolicy { StudentPolicy(tabularParameters) }
 
@@ -317,10 +323,24 @@ public struct LearnerState<S: Student>: Sendable {
     /// The range an operator's λ must lie in: beyond it one update overflows a student's logits.
     public static var lambdaRange: ClosedRange<Double> { 0...1000 }
 
-    /// A fresh state for `student`; the critic is created when the method's rule needs one.
+    /// A fresh state for `student` on the tabular `environment`; the critic is created when the
+    /// method's rule needs one (and the student does not learn its own values).
     public init(
         method: MethodSpec, teacherKind: TeacherSpec.Kind?, environment: Environment, student: S,
         kickstart: KickstartTeachers? = nil, bound: ParameterBound? = nil, seed: UInt64 = 0
+    ) throws {
+        try self.init(
+            method: method, teacherKind: teacherKind, discount: environment.mdp.discount,
+            stateCount: environment.mdp.stateCount, actionCount: environment.mdp.actionCount, student: student,
+            kickstart: kickstart, bound: bound, seed: seed)
+    }
+
+    /// A fresh state for `student` on an environment with discount `discount`, `stateCount` states
+    /// (0 when there is no tabular MDP underneath: the student must then learn its own values) and
+    /// `actionCount` actions.
+    public init(
+        method: MethodSpec, teacherKind: TeacherSpec.Kind?, discount: Double, stateCount: Int, actionCount: Int,
+        student: S, kickstart: KickstartTeachers? = nil, bound: ParameterBound? = nil, seed: UInt64 = 0
     ) throws {
         try method.validate()
         let rule = method.rule(at: 0, teacherKind: teacherKind)
@@ -331,29 +351,32 @@ public struct LearnerState<S: Student>: Sendable {
                     "several kickstarting teachers combine cross-entropy losses; method \(method.method.rawValue) has \(rule.loss)"
                 )
             }
-            for t in kickstart.teachers
-            where t.stateCount != environment.mdp.stateCount || t.actionCount != environment.mdp.actionCount {
+            for t in kickstart.teachers where t.stateCount != stateCount || t.actionCount != actionCount {
                 throw DistillError(
                     .invalidConfiguration,
-                    "kickstarting teacher \(t.identity) has \(t.stateCount) states and \(t.actionCount) actions; the environment has \(environment.mdp.stateCount) and \(environment.mdp.actionCount)"
+                    "kickstarting teacher \(t.identity) has \(t.stateCount) states and \(t.actionCount) actions; the environment has \(stateCount) and \(actionCount)"
                 )
             }
         }
+        if rule.needsStudentValues && !student.ownsCritic && stateCount == 0 {
+            throw DistillError(
+                .invalidConfiguration,
+                "method \(method.method.rawValue) needs a critic, and without state ids only a network's value head can be one")
+        }
         self.method = method
         self.teacherKind = teacherKind
-        self.discount = environment.mdp.discount
+        self.discount = discount
         self.kickstart = kickstart.flatMap { $0.teachers.isEmpty ? nil : $0 }
         self.bound = bound
         self.storedStudent = student
         self.rng = Xoshiro256StarStar(seed: seed)
         self.storedCritic =
-            rule.needsStudentValues
+            rule.needsStudentValues && !student.ownsCritic
             ? TabularCritic(
-                stateCount: environment.mdp.stateCount, learningRate: method.criticLearningRate,
-                target: method.criticTarget) : nil
+                stateCount: stateCount, learningRate: method.criticLearningRate, target: method.criticTarget) : nil
         self.rule = rule
         self.control = method.controlPolicy(at: 0)
-        self.context = UpdateContext(discount: environment.mdp.discount, control: control, clipping: method.clipping)
+        self.context = UpdateContext(discount: discount, control: control, clipping: method.clipping)
         refreshSchedules()
     }
 

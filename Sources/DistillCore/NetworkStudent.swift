@@ -56,8 +56,15 @@ public enum NetworkOptimizer: Sendable {
 /// is the tabular student (to float32 rounding), and the sampled update's mean is the exact
 /// expected update wherever the exact one exists.
 ///
-/// The critic stays the learning state's tabular one (indexed by state): the value head is not
-/// trained by the rules yet.
+/// The critic is either the learning state's tabular one (indexed by state; the default on a
+/// tabular-backed environment, so that a linear network on one-hot states stays the tabular
+/// student for every rule), or the network's own value head (``Critic/valueHead``; the only one on
+/// environments without a state id, such as CartPole): the rules then read `V̂_θ(o_t)` from the head
+/// and the head descends `½ w (V̂_θ(o_t) − y_t)²` towards the critic's target `y_t` (Monte Carlo or
+/// one-step TD, bootstrapped at a time limit), with `w` the method's critic weight.
+///
+/// Episodes that carry their own observations (``ObservingEpisode``, collected on an observed
+/// environment) are read as such; others are read through the observation table by state id.
 ///
 /// It owns a network (a class that keeps its last activations): one thread at a time.
 public struct NetworkStudent: Student, @unchecked Sendable {
@@ -71,16 +78,32 @@ public struct NetworkStudent: Student, @unchecked Sendable {
     public let frozen: Set<String>
     /// Episodes whose gradients `network.gradients` holds.
     public private(set) var pendingEpisodes = 0
+    /// Which critic the rules read.
+    public let critic: Critic
 
-    /// A student with `network`, reading `observations` (`[states × network.inputSize]`).
+    /// The critic of a network student.
+    public enum Critic: Sendable, Hashable {
+        /// The learning state's table, indexed by state id.
+        case table
+        /// The network's value head, trained towards `target` with weight `weight`.
+        case valueHead(target: TabularCritic.Target, weight: Double)
+    }
+
+    /// A student with `network`, reading `observations` (`[states × network.inputSize]`; empty
+    /// when no tabular environment is underneath and every episode brings its observations).
     public init(
-        network: PolicyValueNetwork, optimizer: NetworkOptimizer, observations: [Float], frozen: Set<String> = []
+        network: PolicyValueNetwork, optimizer: NetworkOptimizer, observations: [Float], frozen: Set<String> = [],
+        critic: Critic = .table
     ) throws {
-        guard observations.count % network.inputSize == 0, !observations.isEmpty else {
+        guard observations.count % network.inputSize == 0 else {
             throw DistillError(
                 .invalidConfiguration,
                 "\(observations.count) observation scalars are not whole observations of \(network.inputSize)")
         }
+        if case .valueHead(_, let weight) = critic, !(weight > 0 && weight.isFinite) {
+            throw DistillError(.invalidConfiguration, "the value head's weight must be positive, got \(weight)")
+        }
+        self.critic = critic
         let names = Set(network.parameterTensors.map(\.name))
         if let unknown = frozen.subtracting(names).first {
             throw DistillError(
@@ -115,19 +138,43 @@ public struct NetworkStudent: Student, @unchecked Sendable {
     /// `π_θ(·|s)` for every state.
     public func stateTable() -> [Double] { tabularParameters.policyTable() }
 
+    /// Whether the network's value head is the critic (the learning state then keeps no table).
+    public var ownsCritic: Bool { critic != .table }
+
     /// Forwards the episode's observations, lets the rule write its per-step update into a table
-    /// with one row per step, and back-propagates it.
+    /// with one row per step, and back-propagates it (with the value head's error when it is the
+    /// critic).
     public mutating func accumulate<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) {
-        let ascent = stepUpdates(episode, rule: rule, context: context)
-        network.backward(
-            logitGradient: ascent.map { Float(-$0) }, valueGradient: [Float](repeating: 0, count: episode.length + 1))
+        let (ascent, values) = stepUpdates(episode, rule: rule, context: context)
+        var valueGradient = [Float](repeating: 0, count: episode.length + 1)
+        if case .valueHead(let target, let weight) = critic {
+            let targets = Self.valueTargets(episode, values: values, target: target, discount: context.discount)
+            for t in 0..<episode.length { valueGradient[t] = Float(weight * (Double(values[t]) - targets[t])) }
+        }
+        network.backward(logitGradient: ascent.map { Float(-$0) }, valueGradient: valueGradient)
         pendingEpisodes += 1
+    }
+
+    /// The critic's targets `y_t` for `t < T`: the discounted return (Monte Carlo) or
+    /// `r_t + γ V̂(o_{t+1})` (TD); the tail after a truncated (not terminated) episode is `V̂(o_T)`.
+    static func valueTargets<E: EpisodeView>(
+        _ episode: E, values: [Float], target: TabularCritic.Target, discount: Double
+    ) -> [Double] {
+        let length = episode.length
+        var targets = [Double](repeating: 0, count: length)
+        var g = episode.terminated ? 0 : Double(values[length])
+        for t in stride(from: length - 1, through: 0, by: -1) {
+            let next = t + 1 == length && episode.terminated ? 0 : Double(values[t + 1])
+            g = episode.reward(t) + discount * g
+            targets[t] = target == .monteCarlo ? g : episode.reward(t) + discount * next
+        }
+        return targets
     }
 
     /// The rule's update of `episode` in logit space, summed per state (`[states × actions]`): what
     /// a tabular student with this network's logits would add to its table. Nothing is learned.
     public func logitSpaceUpdate<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) -> [Double] {
-        let ascent = stepUpdates(episode, rule: rule, context: context)
+        let ascent = stepUpdates(episode, rule: rule, context: context).ascent
         let na = actionCount
         var table = [Double](repeating: 0, count: stateCount * na)
         for t in 0...episode.length {
@@ -138,31 +185,42 @@ public struct NetworkStudent: Student, @unchecked Sendable {
     }
 
     /// The per-step ascent directions `g_t` of `episode` (`[(T+1) × actions]`), with the network's
-    /// logits at the episode's observations in place of a table's rows (the forward pass is kept
-    /// for a `backward`).
-    private func stepUpdates<E: EpisodeView>(_ episode: E, rule: UpdateRule, context: UpdateContext) -> [Double] {
+    /// logits at the episode's observations in place of a table's rows, and the value head's
+    /// outputs there (the forward pass is kept for a `backward`).
+    private func stepUpdates<E: EpisodeView>(
+        _ episode: E, rule: UpdateRule, context: UpdateContext
+    ) -> (ascent: [Double], values: [Float]) {
         let rows = episode.length + 1
         let n = network.inputSize
         let na = network.actionCount
-        var batch = [Float]()
-        batch.reserveCapacity(rows * n)
-        for t in 0..<rows {
-            let s = episode.state(t)
-            batch.append(contentsOf: observations[(s * n)..<(s * n + n)])
+        let batch: [Float]
+        if let observed = episode as? any ObservingEpisode {
+            precondition(observed.observationRows.count == rows * n, "one observation of \(n) per step and the last")
+            batch = observed.observationRows
+        } else {
+            var rowsOfStates = [Float]()
+            rowsOfStates.reserveCapacity(rows * n)
+            for t in 0..<rows {
+                let s = episode.state(t)
+                rowsOfStates.append(contentsOf: observations[(s * n)..<(s * n + n)])
+            }
+            batch = rowsOfStates
         }
-        let (logits, _) = network.forward(batch, batch: rows)
+        let (logits, values) = network.forward(batch, batch: rows)
         let perStep = StudentParameters(
             rowOfState: (0..<rows).map { Int32($0) }, rowCount: rows, actionCount: na,
             logits: logits.map { Double($0) })
         let policy = StudentPolicy(perStep)
         var stepContext = context
-        if let values = context.studentValues {
-            stepContext.studentValues = (0..<rows).map { values[episode.state($0)] }
+        if ownsCritic {
+            stepContext.studentValues = rule.needsStudentValues ? values.map { Double($0) } : nil
+        } else if let tableValues = context.studentValues {
+            stepContext.studentValues = (0..<rows).map { tableValues[episode.state($0)] }
         }
         var accumulator = UpdateAccumulator(rowCount: rows, actionCount: na)
         accumulateSampledUpdate(
             StepIndexedEpisode(episode), policy: policy, rule: rule, context: stepContext, into: &accumulator)
-        return accumulator.finish(policy: policy, perEpisode: false)
+        return (accumulator.finish(policy: policy, perEpisode: false), values)
     }
 
     /// Applies the mean of the pending gradients with the optimiser, unless `bound` refuses it.
@@ -194,6 +252,13 @@ public struct NetworkStudent: Student, @unchecked Sendable {
         optimizer = stepped
         return .applied(norm: squared.squareRoot())
     }
+}
+
+/// An episode that brings the observation of each of its steps and of its last state, row-major
+/// `[(T+1) × observation size]` (collected on an observed environment, where there is no state id).
+public protocol ObservingEpisode: EpisodeView {
+    /// The observations `o_0 … o_T`.
+    var observationRows: [Float] { get }
 }
 
 /// An episode whose "state" at step `t` is `t`: the rules then read the student's row `t` (its

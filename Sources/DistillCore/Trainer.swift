@@ -19,6 +19,10 @@ public struct TrainingConfiguration: Sendable, Hashable, Codable {
     public var seed: UInt64 = 0
     /// The student: tabular (the default) or a network on an observation of each state.
     public var student = StudentSpec()
+    /// Environments stepped together on an environment without a tabular MDP (CartPole, …).
+    public var environments = 16
+    /// Episodes of each sampled evaluation on such an environment (mean return with a 95 % CI).
+    public var evaluationEpisodes = 100
 
     /// The defaults.
     public init() {}
@@ -36,6 +40,9 @@ public struct TrainingConfiguration: Sendable, Hashable, Codable {
         evaluateEvery = try c.decodeIfPresent(Int.self, forKey: .evaluateEvery) ?? defaults.evaluateEvery
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed
         student = try c.decodeIfPresent(StudentSpec.self, forKey: .student) ?? defaults.student
+        environments = try c.decodeIfPresent(Int.self, forKey: .environments) ?? defaults.environments
+        evaluationEpisodes =
+            try c.decodeIfPresent(Int.self, forKey: .evaluationEpisodes) ?? defaults.evaluationEpisodes
     }
 }
 

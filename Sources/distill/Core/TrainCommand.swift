@@ -71,6 +71,12 @@ struct Train: ParsableCommand {
     @Option(help: "What a network student observes of each state: one-hot, image, window:K (K odd) or state-id.")
     var observation = Train.defaults.student.observation
 
+    @Option(help: "Environments stepped together on cartpole, acrobot or mountaincar (one batched forward per step).")
+    var environments = Train.defaults.environments
+
+    @Option(help: "Episodes of each sampled evaluation on cartpole, acrobot or mountaincar (mean return, 95 % CI).")
+    var evaluationEpisodes = Train.defaults.evaluationEpisodes
+
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
@@ -81,6 +87,12 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard iterations >= 0 else { throw ValidationError("--iterations must be non-negative") }
         guard evaluateEvery >= 0 else { throw ValidationError("--evaluate-every must be non-negative") }
+        guard (1...65_536).contains(environments) else {
+            throw ValidationError("--environments must be in 1...65536, got \(environments)")
+        }
+        guard (2...1_000_000).contains(evaluationEpisodes) else {
+            throw ValidationError("--evaluation-episodes must be in 2...1000000 (a CI needs two), got \(evaluationEpisodes)")
+        }
     }
 
     /// The configuration: from --config (a train or a cluster run's config.json), else the flags.
@@ -106,6 +118,8 @@ struct Train: ParsableCommand {
         config.iterations = iterations
         config.exact = exact
         config.evaluateEvery = evaluateEvery
+        config.environments = environments
+        config.evaluationEpisodes = evaluationEpisodes
         if self.config == nil {
             config.student = StudentSpec(architecture: student, observation: observation, seed: config.seed)
         }
@@ -113,11 +127,25 @@ struct Train: ParsableCommand {
         if exact && !config.student.isTabular {
             throw ValidationError("--exact needs the tabular student (exact expected updates are per state)")
         }
+        if !config.environment.kind.isTabular {
+            guard !config.student.isTabular else {
+                throw ValidationError(
+                    "\(config.environment.kind.rawValue) has no states to tabulate: give a network student, e.g. --student mlp:64,64"
+                )
+            }
+            guard !exact else {
+                throw ValidationError("--exact needs a tabular environment; \(config.environment.kind.rawValue) has none")
+            }
+        }
         return config
     }
 
     func run() throws {
         let config = try configuration()
+        if !config.environment.kind.isTabular {
+            try trainObserved(config)
+            return
+        }
         // Also for a --config file: refuse a problem too large for this machine before allocating.
         try checkMemory(config.environment)
         let env = try validating { try config.environment.build() }
@@ -150,13 +178,9 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// Runs the iterations of `trainer`, writing the CSV and progress.
-    func train<S: Student>(
-        _ trainer: inout StudentTrainer<S>, _ config: TrainingConfiguration, environment env: Environment,
-        teacher teach: Teacher
-    ) throws {
-        let iterations = config.iterations
-
+    /// The metrics sink with `header` written: `--out`'s metrics.csv (after locking the directory
+    /// and writing config.json), else stdout.
+    func openMetrics(_ config: TrainingConfiguration, header: String) throws -> FileHandle {
         var sink = FileHandle.standardOutput
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -172,8 +196,18 @@ struct Train: ParsableCommand {
             }
             sink = handle
         }
+        sink.write(Data((header + "\n").utf8))
+        return sink
+    }
+
+    /// Runs the iterations of `trainer`, writing the CSV and progress.
+    func train<S: Student>(
+        _ trainer: inout StudentTrainer<S>, _ config: TrainingConfiguration, environment env: Environment,
+        teacher teach: Teacher
+    ) throws {
+        let iterations = config.iterations
+        let sink = try openMetrics(config, header: Self.header)
         defer { if out != nil { try? sink.close() } }
-        sink.write(Data((Self.header + "\n").utf8))
         let started = Date()
         var lastProgress = started
         if !quiet {

@@ -1,0 +1,87 @@
+import ArgumentParser
+import DistillCore
+import DistillNN
+import Foundation
+
+extension Train {
+    /// The CSV columns of a run on an environment without a tabular MDP: the tabular run's
+    /// (the exact ones stay empty) and the sampled evaluation with its 95 % interval.
+    static let observedHeader = header + ",evaluation_return,evaluation_return_ci95"
+
+    /// `distill train` on cartpole, acrobot or mountaincar: a network student, N environments
+    /// stepped together, sampled evaluations every --evaluate-every iterations, and the network
+    /// written to OUT/student.safetensors at each evaluation and at the end.
+    func trainObserved(_ config: TrainingConfiguration) throws {
+        var spec = ObservedEnvironmentSpec()
+        spec.kind = try validating { try ObservedEnvironmentSpec.Kind.named(config.environment.kind.rawValue) }
+        let environment = try validating { try spec.build() }
+        try trainObserved(config, prototype: environment)
+    }
+
+    private func trainObserved<Env: ObservedEnvironment>(_ config: TrainingConfiguration, prototype: Env) throws {
+        let description = prototype.description
+        let student = try validating { try config.student.buildNetwork(for: description, method: config.method) }
+        var trainer = try validating {
+            try ObservedTrainer(
+                method: config.method, environments: [Env](repeating: prototype, count: config.environments),
+                student: student, teacher: nil, seed: config.seed)
+        }
+        let sink = try openMetrics(config, header: Self.observedHeader)
+        defer { if out != nil { try? sink.close() } }
+        let file = out.map { URL(fileURLWithPath: $0).appendingPathComponent("student.safetensors") }
+        func save() throws {
+            guard let file else { return }
+            try trainer.state.student.network.save(
+                to: file,
+                metadata: [
+                    "run.student": config.student.architecture, "run.observation": description.name,
+                    "run.environment": description.name, "run.method": config.method.method.rawValue,
+                    "run.iterations": "\(trainer.iteration)",
+                    "run.environment_steps": "\(trainer.totalEnvironmentSteps)",
+                ])
+        }
+        let started = Date()
+        var lastProgress = started
+        if !quiet {
+            FileHandle.standardError.write(
+                Data(
+                    ("train: \(description.name), \(config.environments) environments, student \(config.student.architecture) "
+                        + "(\(student.network.parameterCount) parameters), \(config.method.method.rawValue), "
+                        + "\(config.iterations) iterations\n").utf8))
+        }
+        var lastEvaluation: ReturnEstimate95?
+        func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+        for _ in 0..<config.iterations {
+            let r = trainer.runIteration()
+            var evaluation: ReturnEstimate95?
+            if config.evaluateEvery > 0 && (r.iteration % config.evaluateEvery == 0 || r.iteration == config.iterations)
+            {
+                evaluation = trainer.evaluate(
+                    episodes: config.evaluationEpisodes, seed: config.seed &+ 0x9E37_79B9 &+ UInt64(r.iteration))
+                lastEvaluation = evaluation
+                try save()
+            }
+            let elapsed = Date().timeIntervalSince(started)
+            let row = [
+                "\(r.iteration)", "\(r.environmentSteps)", "\(r.episodes)", "\(r.totalEnvironmentSteps)",
+                f(r.sampledReturn), f(r.sampledCrossEntropy), "", "", "", "", "\(r.lossWeight)", f(r.beta),
+                "\(r.updateNorm)", String(format: "%.3f", elapsed), f(evaluation?.mean), f(evaluation?.halfWidth),
+            ]
+            sink.write(Data((row.joined(separator: ",") + "\n").utf8))
+            if !quiet && (Date().timeIntervalSince(lastProgress) >= 1 || r.iteration == config.iterations) {
+                lastProgress = Date()
+                let evaluated =
+                    lastEvaluation.map {
+                        String(format: ", evaluation return %.1f ± %.1f (%d episodes)", $0.mean, $0.halfWidth, $0.episodes)
+                    } ?? ""
+                FileHandle.standardError.write(
+                    Data(
+                        ("train: iteration \(r.iteration)/\(config.iterations), \(r.totalEnvironmentSteps) env steps, "
+                            + String(format: "sampled return %.1f", r.sampledReturn) + evaluated
+                            + String(format: ", %.1f s\n", elapsed)).utf8))
+            }
+        }
+        try save()
+        if let file, !quiet { FileHandle.standardError.write(Data("train: wrote \(file.path)\n".utf8)) }
+    }
+}
