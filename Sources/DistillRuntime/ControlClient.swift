@@ -60,7 +60,7 @@ public final class ControlClient {
                 throw RuntimeError(
                     "the learner at \(endpoint) refused this client's CURVE key (ZAP status \(status)): its "
                         + "--curve-allow file does not list the key; add it as \"operator KEY\" to send "
-                        + "commands (any listed key may ask for status)")
+                        + "commands (any listed key may ask for status)", code: .refusedByPeer)
             }
             guard left > 0 else {
                 throw RuntimeError(
@@ -83,10 +83,15 @@ public final class ControlClient {
         }
     }
 
-    /// The learner's status as a JSON object.
-    public func status(timeoutMilliseconds: Int = 5000) throws -> [String: Any] {
+    /// The learner's status.
+    ///
+    /// - Throws: `RuntimeError` when the learner does not answer (`.noAnswer`) or its answer is
+    ///   not a status (`.invalidRecord`, naming the key: a learner of another release, or not a
+    ///   learner at all).
+    public func status(timeoutMilliseconds: Int = 5000) throws -> LearnerStatus {
         let reply = try send(Control(command: .status), timeoutMilliseconds: timeoutMilliseconds)
-        let object = try? JSONSerialization.jsonObject(with: Data(reply.statusJSON.utf8))
-        return object as? [String: Any] ?? [:]
+        return try RecordCoding.decode(
+            LearnerStatus.self, from: Data(reply.statusJSON.utf8),
+            what: "the status answer of the learner at \(endpoint)")
     }
 }

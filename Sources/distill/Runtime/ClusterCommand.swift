@@ -171,24 +171,23 @@ struct ClusterCommand: ParsableCommand {
 
     static func printSummary(_ output: URL) {
         let file = output.appendingPathComponent("summary.json")
-        guard let data = try? Data(contentsOf: file),
-            let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
-            emit("no summary.json in \(output.path)")
+        let summary: RunSummary
+        do {
+            summary = try RunSummary.read(file)
+        } catch {
+            emit("no summary: \(error)")
             return
         }
-        func number(_ key: String) -> String {
-            (summary[key] as? NSNumber).map { String(format: "%.4g", $0.doubleValue) } ?? "n/a"
-        }
+        func number(_ value: Double?) -> String { value.map { String(format: "%.4g", $0) } ?? "n/a" }
         emit("summary (\(file.path)):")
         emit(
-            "  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))"
-        )
+            "  student return \(number(summary.studentReturn)), teacher return \(number(summary.teacherReturn)), "
+                + "ratio \(number(summary.studentToTeacherReturn))")
         emit(
-            "  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s"
-        )
+            "  KL per episode \(number(summary.klPerEpisode)), env steps \(summary.envSteps), "
+                + "\(number(summary.envStepsPerSecond)) steps/s")
         emit(
-            "  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))"
-        )
+            "  policy lag mean \(number(summary.meanPolicyLag)), max \(number(summary.maxPolicyLag)); "
+                + "updates \(summary.updates), version \(summary.version)")
     }
 }

@@ -88,7 +88,18 @@ struct ControlCommand: ParsableCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the learner's status as JSON.")
         @OptionGroup var target: Target
-        func run() throws { emit(try target.send(Control(command: .status)).statusJSON) }
+        func run() throws {
+            let answer = try target.send(Control(command: .status)).statusJSON
+            // Printed as the learner wrote it, once it is known to be a status (docs/schemas/).
+            do {
+                _ = try RecordCoding.decode(
+                    LearnerStatus.self, from: Data(answer.utf8), what: "the status answer of \(target.learner)")
+            } catch let error as RuntimeError {
+                FileHandle.standardError.write(Data("distill control: \(error.description)\n".utf8))
+                throw ExitCode(1)
+            }
+            emit(answer)
+        }
     }
 
     struct Stop: ParsableCommand {
