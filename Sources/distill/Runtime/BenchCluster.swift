@@ -204,7 +204,7 @@ enum RawTransport {
             guard try !poller.poll(timeoutMilliseconds: 5000)[0].isEmpty,
                 let reply = try dealer.receive(dontWait: true),
                 case .teacherReply(let answer)? = (try? codec.decode(reply.last ?? []))?.message, answer.queryID == id
-            else { throw RuntimeError("the teacher server did not answer query \(id)") }
+            else { throw RuntimeError("the teacher server did not answer query \(id)", code: .noAnswer) }
             samples.append(Date().timeIntervalSince(sent))
         }
         let total = Date().timeIntervalSince(start)
