@@ -14,6 +14,9 @@ public final class ControlClient {
     public let endpoint: String
     /// The run token sent with every command but status (without CURVE operator keys).
     public var token: String
+    /// How long a command waits for the learner's answer unless told otherwise
+    /// (`distill control --timeout-ms`).
+    public static let defaultTimeoutMilliseconds = 5000
 
     /// Connects to a learner's control endpoint (returns at once; ZeroMQ connects in the background).
     public init(
@@ -45,7 +48,7 @@ public final class ControlClient {
     /// Sends a command and returns the learner's echo (with `accepted` and `statusJSON`).
     ///
     /// - Throws: `RuntimeError` when the learner refuses or does not answer within `timeout`.
-    public func send(_ command: Control, timeoutMilliseconds: Int = 5000) throws -> Control {
+    public func send(_ command: Control, timeoutMilliseconds: Int = defaultTimeoutMilliseconds) throws -> Control {
         var request = command
         if request.command != .status { request.token = token }
         request.requestID = nextRequest
@@ -88,7 +91,7 @@ public final class ControlClient {
     /// - Throws: `RuntimeError` when the learner does not answer (`.noAnswer`) or its answer is
     ///   not a status (`.invalidRecord`, naming the key: a learner of another release, or not a
     ///   learner at all).
-    public func status(timeoutMilliseconds: Int = 5000) throws -> LearnerStatus {
+    public func status(timeoutMilliseconds: Int = defaultTimeoutMilliseconds) throws -> LearnerStatus {
         let reply = try send(Control(command: .status), timeoutMilliseconds: timeoutMilliseconds)
         return try RecordCoding.decode(
             LearnerStatus.self, from: Data(reply.statusJSON.utf8),

@@ -165,7 +165,9 @@ public struct LauncherConfiguration: Sendable {
     /// Output directory: metrics.csv, summary.json, checkpoints/, logs/, learning_curves.png.
     public var outputDirectory: URL
     /// Seconds between progress lines.
-    public var progressIntervalSeconds: Double = 1
+    public var progressIntervalSeconds = LauncherConfiguration.defaultProgressIntervalSeconds
+    /// The default of `progressIntervalSeconds` (`distill cluster --progress-interval`).
+    public static let defaultProgressIntervalSeconds = 1.0
     /// Seconds a role may take to start (the teacher may train first).
     public var startTimeoutSeconds: Double = 600
 
