@@ -155,7 +155,7 @@ struct ResourceTests {
                     answered += 1
                     slowest = max(slowest, Date().timeIntervalSince(asked))
                     maxKnown = max(maxKnown, Roles.number(status, \.actorsKnown))
-                    let bytes = (try? JSONSerialization.data(withJSONObject: status).count) ?? Int.max
+                    let bytes = (try? RecordCoding.encode(status).count) ?? Int.max
                     maxBytes = max(maxBytes, bytes)
                 }
             }
