@@ -420,6 +420,7 @@ public struct MetricsRow: Codable, Sendable, Hashable {
         return cells
     }
 
+    /// Reads a row; a missing or null measured value is NaN, as an empty CSV cell is.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         func measured(_ key: CodingKeys) throws -> Double {
@@ -440,6 +441,7 @@ public struct MetricsRow: Codable, Sendable, Hashable {
             rejected: try container.decode(UInt64.self, forKey: .rejected))
     }
 
+    /// Writes the row's columns as keys; NaN (not measured yet) as null.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         // Not measured yet is null, as it is an empty cell in the CSV: JSON has no NaN.
@@ -473,11 +475,13 @@ public struct NullWhenAbsent<Value: Codable & Sendable & Hashable>: Codable, Sen
     /// Wraps a value.
     public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
 
+    /// Reads a value or null.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         wrappedValue = container.decodeNil() ? nil : try container.decode(Value.self)
     }
 
+    /// Writes the value, or null without one.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
@@ -486,7 +490,7 @@ public struct NullWhenAbsent<Value: Codable & Sendable & Hashable>: Codable, Sen
 
 extension KeyedDecodingContainer {
     /// A `NullWhenAbsent` field whose key is missing reads as nil (synthesised decoding calls this).
-    public func decode<Value>(_ type: NullWhenAbsent<Value>.Type, forKey key: Key) throws -> NullWhenAbsent<Value> {
+    func decode<Value>(_ type: NullWhenAbsent<Value>.Type, forKey key: Key) throws -> NullWhenAbsent<Value> {
         try decodeIfPresent(type, forKey: key) ?? NullWhenAbsent(wrappedValue: nil)
     }
 }

@@ -241,6 +241,11 @@ struct RecordSchemaTests {
         let withoutVersion = String(decoding: try JSONEncoder().encode(JSON.object(fields)), as: UTF8.self)
         #expect(error(withoutVersion)?.description.contains("the key 'version' is missing") == true)
         #expect(error(withoutVersion)?.code == .invalidRecord)
+        // A value that may be null may also be missing (a reader of an older writer): it reads as nil.
+        fields["version"] = .integer(7)
+        fields["student_return"] = nil
+        let withoutReturn = try JSONEncoder().encode(JSON.object(fields))
+        #expect(try RecordCoding.decode(LearnerStatus.self, from: withoutReturn, what: "s").studentReturn == nil)
         #expect(error(#"{"version": "seven"}"#)?.description.contains("'version' is not a whole number") == true)
         #expect(error("no JSON at all")?.description.contains("is not JSON") == true)
         let actor = error(
