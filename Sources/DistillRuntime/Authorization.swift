@@ -31,18 +31,22 @@ public enum AllowList {
             case 2:
                 guard let named = KeyRole(rawValue: words[0]) else {
                     throw RuntimeError(
-                        "line \(number + 1): '\(words[0])' is not a role: write actor, teacher or operator before the key"
-                    )
+                        "line \(number + 1): '\(words[0])' is not a role: write actor, teacher or operator before the key",
+                        code: .invalidInput)
                 }
                 (role, key) = (named, words[1])
             default:
-                throw RuntimeError("line \(number + 1): expected \"ROLE KEY\" or \"KEY\", got \(words.count) words")
+                throw RuntimeError(
+                    "line \(number + 1): expected \"ROLE KEY\" or \"KEY\", got \(words.count) words",
+                    code: .invalidInput)
             }
             guard CurveKeyPair.isKey(key) else {
-                throw RuntimeError("line \(number + 1) is not a CURVE public key (40 characters of Z85)")
+                throw RuntimeError(
+                    "line \(number + 1) is not a CURVE public key (40 characters of Z85)", code: .invalidInput)
             }
             if let other = roles[key], other != role {
-                throw RuntimeError("line \(number + 1): this key is listed as \(other) already; give it one role")
+                throw RuntimeError(
+                    "line \(number + 1): this key is listed as \(other) already; give it one role", code: .invalidInput)
             }
             roles[key] = role
         }
@@ -74,20 +78,24 @@ public enum RunToken {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw RuntimeError("cannot create \(directory.path) for the run token: \(error.localizedDescription)")
+            throw RuntimeError(
+                "cannot create \(directory.path) for the run token: \(error.localizedDescription)", code: .fileAccess)
         }
         let descriptor = open(file.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else {
-            throw RuntimeError("cannot write the run token \(file.path): \(String(cString: strerror(errno)))")
+            throw RuntimeError(
+                "cannot write the run token \(file.path): \(String(cString: strerror(errno)))", code: .fileAccess)
         }
         defer { close(descriptor) }
         guard fchmod(descriptor, 0o600) == 0 else {
-            throw RuntimeError("cannot make \(file.path) private (chmod 600): \(String(cString: strerror(errno)))")
+            throw RuntimeError(
+                "cannot make \(file.path) private (chmod 600): \(String(cString: strerror(errno)))", code: .fileAccess)
         }
         let bytes = Array((token + "\n").utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
-            throw RuntimeError("cannot write the run token \(file.path): \(String(cString: strerror(errno)))")
+            throw RuntimeError(
+                "cannot write the run token \(file.path): \(String(cString: strerror(errno)))", code: .fileAccess)
         }
         return file
     }
@@ -97,10 +105,10 @@ public enum RunToken {
         guard let data = FileManager.default.contents(atPath: file.path) else {
             throw RuntimeError(
                 "cannot read the run token \(file.path): the learner writes it at start into its --out "
-                    + "directory (or --checkpoint-dir), readable only by the user who started it")
+                    + "directory (or --checkpoint-dir), readable only by the user who started it", code: .fileAccess)
         }
         let token = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        guard !token.isEmpty else { throw RuntimeError("the run token file \(file.path) is empty") }
+        guard !token.isEmpty else { throw RuntimeError("the run token file \(file.path) is empty", code: .fileAccess) }
         return token.trimmingCharacters(in: .whitespaces)
     }
 

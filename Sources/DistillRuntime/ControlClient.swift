@@ -14,6 +14,9 @@ public final class ControlClient {
     public let endpoint: String
     /// The run token sent with every command but status (without CURVE operator keys).
     public var token: String
+    /// How long a command waits for the learner's answer unless told otherwise
+    /// (`distill control --timeout-ms`).
+    public static let defaultTimeoutMilliseconds = 5000
 
     /// Connects to a learner's control endpoint (returns at once; ZeroMQ connects in the background).
     public init(
@@ -45,7 +48,7 @@ public final class ControlClient {
     /// Sends a command and returns the learner's echo (with `accepted` and `statusJSON`).
     ///
     /// - Throws: `RuntimeError` when the learner refuses or does not answer within `timeout`.
-    public func send(_ command: Control, timeoutMilliseconds: Int = 5000) throws -> Control {
+    public func send(_ command: Control, timeoutMilliseconds: Int = defaultTimeoutMilliseconds) throws -> Control {
         var request = command
         if request.command != .status { request.token = token }
         request.requestID = nextRequest
@@ -60,7 +63,7 @@ public final class ControlClient {
                 throw RuntimeError(
                     "the learner at \(endpoint) refused this client's CURVE key (ZAP status \(status)): its "
                         + "--curve-allow file does not list the key; add it as \"operator KEY\" to send "
-                        + "commands (any listed key may ask for status)")
+                        + "commands (any listed key may ask for status)", code: .refusedByPeer)
             }
             guard left > 0 else {
                 throw RuntimeError(
@@ -83,10 +86,15 @@ public final class ControlClient {
         }
     }
 
-    /// The learner's status as a JSON object.
-    public func status(timeoutMilliseconds: Int = 5000) throws -> [String: Any] {
+    /// The learner's status.
+    ///
+    /// - Throws: `RuntimeError` when the learner does not answer (`.noAnswer`) or its answer is
+    ///   not a status (`.invalidRecord`, naming the key: a learner of another release, or not a
+    ///   learner at all).
+    public func status(timeoutMilliseconds: Int = defaultTimeoutMilliseconds) throws -> LearnerStatus {
         let reply = try send(Control(command: .status), timeoutMilliseconds: timeoutMilliseconds)
-        let object = try? JSONSerialization.jsonObject(with: Data(reply.statusJSON.utf8))
-        return object as? [String: Any] ?? [:]
+        return try RecordCoding.decode(
+            LearnerStatus.self, from: Data(reply.statusJSON.utf8),
+            what: "the status answer of the learner at \(endpoint)")
     }
 }

@@ -165,7 +165,9 @@ public struct LauncherConfiguration: Sendable {
     /// Output directory: metrics.csv, summary.json, checkpoints/, logs/, learning_curves.png.
     public var outputDirectory: URL
     /// Seconds between progress lines.
-    public var progressIntervalSeconds: Double = 1
+    public var progressIntervalSeconds = LauncherConfiguration.defaultProgressIntervalSeconds
+    /// The default of `progressIntervalSeconds` (`distill cluster --progress-interval`).
+    public static let defaultProgressIntervalSeconds = 1.0
     /// Seconds a role may take to start (the teacher may train first).
     public var startTimeoutSeconds: Double = 600
 
@@ -298,7 +300,7 @@ public struct Launcher: RoleLoop {
             if monotonicSeconds() >= nextProgress {
                 nextProgress += configuration.progressIntervalSeconds
                 if let status = try? client.status(timeoutMilliseconds: 500) {
-                    startReturn = startReturn ?? (status["student_return"] as? NSNumber)?.doubleValue
+                    startReturn = startReturn ?? status.studentReturn
                     progress(
                         Self.progressLine(
                             status, elapsed: monotonicSeconds() - started, actors: configuration.actors,
@@ -329,14 +331,13 @@ public struct Launcher: RoleLoop {
     /// meaningful when returns are negative; the policy lag is in updates (parameter versions),
     /// and in env steps at this run's env steps per update.
     public static func progressLine(
-        _ status: [String: Any], elapsed: Double, actors: Int, startReturn: Double? = nil
+        _ status: LearnerStatus, elapsed: Double, actors: Int, startReturn: Double? = nil
     ) -> String {
-        func number(_ key: String) -> Double? { (status[key] as? NSNumber)?.doubleValue }
         var parts = [String(format: "[%7.1fs]", elapsed)]
-        parts.append(String(format: "steps %.0f (%.0f/s)", number("env_steps") ?? 0, number("steps_per_second") ?? 0))
-        parts.append(String(format: "version %.0f", number("version") ?? 0))
-        if let student = number("student_return") {
-            if let teacher = number("teacher_return") {
+        parts.append("steps \(status.envSteps) (" + String(format: "%.0f/s)", status.stepsPerSecond))
+        parts.append("version \(status.version)")
+        if let student = status.studentReturn {
+            if let teacher = status.teacherReturn {
                 var text = String(format: "return %.3f / teacher %.3f", student, teacher)
                 if let start = startReturn, abs(teacher - start) > 1e-9 {
                     text += String(
@@ -347,13 +348,14 @@ public struct Launcher: RoleLoop {
                 parts.append(String(format: "return %.3f", student))
             }
         }
-        if let kl = number("kl_per_episode") { parts.append(String(format: "KL %.3f", kl)) }
-        var lag = String(format: "lag %.1f updates (max %.0f)", number("mean_lag") ?? 0, number("max_lag") ?? 0)
-        if let steps = number("env_steps"), let updates = number("updates"), updates > 0 {
-            lag += String(format: " ≈ %.0f env steps", (number("mean_lag") ?? 0) * steps / updates)
+        if let kl = status.klPerEpisode { parts.append(String(format: "KL %.3f", kl)) }
+        var lag = String(format: "lag %.1f updates (max %.0f)", status.meanLag, status.maxLag)
+        if status.updates > 0 {
+            lag += String(
+                format: " ≈ %.0f env steps", status.meanLag * Double(status.envSteps) / Double(status.updates))
         }
         parts.append(lag)
-        parts.append(String(format: "actors %.0f/%d", number("actors_alive") ?? 0, actors))
+        parts.append(String(format: "actors %d/%d", status.actorsAlive, actors))
         return parts.joined(separator: " | ")
     }
 }

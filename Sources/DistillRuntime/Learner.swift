@@ -741,34 +741,45 @@ public final class Learner: RoleLoop {
     }
 
     private func statusJSON() -> String {
+        String(decoding: (try? RecordCoding.encode(status())) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// The answer to a status command: the latest metrics row and the learner's tables.
+    private func status() -> LearnerStatus {
         let row = lastMetrics
-        let status: [String: Any] = [
-            "version": version, "env_steps": envSteps, "updates": updates, "steps_per_second": row.stepsPerSecond,
-            "student_return": row.studentReturn.isFinite ? row.studentReturn : NSNull(),
-            "teacher_return": row.teacherReturn.isFinite ? row.teacherReturn : NSNull(),
-            "kl_per_episode": row.klPerEpisode.isFinite ? row.klPerEpisode : NSNull(), "mean_lag": row.meanLag,
-            "max_lag": row.maxLag, "actors_alive": actors.values.filter(\.alive).count, "actors_known": actors.count,
-            "teacher_id": teachers.current, "teacher_endpoint": teacherEndpoint, "rejected": rejections.total,
-            "control_access": accessName, "environment": problem.environmentIdentity,
-            "refused_handshakes": socketFactory?.rejectedHandshakes ?? 0,
-            "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
-            "actors_listed": min(actors.count, Self.actorsListed), "actors_refused": actorsRefused,
-            "unroll_connections": unrollConnections?.connections ?? 0,
-            "unroll_connections_refused": unrollConnections?.refused ?? 0,
-            "max_unroll_bytes": unrollBudget?.maxUnrollBytes ?? 0,
-            "unroll_queue_cap_bytes": unrollBudget?.queuedBytesCap ?? 0,
-            // At most `actorsListed` entries (live ones first), so the answer stays far below a
-            // client's message limit however many actors there were; the counts cover them all.
-            "actors": Self.listed(actors.values).map { record -> [String: Any] in
-                [
-                    "id": record.id, "alive": record.alive, "version": record.version, "env_steps": record.envSteps,
-                    "unrolls_withheld": record.unrollsWithheld, "run_nonce": String(record.nonce, radix: 16),
-                ]
-            },
-        ]
-        let data =
-            (try? JSONSerialization.data(withJSONObject: jsonSafe(status), options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        var status = LearnerStatus()
+        status.version = version
+        status.envSteps = envSteps
+        status.updates = updates
+        status.stepsPerSecond = row.stepsPerSecond
+        status.studentReturn = row.studentReturn.finiteOrNil
+        status.teacherReturn = row.teacherReturn.finiteOrNil
+        status.klPerEpisode = row.klPerEpisode.finiteOrNil
+        status.meanLag = row.meanLag
+        status.maxLag = row.maxLag
+        status.actorsAlive = actors.values.filter(\.alive).count
+        status.actorsKnown = actors.count
+        status.teacherID = teachers.current
+        status.teacherEndpoint = teacherEndpoint
+        status.rejected = rejections.total
+        status.controlAccess = accessName
+        status.environment = problem.environmentIdentity
+        status.refusedHandshakes = socketFactory?.rejectedHandshakes ?? 0
+        status.resumedFromVersion = resumedFrom
+        status.actorsListed = min(actors.count, Self.actorsListed)
+        status.actorsRefused = actorsRefused
+        status.unrollConnections = unrollConnections?.connections ?? 0
+        status.unrollConnectionsRefused = unrollConnections?.refused ?? 0
+        status.maxUnrollBytes = unrollBudget?.maxUnrollBytes ?? 0
+        status.unrollQueueCapBytes = unrollBudget?.queuedBytesCap ?? 0
+        // At most `actorsListed` entries (live ones first), so the answer stays far below a
+        // client's message limit however many actors there were; the counts cover them all.
+        status.actors = Self.listed(actors.values).map { record in
+            LearnerStatus.Actor(
+                id: record.id, alive: record.alive, version: record.version, envSteps: record.envSteps,
+                unrollsWithheld: record.unrollsWithheld, runNonce: String(record.nonce, radix: 16))
+        }
+        return status
     }
 
     /// Unroll connections accepted whatever `unrollQueueBytes` says.
@@ -821,46 +832,57 @@ public final class Learner: RoleLoop {
 
     private func writeSummary(reason: String, finalCheckpoint: String?) {
         guard let directory = configuration.outputDirectory else { return }
-        let (student, teacher) = exactReturns()
-        let elapsed = monotonicSeconds() - startSeconds
-        var summary: [String: Any] = [
-            "method": problem.method.method.rawValue, "environment": problem.environmentIdentity,
-            "stopped_because": reason,
-            "student_return": student.isFinite ? student : NSNull(), "env_steps": envSteps,
-            "env_steps_this_run": learnedSteps, "updates": updates, "version": version, "wall_seconds": elapsed,
-            "env_steps_per_second": elapsed > 0 ? Double(learnedSteps) / elapsed : 0,
-            // From the first unroll on: without start-up (teacher training, actors joining).
-            "env_steps_per_second_learning": firstUnrollSeconds.map { first in
-                let span = monotonicSeconds() - first
-                return span > 0 ? Double(learnedSteps) / span : 0
-            } ?? 0,
-            "learning_seconds": firstUnrollSeconds.map { monotonicSeconds() - $0 } ?? 0,
-            "kl_per_episode": totals.klPerEpisode.isFinite ? totals.klPerEpisode : NSNull(),
-            "mean_policy_lag": totals.meanLag, "max_policy_lag": totals.maxLag,
-            // The first switches only (a bounded list), and how many there were in all.
-            "teachers": teachers.switches.map {
-                ["from_env_steps": $0.envSteps, "teacher_id": $0.teacher] as [String: Any]
-            },
-            "teacher_switches": teachers.switchCount,
-            "actors_seen": actors.count, "messages_rejected": rejections.total, "unroll_messages": unrollMessages,
-            "unroll_bytes_mean": unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0,
-            "resumed_from_version": resumedFrom.map { $0 as Any } ?? NSNull(),
-            "final_checkpoint": finalCheckpoint ?? "none (no --checkpoint-dir)",
-            "distill_version": BuildInfo.version, "git_commit": BuildInfo.commit,
-            "command_line": BuildInfo.commandLine,
-        ]
-        if let launcher = BuildInfo.launcherCommandLine { summary["launcher_command_line"] = launcher }
-        if let teacher, teacher.isFinite {
-            summary["teacher_return"] = teacher
-            summary["student_to_teacher_return"] = teacher != 0 ? student / teacher : NSNull()
-        }
         do {
-            let data = try JSONSerialization.data(
-                withJSONObject: jsonSafe(summary), options: [.prettyPrinted, .sortedKeys])
+            let data = try RecordCoding.encode(summary(reason: reason, finalCheckpoint: finalCheckpoint), pretty: true)
             try data.write(to: directory.appendingPathComponent("summary.json"), options: .atomic)
         } catch {
             logger.error("cannot write summary.json in \(directory.path): \(error)")
         }
+    }
+
+    /// What summary.json says about this run when it stops for `reason`.
+    private func summary(reason: String, finalCheckpoint: String?) -> RunSummary {
+        let (student, teacher) = exactReturns()
+        let now = monotonicSeconds()
+        let elapsed = now - startSeconds
+        var summary = RunSummary()
+        summary.method = problem.method.method.rawValue
+        summary.environment = problem.environmentIdentity
+        summary.stoppedBecause = reason
+        summary.studentReturn = student.finiteOrNil
+        if let teacher = teacher?.finiteOrNil {
+            summary.teacherReturn = teacher
+            summary.studentToTeacherReturn = teacher != 0 ? (student / teacher).finiteOrNil : nil
+        }
+        summary.envSteps = envSteps
+        summary.envStepsThisRun = learnedSteps
+        summary.updates = updates
+        summary.version = version
+        summary.wallSeconds = elapsed
+        summary.envStepsPerSecond = elapsed > 0 ? Double(learnedSteps) / elapsed : 0
+        // From the first unroll on: without start-up (teacher training, actors joining).
+        let learning = firstUnrollSeconds.map { now - $0 } ?? 0
+        summary.envStepsPerSecondLearning = learning > 0 ? Double(learnedSteps) / learning : 0
+        summary.learningSeconds = learning
+        summary.klPerEpisode = totals.klPerEpisode.finiteOrNil
+        summary.meanPolicyLag = totals.meanLag
+        summary.maxPolicyLag = totals.maxLag
+        // The first switches only (a bounded list), and how many there were in all.
+        summary.teachers = teachers.switches.map {
+            RunSummary.TeacherSwitch(fromEnvSteps: $0.envSteps, teacherID: $0.teacher)
+        }
+        summary.teacherSwitches = teachers.switchCount
+        summary.actorsSeen = actors.count
+        summary.messagesRejected = rejections.total
+        summary.unrollMessages = unrollMessages
+        summary.unrollBytesMean = unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0
+        summary.resumedFromVersion = resumedFrom
+        summary.finalCheckpoint = finalCheckpoint ?? "none (no --checkpoint-dir)"
+        summary.distillVersion = BuildInfo.version
+        summary.gitCommit = BuildInfo.commit
+        summary.commandLine = BuildInfo.commandLine
+        summary.launcherCommandLine = BuildInfo.launcherCommandLine
+        return summary
     }
 }
 
@@ -1095,15 +1117,4 @@ struct MetricsWindow {
     var klPerEpisode: Double { klEpisodes > 0 ? klSum / Double(klEpisodes) : .nan }
     var meanReturn: Double { episodes > 0 ? returnSum / Double(episodes) : .nan }
     var meanLag: Double { lagWeight > 0 ? lagSum / lagWeight : 0 }
-}
-
-/// The object with every non-finite number replaced by null: JSON has no NaN or infinity, and a
-/// diverged run must still leave its summary behind.
-func jsonSafe(_ value: Any) -> Any {
-    switch value {
-    case let number as Double: return number.isFinite ? number : NSNull()
-    case let dictionary as [String: Any]: return dictionary.mapValues(jsonSafe)
-    case let array as [Any]: return array.map(jsonSafe)
-    default: return value
-    }
 }

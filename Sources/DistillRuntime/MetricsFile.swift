@@ -1,57 +1,5 @@
 import Foundation
 
-/// One row of a learner's metrics.csv.
-public struct MetricsRow: Sendable {
-    /// Seconds since the learner started; in metrics.csv, continued across resumes (a resumed
-    /// learner's rows start where the previous life's last row ended).
-    public var seconds = 0.0
-    /// Environment steps learned from, in total (across restarts).
-    public var envSteps: UInt64 = 0
-    /// Updates applied in total.
-    public var updates: UInt64 = 0
-    /// Parameter version.
-    public var version: UInt64 = 0
-    /// Environment steps per second since the previous row.
-    public var stepsPerSecond = 0.0
-    /// Exact expected return of the current student (policy evaluation on the MDP).
-    public var studentReturn = Double.nan
-    /// Exact expected return of the reference teacher.
-    public var teacherReturn = Double.nan
-    /// Mean over episodes since the previous row of Σ_t KL(π(s_t) ‖ π_θ(s_t)).
-    public var klPerEpisode = Double.nan
-    /// Mean discounted return of the episodes since the previous row.
-    public var episodeReturn = Double.nan
-    /// Mean policy lag (learner version − behaviour version), weighted by steps.
-    public var meanLag = 0.0
-    /// Largest policy lag since the previous row.
-    public var maxLag = 0.0
-    /// Actors heard from recently.
-    public var actorsAlive = 0
-    /// The teacher that produced the latest targets.
-    public var teacherID = ""
-    /// Messages rejected so far.
-    public var rejected: UInt64 = 0
-
-    /// The CSV header, matching `csvLine`.
-    public static let header =
-        "seconds,env_steps,updates,version,steps_per_second,student_return,teacher_return,kl_per_episode,"
-        + "episode_return,mean_lag,max_lag,actors_alive,teacher_id,rejected"
-
-    /// The row as CSV (empty cells for unknown values).
-    public var csvLine: String {
-        func number(_ value: Double) -> String { value.isFinite ? String(format: "%.6g", value) : "" }
-        let teacher =
-            teacherID.contains(",") || teacherID.contains("\"")
-            ? "\"" + teacherID.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : teacherID
-        return [
-            String(format: "%.3f", seconds), String(envSteps), String(updates), String(version),
-            String(format: "%.1f", stepsPerSecond), number(studentReturn), number(teacherReturn), number(klPerEpisode),
-            number(episodeReturn), String(format: "%.3f", meanLag), String(format: "%.0f", maxLag), String(actorsAlive),
-            teacher, String(rejected),
-        ].joined(separator: ",")
-    }
-}
-
 /// metrics.csv in an output directory, flushed row by row so nothing is lost on a crash.
 struct MetricsFile {
     private let handle: FileHandle

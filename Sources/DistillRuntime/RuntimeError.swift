@@ -21,6 +21,9 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
         case fileAccess = "file-access"
         /// A peer refused this process (another environment, an unknown key).
         case refusedByPeer = "refused-by-peer"
+        /// A status answer, summary.json or metrics.csv did not have its documented form
+        /// (docs/schemas/).
+        case invalidRecord = "invalid-record"
         /// A peer did not answer in time.
         case noAnswer = "no-answer"
         /// The work would need more memory (or another resource) than the machine has.

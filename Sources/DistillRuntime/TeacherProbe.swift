@@ -53,7 +53,8 @@ final class TeacherProbe {
         do {
             let endpointValue = try Endpoint(parsing: endpoint)
             guard endpointValue.port != 0 else {
-                throw RuntimeError("'\(endpoint)' has no port: a teacher endpoint is tcp://HOST:PORT")
+                throw RuntimeError(
+                    "'\(endpoint)' has no port: a teacher endpoint is tcp://HOST:PORT", code: .invalidInput)
             }
             let socket = try sockets.open(.dealer, highWaterMark: 4, curve: curve)
             try sockets.connect(socket, endpoint, purpose: "teacher check")

@@ -264,13 +264,13 @@ enum CommandLineDriver {
         do {
             command = try Distill.parseAsRoot(resolution.arguments)
         } catch {
-            fail(error, command: info, name: commandName, sources: resolution.sources, usage: nil)
+            fail(error, command: info, name: commandName, resolution: resolution, usage: nil)
         }
         do {
             try command.run()
         } catch {
             let usage = Distill.usageString(for: type(of: command))
-            fail(error, command: info, name: commandName, sources: resolution.sources, usage: usage)
+            fail(error, command: info, name: commandName, resolution: resolution, usage: usage)
         }
         Distill.exit()
     }
@@ -288,7 +288,8 @@ enum CommandLineDriver {
     /// Reports `error` and exits: help and version as argument-parser prints them, errors with hints.
     /// `usage` is the failing subcommand's usage for errors thrown after parsing.
     static func fail(
-        _ error: any Error, command: CommandInfo, name: String, sources: [String: String], usage: String?
+        _ error: any Error, command: CommandInfo, name: String, resolution: EnvironmentFlags.Resolution,
+        usage: String?
     ) -> Never {
         let code = Distill.exitCode(for: error)
         guard code != .success, !(error is ExitCode) else { Distill.exit(withError: error) }
@@ -300,7 +301,7 @@ enum CommandLineDriver {
         } else {
             lines = Distill.fullMessage(for: error).components(separatedBy: "\n")
         }
-        let hints = self.hints(for: lines.joined(separator: "\n"), command: command, sources: sources)
+        let hints = self.hints(for: lines.joined(separator: "\n"), command: command, resolution: resolution)
         // After the error's own lines (the list of values, if any), before "Help:" and "Usage:".
         let end = lines.firstIndex { $0.hasPrefix("Help:") || $0.hasPrefix("Usage:") } ?? lines.count
         lines.insert(contentsOf: hints, at: end)
@@ -309,7 +310,7 @@ enum CommandLineDriver {
     }
 
     /// "Did you mean" for a misspelt value or flag, and the variable a value came from.
-    static func hints(for message: String, command: CommandInfo, sources: [String: String]) -> [String] {
+    static func hints(for message: String, command: CommandInfo, resolution: EnvironmentFlags.Resolution) -> [String] {
         var hints: [String] = []
         if let (value, flag) = captures(message, #"The value '([^']*)' is invalid for '(--[A-Za-z0-9-]+)"#),
             let values = command.argument(flag)?.allValues,
@@ -323,11 +324,34 @@ enum CommandLineDriver {
         {
             hints.append("Did you mean '\(close)'?")
         }
+        return hints + environmentOrigins(of: message, resolution: resolution)
+    }
+
+    /// "(--FLAG came from the environment variable DISTILL_FLAG)" for each flag set from the
+    /// environment that `message` names, by its flag or by its value: errors found after parsing
+    /// (a port taken, a learner that does not answer) name the endpoint, not the flag.
+    static func environmentOrigins(of message: String, resolution: EnvironmentFlags.Resolution) -> [String] {
         let mentioned = Set(matches(message, #"--[a-z0-9][a-z0-9-]*"#))
-        for (flag, variable) in sources.sorted(by: { $0.key < $1.key }) where mentioned.contains(flag) {
-            hints.append("(\(flag) came from the environment variable \(variable))")
+        func value(of flag: String) -> String? {
+            guard let index = resolution.arguments.lastIndex(of: flag), index + 1 < resolution.arguments.count
+            else { return nil }
+            return resolution.arguments[index + 1]
         }
-        return hints
+        return resolution.sources.sorted(by: { $0.key < $1.key }).compactMap { flag, variable in
+            // Values of a few characters ("0", "yes") would be found in unrelated messages.
+            let named =
+                mentioned.contains(flag) || value(of: flag).map { $0.count >= 4 && message.contains($0) } == true
+            return named ? "(\(flag) came from the environment variable \(variable))" : nil
+        }
+    }
+
+    /// `environmentOrigins` for this process's own command line and environment, for errors a
+    /// command reports itself (a role's failure, `distill control`'s).
+    static func environmentOrigins(of message: String) -> [String] {
+        let environment = ProcessInfo.processInfo.environment
+        let (arguments, _) = RenamedFlags.apply(Array(CommandLine.arguments.dropFirst()))
+        return environmentOrigins(
+            of: message, resolution: EnvironmentFlags.resolve(arguments, environment: environment))
     }
 
     private static func captures(_ text: String, _ pattern: String) -> (String, String)? {

@@ -14,7 +14,7 @@ struct ActorBackoffTests {
             let learner = try Roles.learner(extra: ["--progress-interval", "0.5"])
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "a1")
             defer { for process in [actor, teacher, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 0 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 0 }
             Thread.sleep(forTimeInterval: 1.5)
             learner.process.stop()
             return learner.process.standardError

@@ -72,7 +72,7 @@ struct AuthorizationProcessTests {
             teacherValues: [0, 0])
     }
 
-    static func rejected(_ control: String) -> Double { Roles.number(Roles.status(control), "rejected") }
+    static func rejected(_ control: String) -> Double { Roles.number(Roles.status(control), \.rejected) }
 
     /// Runs `distill control ARGS`; returns its exit status and what it printed (stdout + stderr).
     static func control(_ arguments: [String]) throws -> (status: Int32?, text: String) {
@@ -128,14 +128,14 @@ struct AuthorizationProcessTests {
                     path("teacher.pub"),
                 ])
             defer { for process in [realActor, teacher, learner.process] { process.stop() } }
-            func status() -> [String: Any]? {
+            func status() -> LearnerStatus? {
                 let client = try? ControlClient(
                     learner: learner.control, sender: .starting(role: .tool, id: "test"),
                     curve: CurveConfiguration(keyPair: actorPair), learnerKey: learnerPair.publicKey)
                 return try? client?.status(timeoutMilliseconds: 2000)
             }
-            Roles.waitUntil(timeout: 30) { Roles.number(status(), "version") > 5 }
-            let realNonce = Roles.actorStatus(status(), "actor-0")?["run_nonce"] as? String
+            Roles.waitUntil(timeout: 30) { Roles.number(status(), \.version) > 5 }
+            let realNonce = Roles.actorStatus(status(), "actor-0")?.runNonce
 
             // An actor's key (listed) asks for stop, swap and set-lambda: refused, with the reason.
             let asActor = [
@@ -173,17 +173,17 @@ struct AuthorizationProcessTests {
                 seen.impostorHello = error.message
             }
             let after = Roles.actorStatus(status(), "actor-0")
-            seen.realActorNonceKept = realNonce != nil && after?["run_nonce"] as? String == realNonce
-            seen.realActorAlive = after?["alive"] as? Bool == true
+            seen.realActorNonceKept = realNonce != nil && after?.runNonce == realNonce
+            seen.realActorAlive = after?.alive == true
 
             // The impostor pushes an unroll as the real actor-0 (its id and nonce): refused, no receipt.
             let realSender = Sender(role: .actor, id: "actor-0", runNonce: UInt64(realNonce ?? "1", radix: 16) ?? 1)
             let push = try Raw(
                 .push, connect: learner.unrolls, pair: impostorPair, serverKey: learnerPair.publicKey)
-            let before = Roles.number(status(), "rejected")
+            let before = Roles.number(status(), \.rejected)
             try push.send(realSender, .unroll(Self.unroll(teacherID: "optimal", sequence: 1_000_000)))
             seen.impostorUnrollRejected =
-                Roles.waitUntil(timeout: 5) { Roles.number(status(), "rejected") > before } != nil
+                Roles.waitUntil(timeout: 5) { Roles.number(status(), \.rejected) > before } != nil
             _ = hello.receive(within: 200)
 
             // The operator's key: set-lambda and stop are accepted.
@@ -260,7 +260,7 @@ struct AuthorizationProcessTests {
             seen.otherEnvironment = try Self.control(
                 ["swap-teacher"] + target + ["--run-dir", out.path, "--to", otherEndpoint]
             ).text
-            seen.endpointAfterRefusals = Roles.status(learner.control)?["teacher_endpoint"] as? String ?? "?"
+            seen.endpointAfterRefusals = Roles.status(learner.control)?.teacherEndpoint ?? "?"
             seen.stop = try Self.control(["stop"] + target + ["--run-dir", out.path]).text
             seen.learnerExit = learner.process.waitForExit()
             seen.unauthenticatedLines =
@@ -300,10 +300,9 @@ struct AuthorizationProcessTests {
             return (rejected, try? Data(contentsOf: out.appendingPathComponent("summary.json")))
         }
         #expect(rejected >= 300)
-        let object = try JSONSerialization.jsonObject(with: try #require(summary)) as? [String: Any]
-        let teachers = (object?["teachers"] as? [[String: Any]])?.compactMap { $0["teacher_id"] as? String }
-        #expect(teachers == ["optimal"])
-        #expect((object?["teacher_switches"] as? NSNumber)?.intValue == 1)
+        let object = try RecordCoding.decode(RunSummary.self, from: try #require(summary), what: "summary.json")
+        #expect(object.teachers.map(\.teacherID) == ["optimal"])
+        #expect(object.teacherSwitches == 1)
     }
 
     @Test func aSwapToATeacherWhoseTargetsNeverArriveIsUndoneWithinTheWindow() async throws {
@@ -322,7 +321,7 @@ struct AuthorizationProcessTests {
             let learner = try Roles.learner(extra: ["--out", out.path, "--swap-window", "2"])
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "actor-0")
             defer { for process in [actor, teacher, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "version") > 5 }
+            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), \.version) > 5 }
 
             // A fake teacher: answers the learner's check with the real teacher's answer under
             // another id, then never again (what actors see of a teacher that died after a swap).
@@ -344,13 +343,13 @@ struct AuthorizationProcessTests {
             }
             _ = control.waitForExit()
             seen.swap = control.output.joined() + control.standardError
-            seen.endpointAfterSwap = Roles.status(learner.control)?["teacher_endpoint"] as? String ?? ""
+            seen.endpointAfterSwap = Roles.status(learner.control)?.teacherEndpoint ?? ""
             seen.revertedAfter = Roles.waitUntil(timeout: 10) {
-                Roles.status(learner.control)?["teacher_endpoint"] as? String == ""
+                Roles.status(learner.control)?.teacherEndpoint == ""
             }
-            let steps = Roles.number(Roles.status(learner.control), "env_steps")
+            let steps = Roles.number(Roles.status(learner.control), \.envSteps)
             seen.stepsGrewAfterRevert =
-                Roles.waitUntil(timeout: 10) { Roles.number(Roles.status(learner.control), "env_steps") > steps + 100 }
+                Roles.waitUntil(timeout: 10) { Roles.number(Roles.status(learner.control), \.envSteps) > steps + 100 }
                 != nil
             seen.logSaysBack = learner.process.standardError.contains("moving the actors back")
             return seen

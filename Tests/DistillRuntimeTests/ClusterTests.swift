@@ -39,15 +39,15 @@ struct ClusterTests {
         }
         #expect(status == 0, "\(progress)")
         #expect(progress.contains { $0.contains("steps") && $0.contains("version") && $0.contains("lag") })
-        let summary = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: out.appendingPathComponent("summary.json")))
-        #expect((summary as? [String: Any])?["stopped_because"] as? String == "SIGTERM")
-        let rows = try Self.csv(out.appendingPathComponent("metrics.csv"))
+        let summary = try RunSummary.read(out.appendingPathComponent("summary.json"))
+        #expect(summary.stoppedBecause == "SIGTERM")
+        let rows = try MetricsRow.rows(
+            csv: String(contentsOf: out.appendingPathComponent("metrics.csv"), encoding: .utf8))
         #expect(!rows.isEmpty)
         let store = try CheckpointStore(directory: out.appendingPathComponent("checkpoints"))
         let checkpoint = try #require(try store.latest()).checkpoint
         #expect(checkpoint.version > 0)
-        #expect(String(checkpoint.version) == rows.last?["version"], "the final checkpoint is the final version")
+        #expect(checkpoint.version == rows.last?.version, "the final checkpoint is the final version")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("logs/learner.log").path))
     }
@@ -66,11 +66,9 @@ struct ClusterTests {
             return (status, cluster.standardError)
         }
         #expect(status == 0, "distill cluster exited with \(String(describing: status)): \(errors.suffix(1500))")
-        let summary = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
-                as? [String: Any], "\(errors)")
-        let student = try #require((summary["student_return"] as? NSNumber)?.doubleValue)
-        let teacher = try #require((summary["teacher_return"] as? NSNumber)?.doubleValue)
+        let summary = try #require(Roles.summary(in: out), "\(errors)")
+        let student = try #require(summary.studentReturn)
+        let teacher = try #require(summary.teacherReturn)
         // The untrained student: uniform logits, its exact return computed here.
         var spec = EnvironmentSpec()
         spec.kind = .gridworld
@@ -96,7 +94,7 @@ struct ClusterTests {
         let out = Roles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
         let trainSeeds = 8
-        let result = try await onOwnThread { () -> ([[String: String]], [[[String: String]]], String) in
+        let result = try await onOwnThread { () -> ([MetricsRow], [[[String: String]]], String) in
             let cluster = try ChildProcess(
                 ["cluster"] + Self.problem + [
                     "--actors", "1", "--steps", "12000", "--out", out.path, "--no-plot",
@@ -115,10 +113,12 @@ struct ClusterTests {
                 _ = train.waitForExit(timeout: .seconds(120))
                 trains.append(try Self.csv(dir.appendingPathComponent("metrics.csv")))
             }
-            return (try Self.csv(out.appendingPathComponent("metrics.csv")), trains, cluster.standardError)
+            let rows = try MetricsRow.rows(
+                csv: String(contentsOf: out.appendingPathComponent("metrics.csv"), encoding: .utf8))
+            return (rows, trains, cluster.standardError)
         }
         let (clusterRows, trainRuns, errors) = result
-        let teacher = Double(clusterRows.first?["teacher_return"] ?? "") ?? 0
+        let teacher = clusterRows.first.map(\.teacherReturn) ?? 0
 
         // The trainer's exact return as a function of env steps, per seed (linear interpolation).
         func curve(_ rows: [[String: String]]) -> [(Double, Double)] {
@@ -139,8 +139,8 @@ struct ClusterTests {
         let trainCurves = trainRuns.map(curve)
         var compared = 0
         for row in clusterRows {
-            guard let step = Double(row["env_steps"] ?? ""), step >= 1_000, let r = Double(row["student_return"] ?? "")
-            else { continue }
+            let (step, r) = (Double(row.envSteps), row.studentReturn)
+            guard step >= 1_000, r.isFinite else { continue }
             let values = trainCurves.compactMap { value($0, at: step) }
             guard values.count == trainSeeds else { continue }
             let mean = values.reduce(0, +) / Double(values.count)

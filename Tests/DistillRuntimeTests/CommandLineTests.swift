@@ -203,3 +203,95 @@ struct CommandLineErrorTests {
         #expect(help.contains("--teacher-server <teacher-server>"))
     }
 }
+
+/// Issue 10, item 4: a setting's default lives on its configuration type and the options print
+/// that one; a value from a `DISTILL_*` variable is named when an error found after parsing (a port
+/// taken, a learner that does not answer) names the value.
+@Suite("One default per setting, and where a value came from")
+struct SettingOriginTests {
+    /// The default each command's `--help` prints, by command path and flag (argument-parser's dump).
+    static func printedDefaults() throws -> [String: [String: String]] {
+        struct Name: Decodable { var name: String }
+        struct Argument: Decodable {
+            var names: [Name]?
+            var defaultValue: String?
+        }
+        struct Command: Decodable {
+            var commandName: String
+            var subcommands: [Command]?
+            var arguments: [Argument]?
+        }
+        struct Tool: Decodable { var command: Command }
+        let dump = try Ran(["--experimental-dump-help"])
+        var defaults: [String: [String: String]] = [:]
+        func walk(_ command: Command, _ path: [String]) {
+            for argument in command.arguments ?? [] {
+                guard let value = argument.defaultValue, let name = argument.names?.first?.name else { continue }
+                defaults[path.joined(separator: " "), default: [:]]["--" + name] = value
+            }
+            for sub in command.subcommands ?? [] { walk(sub, path + [sub.commandName]) }
+        }
+        walk(try JSONDecoder().decode(Tool.self, from: Data(dump.out.utf8)).command, [])
+        return defaults
+    }
+
+    @Test func optionsPrintTheDefaultsOfTheirConfigurationTypes() throws {
+        let printed = try Self.printedDefaults()
+        let learner = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
+        let method = MethodSpec()
+        let expected: [(command: String, flag: String, value: String)] = [
+            ("learner", "--publish-every", "\(learner.publishEveryUpdates)"),
+            ("learner", "--publish-interval-ms", "\(learner.publishIntervalMilliseconds)"),
+            ("learner", "--checkpoint-interval", "\(learner.checkpointIntervalSeconds)"),
+            ("learner", "--metrics-interval", "\(learner.metricsIntervalSeconds)"),
+            ("learner", "--progress-interval", "\(learner.progressIntervalSeconds)"),
+            ("learner", "--actor-timeout-ms", "\(learner.actorTimeoutMilliseconds)"),
+            ("learner", "--max-actors", "\(learner.maxActors)"),
+            ("learner", "--unroll-queue-mb", "\(learner.unrollQueueBytes >> 20)"),
+            ("learner", "--swap-window", "\(learner.swapWindowSeconds)"),
+            ("learner", "--unroll-steps", "\(ActorSettings.defaultUnrollSteps)"),
+            (
+                "actor", "--max-in-flight",
+                "\(ActorConfiguration(learner: .init(host: "h", port: 1), teacher: "", seed: 0).maxUnrollsInFlight)"
+            ),
+            ("cluster", "--progress-interval", "\(LauncherConfiguration.defaultProgressIntervalSeconds)"),
+            ("control status", "--timeout-ms", "\(ControlClient.defaultTimeoutMilliseconds)"),
+            ("train", "--learning-rate", "\(method.learningRate)"),
+            ("train", "--episodes-per-iteration", "\(method.episodesPerIteration)"),
+            ("train", "--max-episode-steps", "\(method.maxEpisodeSteps)"),
+            ("learner", "--learning-rate", "\(method.learningRate)"),
+            ("learner", "--episodes-per-iteration", "\(method.episodesPerIteration)"),
+            ("learner", "--max-episode-steps", "\(method.maxEpisodeSteps)"),
+        ]
+        for (command, flag, value) in expected {
+            #expect(printed[command]?[flag] == value, "distill \(command) \(flag)")
+        }
+    }
+
+    @Test func aLearnerThatDoesNotAnswerNamesTheVariableItsEndpointCameFrom() throws {
+        let ran = try Ran(
+            ["control", "status", "--timeout-ms", "200"], environment: ["DISTILL_LEARNER": "tcp://127.0.0.1:1"])
+        #expect(ran.status == 1)
+        #expect(ran.err.contains("no answer from the learner at tcp://127.0.0.1:1"), "\(ran.err)")
+        #expect(ran.err.contains("(--learner came from the environment variable DISTILL_LEARNER)"), "\(ran.err)")
+        // Given on the command line, it names no variable.
+        let given = try Ran(["control", "status", "--timeout-ms", "200", "--learner", "tcp://127.0.0.1:1"])
+        #expect(given.status == 1 && !given.err.contains("environment variable"), "\(given.err)")
+    }
+
+    @Test func aTakenPortNamesTheVariableTheEndpointCameFrom() throws {
+        let factory = try SocketFactory()
+        let holder = try factory.open(.pull)
+        defer { holder.close() }
+        let taken = try factory.bind(holder, "tcp://127.0.0.1:*", purpose: "test")
+        let ran = try Ran(
+            [
+                "learner", "--env", "chain", "--teacher", "optimal", "--bind-unrolls", "tcp://127.0.0.1:*",
+                "--bind-params", "tcp://127.0.0.1:*",
+            ], environment: ["DISTILL_BIND_CONTROL": taken])
+        #expect(ran.status == 1)
+        #expect(ran.err.contains("cannot bind the control socket to \(taken)"), "\(ran.err)")
+        #expect(
+            ran.err.contains("(--bind-control came from the environment variable DISTILL_BIND_CONTROL)"), "\(ran.err)")
+    }
+}

@@ -140,8 +140,8 @@ struct CurveSecurityTests {
                 learner: learner.control, sender: .starting(role: .tool, id: "test"),
                 curve: CurveConfiguration(keyPair: listed), learnerKey: learnerPair.publicKey)
             let status = try client.status(timeoutMilliseconds: 5000)
-            outcome.actorsSeen = (status["actors"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
-            outcome.refusedHandshakes = (status["refused_handshakes"] as? NSNumber)?.doubleValue ?? -1
+            outcome.actorsSeen = status.actors.map(\.id)
+            outcome.refusedHandshakes = Double(status.refusedHandshakes)
             // The unlisted actor hears that its key was refused and exits non-zero (not "no
             // answer" forever).
             outcome.unlistedActorExit = badActor.waitForExit(timeout: .seconds(30))

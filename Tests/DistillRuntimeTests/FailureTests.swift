@@ -28,29 +28,28 @@ struct FailureTests {
             defer { for process in [teacher, survivor, victim, learner.process] { process.stop() } }
             Roles.waitUntil(timeout: 60) {
                 let status = Roles.status(learner.control)
-                return Roles.number(status, "actors_alive") == 2 && Roles.number(status, "version") > 50
+                return Roles.number(status, \.actorsAlive) == 2 && Roles.number(status, \.version) > 50
             }
             victim.send(signal: SIGKILL)
             _ = victim.waitForExit()
             // The learner notices the missing heartbeats and keeps learning from the survivor.
             seen.facts["marked dead after s"] =
                 Roles.waitUntil(timeout: 60) {
-                    Roles.actorStatus(Roles.status(learner.control), "victim")?["alive"] as? Bool == false
+                    Roles.actorStatus(Roles.status(learner.control), "victim")?.alive == false
                 } ?? -1
             // Wait on the condition (with a generous deadline) rather than a fixed sleep.
-            let before = Roles.number(Roles.status(learner.control), "version")
+            let before = Roles.number(Roles.status(learner.control), \.version)
             seen.facts["learned a version while it was dead after s"] =
-                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > before } ?? -1
+                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > before } ?? -1
             seen.facts["versions learned while it was dead"] =
-                Roles.number(Roles.status(learner.control), "version") - before
+                Roles.number(Roles.status(learner.control), \.version) - before
 
             victim = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "victim")
             let restartedAt = Date()
-            let newest = Roles.number(Roles.status(learner.control), "version")
+            let newest = Roles.number(Roles.status(learner.control), \.version)
             let reached = Roles.waitUntil(timeout: 60) {
                 let entry = Roles.actorStatus(Roles.status(learner.control), "victim")
-                return (entry?["alive"] as? Bool ?? false)
-                    && ((entry?["version"] as? NSNumber)?.doubleValue ?? 0) >= newest
+                return (entry?.alive ?? false) && Double(entry?.version ?? 0) >= newest
             }
             seen.facts["restarted actor had the newest parameters after s"] =
                 reached == nil ? -1 : Date().timeIntervalSince(restartedAt)
@@ -77,7 +76,7 @@ struct FailureTests {
                 try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "actor-\($0)")
             }
             defer { for process in actors + [teacher, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 200 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 200 }
             // At least one periodic checkpoint: wait for it rather than sleeping a fixed time.
             seen.facts["first checkpoint after s"] =
                 Roles.waitUntil(timeout: 60) {
@@ -92,17 +91,17 @@ struct FailureTests {
             learner = try Roles.learner(
                 control: learner.control, unrolls: learner.unrolls, params: learner.params, extra: extra)
             let resumed = Roles.status(learner.control)
-            seen.facts["resumed from"] = Roles.number(resumed, "resumed_from_version")
-            seen.facts["first version after restart"] = Roles.number(resumed, "version")
+            seen.facts["resumed from"] = Roles.number(resumed, \.resumedFromVersion)
+            seen.facts["first version after restart"] = Roles.number(resumed, \.version)
             seen.facts["actors back and learning after s"] =
                 Roles.waitUntil(timeout: 60) {
                     let status = Roles.status(learner.control)
-                    return Roles.number(status, "actors_alive") == 2
-                        && Roles.number(status, "version") > Double(checkpointed) + 100
+                    return Roles.number(status, \.actorsAlive) == 2
+                        && Roles.number(status, \.version) > Double(checkpointed) + 100
                 } ?? -1
             let after = Roles.status(learner.control)
-            seen.facts["version later"] = Roles.number(after, "version")
-            seen.facts["actors alive later"] = Roles.number(after, "actors_alive")
+            seen.facts["version later"] = Roles.number(after, \.version)
+            seen.facts["actors alive later"] = Roles.number(after, \.actorsAlive)
             learner.process.send(signal: SIGTERM)
             seen.facts["learner exit status"] = Double(learner.process.waitForExit() ?? -1)
             seen.facts["final checkpoint version"] = Double(
@@ -134,17 +133,16 @@ struct FailureTests {
             // instead of sleeping a fixed 2.5 s; then no step may have reached the learner.
             seen.facts["first unroll withheld after s"] =
                 Roles.waitUntil(timeout: 60) {
-                    ((Roles.actorStatus(Roles.status(learner.control), "patient")?["unrolls_withheld"] as? NSNumber)?
-                        .doubleValue ?? 0) > 0
+                    (Roles.actorStatus(Roles.status(learner.control), "patient")?.unrollsWithheld ?? 0) > 0
                 } ?? -1
             let waiting = Roles.status(learner.control)
-            seen.facts["env steps while teacher down"] = Roles.number(waiting, "env_steps")
+            seen.facts["env steps while teacher down"] = Roles.number(waiting, \.envSteps)
             seen.facts["unrolls withheld"] =
-                (Roles.actorStatus(waiting, "patient")?["unrolls_withheld"] as? NSNumber)?.doubleValue ?? -1
+                Roles.actorStatus(waiting, "patient").map { Double($0.unrollsWithheld) } ?? -1
             (teacher, endpoint) = try Roles.teacher(bind: endpoint)
             defer { teacher.stop() }
             seen.facts["learning resumed after s"] =
-                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "env_steps") > 10_000 } ?? -1
+                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.envSteps) > 10_000 } ?? -1
             return seen
         }
         print("failure: \(seen.facts)")
@@ -161,7 +159,7 @@ struct FailureTests {
             let learner = try Roles.learner(extra: small)
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "steady")
             defer { for process in [actor, learner.process, teacher] { process.stop() } }
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "version") > 20 }
+            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), \.version) > 20 }
 
             let codec = WireCodec()
             let me = Sender.starting(role: .tool, id: "vandal")
@@ -212,13 +210,13 @@ struct FailureTests {
             // Last, messages over the 64 KiB limit: libzmq drops the connection that carried them.
             let oversized = [UInt8](repeating: 0x41, count: 100_000)
             for socket in [push, dealerToLearner, dealerToTeacher] { _ = try socket.send(oversized, dontWait: true) }
-            let before = Roles.number(Roles.status(learner.control), "version")
+            let before = Roles.number(Roles.status(learner.control), \.version)
             // Wait for a new version (generous deadline) instead of a fixed 0.8 s.
             seen.facts["learned again after the garbage after s"] =
-                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > before } ?? -1
+                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > before } ?? -1
             let after = Roles.status(learner.control)
-            seen.facts["learner rejected"] = Roles.number(after, "rejected")
-            seen.facts["versions learned after the garbage"] = Roles.number(after, "version") - before
+            seen.facts["learner rejected"] = Roles.number(after, \.rejected)
+            seen.facts["versions learned after the garbage"] = Roles.number(after, \.version) - before
             seen.facts["teacher alive"] = teacher.isRunning ? 1 : 0
             seen.facts["learner alive"] = learner.process.isRunning ? 1 : 0
             seen.facts["actor alive"] = actor.isRunning ? 1 : 0

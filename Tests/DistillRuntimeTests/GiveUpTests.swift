@@ -40,7 +40,7 @@ struct GiveUpTests {
             let actor = try Roles.actor(
                 learner: learner.control, teacher: teacherEndpoint, id: "abandoned", extra: ["--give-up-after", "2"])
             defer { for process in [actor, learner.process, teacher] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 20 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 20 }
             // Longer than the give-up time while the learner lives: it does not give up early.
             usleep(2_500_000)
             outcome.notes["actor running while the learner lives"] = actor.isRunning ? 1 : 0
@@ -73,18 +73,17 @@ struct GiveUpTests {
             ])
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "lost")
             defer { for process in [actor, learner.process, teacher] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 20 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 20 }
             usleep(2_500_000)
             outcome.notes["learner running while an actor lives"] = learner.process.isRunning ? 1 : 0
-            outcome.notes["version before"] = Roles.number(Roles.status(learner.control), "version")
+            outcome.notes["version before"] = Roles.number(Roles.status(learner.control), \.version)
             actor.send(signal: SIGKILL)
             _ = actor.waitForExit()
             (outcome.status, outcome.seconds) = Self.exit(of: learner.process, since: Date(), timeout: .seconds(60))
             outcome.stderr = learner.process.standardError
-            let data = try? Data(contentsOf: directory.appendingPathComponent("summary.json"))
-            let summary = data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-            outcome.stoppedBecause = summary["stopped_because"] as? String ?? "(no summary.json)"
-            outcome.summaryVersion = (summary["version"] as? NSNumber)?.doubleValue ?? -1
+            let summary = Roles.summary(in: directory)
+            outcome.stoppedBecause = summary?.stoppedBecause ?? "(no summary.json)"
+            outcome.summaryVersion = summary.map { Double($0.version) } ?? -1
             outcome.checkpoints =
                 (try? FileManager.default.contentsOfDirectory(
                     atPath: directory.appendingPathComponent("checkpoints").path))?.count ?? 0
@@ -111,7 +110,7 @@ struct GiveUpTests {
             let learner = try Roles.learner()
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "cached")
             defer { for process in [actor, learner.process, teacher] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 20 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 20 }
             // The 10x10 gridworld's states are all cached within a second; the actor's keep-alive
             // queries must hold the teacher up for longer than its give-up time.
             usleep(5_000_000)

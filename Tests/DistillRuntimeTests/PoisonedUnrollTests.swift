@@ -59,11 +59,11 @@ struct PoisonedUnrollTests {
             }
             /// The status once a metrics row after `version` was written (the exact return is
             /// computed per row).
-            func settledStatus(version: Double) -> [String: Any]? {
-                var status: [String: Any]?
+            func settledStatus(version: Double) -> LearnerStatus? {
+                var status: LearnerStatus?
                 Roles.waitUntil(timeout: 30) {
                     status = Roles.status(learner.control)
-                    return Roles.number(status, "version") == version && status?["student_return"] is NSNumber
+                    return Roles.number(status, \.version) == version && status?.studentReturn != nil
                 }
                 Thread.sleep(forTimeInterval: 0.5)  // a metrics row (every 0.2 s) after that version
                 return Roles.status(learner.control)
@@ -73,22 +73,22 @@ struct PoisonedUnrollTests {
             try send(Self.unroll(sequence: 1))
             observed.honestAcknowledged = acknowledged(within: 10_000)
             var status = settledStatus(version: 1)
-            observed.versionAfterHonest = Roles.number(status, "version")
-            observed.returnAfterHonest = Roles.number(status, "student_return")
+            observed.versionAfterHonest = Roles.number(status, \.version)
+            observed.returnAfterHonest = Roles.number(status, \.studentReturn)
 
             try send(Self.unroll(sequence: 2, reward: 3e38))
             try send(Self.unroll(sequence: 3, teacherValue: 3e38))
             observed.poisonAcknowledged = acknowledged(within: 2000)
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "rejected") >= 2 }
+            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), \.rejected) >= 2 }
             status = settledStatus(version: 1)
-            observed.rejectedAfterPoison = Roles.number(status, "rejected")
-            observed.versionAfterPoison = Roles.number(status, "version")
-            observed.returnAfterPoison = Roles.number(status, "student_return")
+            observed.rejectedAfterPoison = Roles.number(status, \.rejected)
+            observed.versionAfterPoison = Roles.number(status, \.version)
+            observed.returnAfterPoison = Roles.number(status, \.studentReturn)
 
             try send(Self.unroll(sequence: 4))
             _ = acknowledged(within: 10_000)
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "version") >= 2 }
-            observed.versionAfterLastHonest = Roles.number(Roles.status(learner.control), "version")
+            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), \.version) >= 2 }
+            observed.versionAfterLastHonest = Roles.number(Roles.status(learner.control), \.version)
             return observed
         }
         #expect(observed.honestAcknowledged && observed.versionAfterHonest == 1)

@@ -51,18 +51,18 @@ struct ResourceTests {
                 try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "real-\($0)")
             }
             defer { for process in actors + [teacher, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 20 }
+            Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 20 }
             // The learner's configuration (Roles.problem and the defaults): 1,000 steps per unroll,
             // episodes of at most 10,000 steps, 4 actions, messages of at most 64 MiB.
             let budget = UnrollBudget(
                 unrollSteps: 1000, maxEpisodeSteps: 10_000, actionCount: 4, maxMessageBytes: 64 << 20)
             flood.maxUnrollBytes = budget.maxUnrollBytes
-            #expect(Int(Roles.number(Roles.status(learner.control), "max_unroll_bytes")) == budget.maxUnrollBytes)
+            #expect(Int(Roles.number(Roles.status(learner.control), \.maxUnrollBytes)) == budget.maxUnrollBytes)
             // The learner as it learns from honest actors only.
             let start = Date()
-            let v0 = Roles.number(Roles.status(learner.control), "version")
+            let v0 = Roles.number(Roles.status(learner.control), \.version)
             usleep(2_000_000)
-            flood.versionsBefore = Roles.number(Roles.status(learner.control), "version") - v0
+            flood.versionsBefore = Roles.number(Roles.status(learner.control), \.version) - v0
             flood.secondsBefore = Date().timeIntervalSince(start)
             flood.rssBefore = Self.memory(learner.process.pid, "VmRSS")
 
@@ -78,7 +78,7 @@ struct ResourceTests {
             }
             defer { for (socket, _) in clients { socket.close() } }
             let floodStart = Date()
-            let v1 = Roles.number(Roles.status(learner.control), "version")
+            let v1 = Roles.number(Roles.status(learner.control), \.version)
             var nextStatus = Date()
             while Date().timeIntervalSince(floodStart) < 8 {
                 var sent = 0
@@ -89,13 +89,13 @@ struct ResourceTests {
                     flood.statusAsked += 1
                     if let answer = Roles.status(learner.control, timeoutMilliseconds: 2000) {
                         flood.statusAnswered += 1
-                        flood.connectionsRefused = Roles.number(answer, "unroll_connections_refused")
+                        flood.connectionsRefused = Roles.number(answer, \.unrollConnectionsRefused)
                     }
                     nextStatus = Date().addingTimeInterval(1)
                 }
                 if sent == 0 { usleep(1000) }
             }
-            flood.versionsDuring = Roles.number(Roles.status(learner.control), "version") - v1
+            flood.versionsDuring = Roles.number(Roles.status(learner.control), \.version) - v1
             flood.secondsDuring = Date().timeIntervalSince(floodStart)
             flood.peak = Self.memory(learner.process.pid, "VmHWM")
             flood.cap = flood.rssBefore + 22 * budget.bytesPerConnection + 2 * budget.maxUnrollBytes + (64 << 20)
@@ -154,15 +154,15 @@ struct ResourceTests {
                 if index % 500 == 499, let status = Roles.status(learner.control, timeoutMilliseconds: 5000) {
                     answered += 1
                     slowest = max(slowest, Date().timeIntervalSince(asked))
-                    maxKnown = max(maxKnown, Roles.number(status, "actors_known"))
-                    let bytes = (try? JSONSerialization.data(withJSONObject: status).count) ?? Int.max
+                    maxKnown = max(maxKnown, Roles.number(status, \.actorsKnown))
+                    let bytes = (try? RecordCoding.encode(status).count) ?? Int.max
                     maxBytes = max(maxBytes, bytes)
                 }
             }
             // Dead records go after 20 × the actor timeout (4 s here).
             var knownAfter = -1.0
             Roles.waitUntil(timeout: 15) {
-                knownAfter = Roles.number(Roles.status(learner.control), "actors_known")
+                knownAfter = Roles.number(Roles.status(learner.control), \.actorsKnown)
                 return knownAfter == 0
             }
             return (maxKnown, maxBytes, answered, slowest, knownAfter)

@@ -32,7 +32,7 @@ struct ResumeParametersTests {
             let actor = try Roles.actor(learner: learner.control, teacher: teacherEndpoint, id: "trainer")
             defer { for process in [actor, teacher, learner.process] { process.stop() } }
             seen.notes["learned 100 versions after s"] =
-                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), "version") > 100 } ?? -1
+                Roles.waitUntil(timeout: 60) { Roles.number(Roles.status(learner.control), \.version) > 100 } ?? -1
             // No actor: nothing changes the parameters after the final checkpoint of a clean stop.
             actor.stop()
             learner.process.send(signal: SIGTERM)

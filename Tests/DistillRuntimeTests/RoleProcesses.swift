@@ -40,20 +40,39 @@ enum Roles {
     }
 
     /// The learner's status, or nil when it does not answer within a second.
-    static func status(_ control: String, timeoutMilliseconds: Int = 1000) -> [String: Any]? {
+    static func status(_ control: String, timeoutMilliseconds: Int = 1000) -> LearnerStatus? {
         guard let client = try? ControlClient(learner: control, sender: .starting(role: .tool, id: "test")) else {
             return nil
         }
         return try? client.status(timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    static func number(_ status: [String: Any]?, _ key: String) -> Double {
-        (status?[key] as? NSNumber)?.doubleValue ?? -1
+    /// A count of the status as a number, or -1 without a status.
+    static func number<Count: BinaryInteger>(_ status: LearnerStatus?, _ field: KeyPath<LearnerStatus, Count>) -> Double
+    {
+        status.map { Double($0[keyPath: field]) } ?? -1
+    }
+
+    /// A count of the status that may be null, or -1 without a status or a value.
+    static func number<Count: BinaryInteger>(
+        _ status: LearnerStatus?, _ field: KeyPath<LearnerStatus, Count?>
+    ) -> Double {
+        status?[keyPath: field].map { Double($0) } ?? -1
+    }
+
+    /// A number of the status that may be null, or -1 without a status or a value.
+    static func number(_ status: LearnerStatus?, _ field: KeyPath<LearnerStatus, Double?>) -> Double {
+        status?[keyPath: field] ?? -1
     }
 
     /// The status entry of actor `id`.
-    static func actorStatus(_ status: [String: Any]?, _ id: String) -> [String: Any]? {
-        (status?["actors"] as? [[String: Any]])?.first { $0["id"] as? String == id }
+    static func actorStatus(_ status: LearnerStatus?, _ id: String) -> LearnerStatus.Actor? {
+        status?.actor(id)
+    }
+
+    /// The summary.json in `directory`, or nil when there is none or it does not decode.
+    static func summary(in directory: URL) -> RunSummary? {
+        try? RunSummary.read(directory.appendingPathComponent("summary.json"))
     }
 
     /// Polls `condition` every 50 ms; returns the seconds it took, or nil after `timeout`.

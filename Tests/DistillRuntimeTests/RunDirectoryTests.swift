@@ -75,13 +75,10 @@ struct RunDirectoryTests {
         first.send(signal: SIGTERM)
         #expect(first.waitForExit() == 0)
 
-        let summary =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: directory.appendingPathComponent("summary.json"))) as? [String: Any]
-        #expect(summary?["distill_version"] as? String == BuildInfo.version)
-        let commit = summary?["git_commit"] as? String ?? ""
-        #expect(!commit.isEmpty)
-        #expect((summary?["command_line"] as? [String])?.contains("--checkpoint-dir") == true)
+        let summary = try RunSummary.read(directory.appendingPathComponent("summary.json"))
+        #expect(summary.distillVersion == BuildInfo.version)
+        #expect(!summary.gitCommit.isEmpty)
+        #expect(summary.commandLine.contains("--checkpoint-dir"))
 
         // A checkpoint whose configuration is in the old synthesised form still resumes.
         let store = try CheckpointStore(directory: URL(fileURLWithPath: checkpoints))
@@ -111,8 +108,9 @@ struct RunDirectoryTests {
         #expect(resumed.waitForExit() == 0)
         #expect(resumed.standardError.contains("resuming the run in"), "\(resumed.standardError)")
         // metrics.csv's seconds continue across the resume.
-        let rows = try String(contentsOf: directory.appendingPathComponent("metrics.csv"), encoding: .utf8)
-            .split(separator: "\n").dropFirst().compactMap { Double($0.prefix { $0 != "," }) }
+        let rows = try MetricsRow.rows(
+            csv: String(contentsOf: directory.appendingPathComponent("metrics.csv"), encoding: .utf8)
+        ).map(\.seconds)
         #expect(rows.count >= 2)
         #expect(zip(rows, rows.dropFirst()).allSatisfy { $0 <= $1 }, "\(rows)")
     }
@@ -189,10 +187,10 @@ struct ConfigurationFormTests {
     }
 
     @Test func progressLineGivesTheLagsUnitAndNoNegativeShareOfTheTeacher() {
-        let status: [String: Any] = [
-            "env_steps": 40_000, "updates": 1000, "version": 1000, "steps_per_second": 5000, "student_return": -0.5,
-            "teacher_return": 9.5, "mean_lag": 13.1, "max_lag": 41, "actors_alive": 2,
-        ]
+        var status = LearnerStatus()
+        (status.envSteps, status.updates, status.version, status.stepsPerSecond) = (40_000, 1000, 1000, 5000)
+        (status.studentReturn, status.teacherReturn) = (-0.5, 9.5)
+        (status.meanLag, status.maxLag, status.actorsAlive) = (13.1, 41, 2)
         let line = Launcher.progressLine(status, elapsed: 3, actors: 2, startReturn: -1.5)
         #expect(line.contains("lag 13.1 updates (max 41) ≈ 524 env steps"), "\(line)")
         #expect(line.contains("return -0.500 / teacher 9.500 (9% of the way from -1.500)"), "\(line)")

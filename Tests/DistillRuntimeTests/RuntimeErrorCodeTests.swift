@@ -61,4 +61,25 @@ struct RuntimeErrorCodeTests {
         #expect(endpoint.code == .invalidInput)
         #expect(Set(RuntimeError.Code.allCases.map(\.description)).count == RuntimeError.Code.allCases.count)
     }
+
+    @Test func badAllowListsMissingRunTokensAndSilentLearnersHaveTheirCodes() throws {
+        let allowList = try #require(throws: RuntimeError.self) {
+            try AllowList.parse("boss " + String(repeating: "a", count: 40))
+        }
+        #expect(allowList.code == .invalidInput, "\(allowList)")
+        let directory = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let token = try #require(throws: RuntimeError.self) {
+            try RunToken.read(directory.appendingPathComponent(RunToken.fileName))
+        }
+        #expect(token.code == .fileAccess, "\(token)")
+        // Nobody listens on this port: the client connects in the background and hears nothing.
+        let factory = try SocketFactory()
+        let placeholder = try factory.open(.router)
+        let endpoint = try factory.bind(placeholder, "tcp://127.0.0.1:*", purpose: "test")
+        placeholder.close()
+        let client = try ControlClient(learner: endpoint, sender: .starting(role: .tool, id: "test"))
+        let silent = try #require(throws: RuntimeError.self) { try client.status(timeoutMilliseconds: 200) }
+        #expect(silent.code == .noAnswer, "\(silent)")
+    }
 }

@@ -24,8 +24,8 @@ struct TeacherSwapTests {
                 try Roles.actor(learner: learner.control, teacher: firstEndpoint, id: "actor-\($0)")
             }
             defer { for process in actors + [first, second, learner.process] { process.stop() } }
-            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), "version") > 20 }
-            let before = Roles.status(learner.control)?["teacher_id"] as? String ?? ""
+            Roles.waitUntil(timeout: 30) { Roles.number(Roles.status(learner.control), \.version) > 20 }
+            let before = Roles.status(learner.control)?.teacherID ?? ""
             let pids = actors.map(\.pid)
 
             let control = try ChildProcess([
@@ -33,9 +33,9 @@ struct TeacherSwapTests {
             ])
             _ = control.waitForExit()
             Roles.waitUntil(timeout: 20) {
-                (Roles.status(learner.control)?["teacher_id"] as? String ?? "").hasPrefix("uniform")
+                (Roles.status(learner.control)?.teacherID ?? "").hasPrefix("uniform")
             }
-            let after = Roles.status(learner.control)?["teacher_id"] as? String ?? ""
+            let after = Roles.status(learner.control)?.teacherID ?? ""
             learner.process.send(signal: SIGTERM)
             _ = learner.process.waitForExit()
             let stillRunning = actors.filter(\.isRunning).map(\.pid)
@@ -49,8 +49,8 @@ struct TeacherSwapTests {
         #expect(seen.pids.count == 2, "the actors were not restarted")
         #expect(seen.reply.contains { $0.contains("accepted") })
         let data = try #require(seen.summary)
-        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let teachers = (summary["teachers"] as? [[String: Any]])?.compactMap { $0["teacher_id"] as? String } ?? []
+        let teachers = try RecordCoding.decode(RunSummary.self, from: data, what: "summary.json").teachers.map(
+            \.teacherID)
         #expect(
             teachers.count == 2 && teachers[0].hasPrefix("optimal") && teachers[1].hasPrefix("uniform"), "\(teachers)")
     }

@@ -57,19 +57,27 @@ lab_free_port() {
 }
 
 # lab_status_fields JSON KEY...: values from a learner's status JSON (distill control status), one a
-# line; KEY "actor:ID:FIELD" reads one actor's entry; booleans print as true/false, missing as null.
+# line; KEY "actor:ID:FIELD" reads one actor's entry; booleans print as true/false, null as null.
+# KEY and FIELD must be keys of docs/schemas/learner-status.schema.json (a typo or a key that is
+# not part of the status fails here, naming it); an actor that is not listed prints null.
 lab_status_fields() {
     python3 -c '
 import json, sys
-status = json.loads(sys.argv[1])
-for key in sys.argv[2:]:
+schema = json.load(open(sys.argv[1]))
+documented = schema["properties"]
+actor_fields = documented["actors"]["items"]["properties"]
+status = json.loads(sys.argv[2])
+for key in sys.argv[3:]:
+    field = key.split(":")[2] if key.startswith("actor:") else key
+    if field not in (actor_fields if key.startswith("actor:") else documented):
+        sys.exit(f"lab_status_fields: {field} is not a key of docs/schemas/learner-status.schema.json")
     if key.startswith("actor:"):
         _, ident, field = key.split(":")
         value = next((a[field] for a in status["actors"] if a["id"] == ident), None)
     else:
         value = status[key]
     print("null" if value is None else (str(value).lower() if isinstance(value, bool) else value))
-' "$@"
+' "$LAB_ROOT/docs/schemas/learner-status.schema.json" "$@"
 }
 
 # lab_venv DIR REQUIREMENT...: a Python venv at DIR holding exactly REQUIREMENTS (pip specs),

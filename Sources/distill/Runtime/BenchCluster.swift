@@ -63,27 +63,22 @@ struct BenchCluster: ParsableCommand {
                     "cluster", "--env", "gridworld", "--seed", String(seed), "--teacher", "q-learning", "--method",
                     "n-distill+R", "--actors", String(count), "--steps", String(steps), "--out", out.path, "--no-plot",
                 ])
-            guard status == 0,
-                let data = try? Data(contentsOf: out.appendingPathComponent("summary.json")),
-                let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            else {
+            guard status == 0, let summary = try? RunSummary.read(out.appendingPathComponent("summary.json")) else {
                 emit("\(count): the cluster run failed (status \(status)); logs were in \(out.path)/logs")
                 continue
             }
-            func number(_ key: String) -> Double { (summary[key] as? NSNumber)?.doubleValue ?? .nan }
             // Rates over the learning span (first unroll to the end), without start-up.
-            let seconds = number("learning_seconds")
-            let unrollsPerSecond = number("unroll_messages") / seconds
-            let bytes = number("unroll_bytes_mean")
+            let seconds = summary.learningSeconds
+            let unrollsPerSecond = Double(summary.unrollMessages) / seconds
+            let bytes = summary.unrollBytesMean
             let raw = try RawTransport.pushPull(messageBytes: Int(bytes.rounded()), messages: 20_000)
             let megabytes = unrollsPerSecond * bytes / 1e6
             emit(
                 String(
                     format: "%6d %13.0f %11.0f %11.0f %14.0f %6.1f %10.1f %6.1f%% %7.1f (%.0f)", count,
-                    number("env_steps_per_second_learning"), number("updates") / seconds, unrollsPerSecond, bytes,
-                    megabytes,
-                    raw.bytesPerSecond / 1e6, 100 * megabytes * 1e6 / raw.bytesPerSecond, number("mean_policy_lag"),
-                    number("max_policy_lag")))
+                    summary.envStepsPerSecondLearning, Double(summary.updates) / seconds, unrollsPerSecond, bytes,
+                    megabytes, raw.bytesPerSecond / 1e6, 100 * megabytes * 1e6 / raw.bytesPerSecond,
+                    summary.meanPolicyLag, summary.maxPolicyLag))
         }
 
         emit("\n2. teacher server (one query in flight, tabular teacher, 20x20 gridworld)")
@@ -209,7 +204,7 @@ enum RawTransport {
             guard try !poller.poll(timeoutMilliseconds: 5000)[0].isEmpty,
                 let reply = try dealer.receive(dontWait: true),
                 case .teacherReply(let answer)? = (try? codec.decode(reply.last ?? []))?.message, answer.queryID == id
-            else { throw RuntimeError("the teacher server did not answer query \(id)") }
+            else { throw RuntimeError("the teacher server did not answer query \(id)", code: .noAnswer) }
             samples.append(Date().timeIntervalSince(sent))
         }
         let total = Date().timeIntervalSince(start)

@@ -62,7 +62,7 @@ struct ClusterCommand: ParsableCommand {
     var actorSeed: UInt64?
 
     @Option(help: "Seconds between progress lines.")
-    var progressInterval = 1.0
+    var progressInterval = LauncherConfiguration.defaultProgressIntervalSeconds
 
     @Option(help: "Extra learner flags, e.g. --learner-flags='--publish-every 5 --unroll-steps 500'.")
     var learnerFlags: String = ""
@@ -140,23 +140,27 @@ struct ClusterCommand: ParsableCommand {
             "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
                 + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
 
+        var launcherConfiguration = LauncherConfiguration(
+            binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            problemArguments: ["--config", configFile.path],
+            // About 200 metrics rows per run, however fast it goes: a readable learning curve.
+            // --resume: this command decided above; a restarted learner resumes its checkpoint.
+            learnerArguments: [
+                "--steps", String(steps), "--metrics-every-steps", String(max(steps / 200, 1000)), "--resume",
+            ]
+                + learnerFlags.split(separator: " ").map(String.init),
+            actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
+            actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output)
+        launcherConfiguration.progressIntervalSeconds = progressInterval
         var launcher = Launcher(
-            configuration: LauncherConfiguration(
-                binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-                problemArguments: ["--config", configFile.path],
-                // About 200 metrics rows per run, however fast it goes: a readable learning curve.
-                // --resume: this command decided above; a restarted learner resumes its checkpoint.
-                learnerArguments: [
-                    "--steps", String(steps), "--metrics-every-steps", String(max(steps / 200, 1000)), "--resume",
-                ]
-                    + learnerFlags.split(separator: " ").map(String.init),
-                actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
-                actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
-            logger: RoleOptions.start(role: "launcher", level: .info), progress: { emit($0) })
+            configuration: launcherConfiguration, logger: RoleOptions.start(role: "launcher", level: .info),
+            progress: { emit($0) })
         do {
             try launcher.run()
         } catch let error as RuntimeError {
-            FileHandle.standardError.write(Data("distill cluster: \(error.description)\n".utf8))
+            let lines =
+                ["distill cluster: \(error.description)"] + CommandLineDriver.environmentOrigins(of: error.description)
+            FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
             throw ExitCode(1)
         }
         if !noPlot { LearningCurves.draw(runDirectory: output, report: { emit($0) }) }
@@ -171,24 +175,23 @@ struct ClusterCommand: ParsableCommand {
 
     static func printSummary(_ output: URL) {
         let file = output.appendingPathComponent("summary.json")
-        guard let data = try? Data(contentsOf: file),
-            let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
-            emit("no summary.json in \(output.path)")
+        let summary: RunSummary
+        do {
+            summary = try RunSummary.read(file)
+        } catch {
+            emit("no summary: \(error)")
             return
         }
-        func number(_ key: String) -> String {
-            (summary[key] as? NSNumber).map { String(format: "%.4g", $0.doubleValue) } ?? "n/a"
-        }
+        func number(_ value: Double?) -> String { value.map { String(format: "%.4g", $0) } ?? "n/a" }
         emit("summary (\(file.path)):")
         emit(
-            "  student return \(number("student_return")), teacher return \(number("teacher_return")), ratio \(number("student_to_teacher_return"))"
-        )
+            "  student return \(number(summary.studentReturn)), teacher return \(number(summary.teacherReturn)), "
+                + "ratio \(number(summary.studentToTeacherReturn))")
         emit(
-            "  KL per episode \(number("kl_per_episode")), env steps \(number("env_steps")), \(number("env_steps_per_second")) steps/s"
-        )
+            "  KL per episode \(number(summary.klPerEpisode)), env steps \(summary.envSteps), "
+                + "\(number(summary.envStepsPerSecond)) steps/s")
         emit(
-            "  policy lag mean \(number("mean_policy_lag")), max \(number("max_policy_lag")); updates \(number("updates")), version \(number("version"))"
-        )
+            "  policy lag mean \(number(summary.meanPolicyLag)), max \(number(summary.maxPolicyLag)); "
+                + "updates \(summary.updates), version \(summary.version)")
     }
 }

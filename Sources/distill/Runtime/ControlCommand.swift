@@ -26,10 +26,10 @@ struct ControlCommand: ParsableCommand {
 
     struct Target: ParsableArguments {
         @Option(help: "The learner's control endpoint, tcp://HOST:PORT (or DISTILL_LEARNER).")
-        var learner: String = ProcessInfo.processInfo.environment["DISTILL_LEARNER"] ?? ""
+        var learner: String
 
         @Option(help: "Milliseconds to wait for the answer.")
-        var timeoutMs = 5000
+        var timeoutMs = ControlClient.defaultTimeoutMilliseconds
 
         @Option(help: ArgumentHelp("This client's CURVE key pair, for a learner with CURVE.", valueName: "file"))
         var curveKey: String?
@@ -79,16 +79,33 @@ struct ControlCommand: ParsableCommand {
                     learnerKey: serverKey, token: command.command == .status ? "" : try token())
                 return try client.send(command, timeoutMilliseconds: timeoutMs)
             } catch let error as RuntimeError {
-                FileHandle.standardError.write(Data("distill control: \(error.description)\n".utf8))
-                throw ExitCode(1)
+                Self.report(error)
             }
+        }
+
+        /// Prints `error` (and the variable a value it names came from) and exits with status 1.
+        static func report(_ error: RuntimeError) -> Never {
+            let lines =
+                ["distill control: \(error.description)"] + CommandLineDriver.environmentOrigins(of: error.description)
+            FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            ControlCommand.exit(withError: ExitCode(1))
         }
     }
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the learner's status as JSON.")
         @OptionGroup var target: Target
-        func run() throws { emit(try target.send(Control(command: .status)).statusJSON) }
+        func run() throws {
+            let answer = try target.send(Control(command: .status)).statusJSON
+            // Printed as the learner wrote it, once it is known to be a status (docs/schemas/).
+            do {
+                _ = try RecordCoding.decode(
+                    LearnerStatus.self, from: Data(answer.utf8), what: "the status answer of \(target.learner)")
+            } catch let error as RuntimeError {
+                Target.report(error)
+            }
+            emit(answer)
+        }
     }
 
     struct Stop: ParsableCommand {

@@ -87,14 +87,14 @@ struct LearnerCommand: ParsableCommand {
     var actorTimeoutMs = LearnerCommand.defaults.actorTimeoutMilliseconds
 
     @Option(help: "Actor records kept at most (dead ones are forgotten after 20 × --actor-timeout-ms).")
-    var maxActors = 1024
+    var maxActors = LearnerCommand.defaults.maxActors
 
     @Option(
         help: ArgumentHelp(
             "Megabytes all unroll connections together may make the learner hold; with the largest unroll "
                 + "this run's actors send it caps the number of unroll connections (at least 16).",
             valueName: "MB"))
-    var unrollQueueMb = 1024
+    var unrollQueueMb = LearnerCommand.defaults.unrollQueueBytes >> 20
 
     @Flag(help: "Do not build the teacher for the teacher-return metric (saves start-up time).")
     var noReferenceTeacher = false
@@ -112,7 +112,7 @@ struct LearnerCommand: ParsableCommand {
         help: ArgumentHelp(
             "After a swap, go back to the previous teacher if no unroll with the new one's targets arrives "
                 + "within this many seconds.", valueName: "seconds"))
-    var swapWindow = 10.0
+    var swapWindow = LearnerCommand.defaults.swapWindowSeconds
 
     func validate() throws {
         try OperatorInput.atLeast(publishEvery, 1, "--publish-every")

@@ -120,7 +120,8 @@ func runRole(_ logger: Logger, _ body: () throws -> String?) throws {
     do {
         gaveUp = try body()
     } catch let error as RuntimeError {
-        logger.critical("\(error.description)")
+        let origins = CommandLineDriver.environmentOrigins(of: error.description)
+        logger.critical("\(([error.description] + origins).joined(separator: " "))")
         throw ExitCode(1)
     }
     if let gaveUp {
