@@ -384,3 +384,59 @@ public final class NetworkTeacher: @unchecked Sendable {
         "network(\(kind.rawValue),T=\(temperature),\(URL(fileURLWithPath: source).lastPathComponent))"
     }
 }
+
+extension NetworkTeacher {
+    /// A copy with another τ (same network object: still one thread at a time).
+    public func withTemperature(_ temperature: Double) throws -> NetworkTeacher {
+        try NetworkTeacher(
+            network: network, kind: kind, temperature: temperature, observation: observation,
+            environment: environment, metadata: metadata, source: source)
+    }
+
+    /// The teacher table that `--teacher-file` embeds in a run's configuration for a network
+    /// teacher on a tabular environment: π (and Q) read from the network at every state's
+    /// observation (``table(for:observation:)`` with the file's `teacher.observation`), and V_π by
+    /// exact policy evaluation of that policy, as for the built-in teachers. The value head is
+    /// not used here: where the MDP is known V_π is exact, and `distill train` does not train the
+    /// value head of its students (their critic is tabular).
+    public func tableDescription(for environment: Environment) throws -> TeacherDescription {
+        let kind: ObservationKind
+        do {
+            kind = try ObservationKind(parsing: observation)
+        } catch {
+            throw DistillError(
+                .invalidConfiguration,
+                "teacher file \(source): it reads observation '\(observation)' (\(Key.observation)), which is not "
+                    + "one of a tabular environment (state-id, one-hot, image, window:K): a --teacher-file network "
+                    + "must be a teacher for a tabular environment")
+        }
+        let read = try table(for: environment, observation: kind)
+        let values = try PolicyEvaluation.values(environment.mdp, policy: read.probabilities)
+        let na = read.actionCount
+        func rows(_ flat: [Double]) -> [[Double]] {
+            (0..<read.stateCount).map { Array(flat[($0 * na)..<(($0 + 1) * na)]) }
+        }
+        return TeacherDescription(
+            identity: read.identity, stateCount: read.stateCount, actionCount: na, policy: rows(read.probabilities),
+            values: values, q: read.actionValues.map(rows))
+    }
+}
+
+extension StudentTrainer where S == NetworkStudent {
+    /// Writes the trained student as a teacher file: kind `policy`, τ 1, the student's
+    /// observation and this environment in the `teacher.` keys, the run in `run.*` keys (student,
+    /// observation, environment, method, iterations). `distill train --student ARCH --out DIR`
+    /// writes DIR/student.safetensors with it; `--teacher-file` reads it back.
+    public func saveStudentAsTeacher(to url: URL) throws {
+        let observation = try ObservationKind(parsing: configuration.student.observation)
+        try NetworkTeacher.save(
+            network: state.student.network, kind: .policy,
+            temperature: NetworkTeacher.Kind.policy.defaultTemperature, observation: observation.description,
+            environment: NetworkTeacher.TrainingEnvironment(environment, observation: observation), to: url,
+            metadata: [
+                "run.student": configuration.student.architecture, "run.observation": observation.description,
+                "run.environment": environment.name, "run.method": configuration.method.method.rawValue,
+                "run.iterations": "\(iteration)",
+            ])
+    }
+}
