@@ -395,6 +395,41 @@ struct NetworkTeacherTests {
         #expect(!FileManager.default.fileExists(atPath: url.path))
     }
 
+    /// A teacher for an environment without a tabular MDP (the lead's batched loop): it names the
+    /// environment's own observation, runs on batches of its observations, and is refused elsewhere.
+    @Test func classicControlTeacherRunsOnItsOwnObservationsOnly() throws {
+        let cartPole = CartPole().description
+        let network = try Self.randomNetwork("mlp:8/tanh", inputShape: [4], actions: 2)
+        let url = Self.temporaryFile("cartpole")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try NetworkTeacher.save(
+            network: network, kind: .qValues, temperature: NetworkTeacher.Kind.qValues.defaultTemperature,
+            observation: cartPole.name, environment: .init(cartPole), to: url, metadata: ["trained_by": "test"])
+        let teacher = try NetworkTeacher.load(from: url)
+        #expect(teacher.temperature == 0.01)
+        #expect(teacher.environmentName == "CartPole-v1")
+        #expect(teacher.environment.identity == nil)
+        #expect(teacher.metadata == ["trained_by": "test"])
+        try teacher.check(against: cartPole, observation: "CartPole-v1")
+        let observations: [Float] = [0.01, -0.2, 0.03, 0.1, -0.04, 0.5, -0.1, -0.3, 0, 0, 0, 0]
+        let out = teacher.outputs(observations: observations, batch: 3)
+        let (logits, _) = network.forward(observations, batch: 3)
+        #expect(out.actionValues == logits.map(Double.init))
+        for b in 0..<3 {
+            let q = logits[(2 * b)..<(2 * b + 2)].map(Double.init)
+            // Two actions: π(0) = 1 / (1 + e^((Q1 − Q0)/τ)).
+            let p0 = 1 / (1 + exp((q[1] - q[0]) / 0.01))
+            Self.expectClose(Array(out.probabilities[(2 * b)..<(2 * b + 2)]), [p0, 1 - p0], tolerance: 1e-12, "π")
+            #expect(abs(out.values[b] - (p0 * q[0] + (1 - p0) * q[1])) <= 1e-9)
+        }
+        Self.expectError([url.path, "teacher.environment.action_count", "Acrobot-v1"]) {
+            try teacher.check(against: Acrobot().description, observation: "CartPole-v1")
+        }
+        Self.expectError([url.path, "teacher.observation", "not one of a tabular environment"]) {
+            _ = try teacher.tableDescription(for: try Self.smallGridworld())
+        }
+    }
+
     @Test func environmentIdentityTellsSeedsAndKnobsApart() throws {
         let a = try Self.smallGridworld(seed: 3)
         #expect(a.identity == (try Self.smallGridworld(seed: 3)).identity)
