@@ -19,6 +19,36 @@ public struct Environment: Sendable {
     }
 }
 
+extension Environment {
+    /// The environment's name and size and a hash of its dynamics, e.g.
+    /// `gridworld(seed=3) [401 states, 4 actions, mdp 5c1f0e2a9b3d4478]`: two environments with
+    /// this string equal have the same MDP (start distribution, terminal flags, discount and every
+    /// outcome's next state, probability and reward, hashed with 64-bit FNV-1a over their IEEE-754
+    /// bit patterns), so a file made for one (a network teacher) is refused on another — another
+    /// seed, other knobs or another MDP file — however it is named.
+    public var identity: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ word: UInt64) {
+            for i in 0..<8 {
+                hash ^= (word >> (8 * UInt64(i))) & 0xff
+                hash = hash &* 0x100_0000_01b3
+            }
+        }
+        mix(UInt64(mdp.stateCount))
+        mix(UInt64(mdp.actionCount))
+        mix(mdp.discount.bitPattern)
+        for p in mdp.startDistribution { mix(p.bitPattern) }
+        for t in mdp.isTerminal { mix(t ? 1 : 0) }
+        for o in mdp.outcomeOffsets { mix(UInt64(UInt32(bitPattern: o))) }
+        for n in mdp.outcomeNext { mix(UInt64(UInt32(bitPattern: n))) }
+        for p in mdp.outcomeProbability { mix(p.bitPattern) }
+        for r in mdp.outcomeReward { mix(r.bitPattern) }
+        let hex = String(hash, radix: 16)
+        return "\(name) [\(mdp.stateCount) states, \(mdp.actionCount) actions, mdp "
+            + String(repeating: "0", count: 16 - hex.count) + hex + "]"
+    }
+}
+
 /// The content of one gridworld cell (paper, Appendix A.1/A.2).
 public enum GridCell: Sendable, Hashable, Codable {
     /// Nothing.

@@ -326,30 +326,16 @@ public struct StudentSpec: Sendable, Hashable, Codable {
         }
         let observed = try TabularObservedEnvironment(
             environment, observation: try ObservationKind(parsing: observation))
-        var shape = observed.description.observation.shape
-        var table = observed.observationTable()
-        if !architecture.convolutions.isEmpty {
-            guard shape.count == 3 else {
-                throw DistillError(
-                    .invalidConfiguration,
-                    "--student \(self.architecture) has convolutions, which need an image observation (image or window:K), not \(observation)"
-                )
-            }
-            let (c, h, w) = (shape[0], shape[1], shape[2])
-            let per = c * h * w
-            var transposed = [Float](repeating: 0, count: table.count)
-            for s in 0..<(table.count / per) {
-                for ch in 0..<c {
-                    for y in 0..<h {
-                        for x in 0..<w {
-                            transposed[s * per + (y * w + x) * c + ch] = table[s * per + (ch * h + y) * w + x]
-                        }
-                    }
-                }
-            }
-            table = transposed
-            shape = [h, w, c]
+        let environmentShape = observed.description.observation.shape
+        if !architecture.convolutions.isEmpty && environmentShape.count != 3 {
+            throw DistillError(
+                .invalidConfiguration,
+                "--student \(self.architecture) has convolutions, which need an image observation (image or window:K), not \(observation)"
+            )
         }
+        let shape = ObservationLayout.networkShape(architecture, environmentShape: environmentShape)
+        let table = ObservationLayout.networkInput(
+            observed.observationTable(), environmentShape: environmentShape, architecture: architecture)
         let network: PolicyValueNetwork
         do {
             network = try PolicyValueNetwork(

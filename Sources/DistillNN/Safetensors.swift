@@ -73,6 +73,16 @@ public struct SafetensorsFile: Hashable, Sendable {
         return try decode([UInt8](data), source: url.path)
     }
 
+    /// Whether `bytes` start as a safetensors file does: an 8-byte little-endian header length
+    /// that fits in the rest, then `{`. A cheap sniff (a JSON document starts with `{` or
+    /// whitespace at byte 0, which makes a header length far beyond any file); `decode` validates.
+    public static func looksLikeSafetensors(_ bytes: some Collection<UInt8>) -> Bool {
+        guard bytes.count >= 10 else { return false }
+        var length: UInt64 = 0
+        for (i, byte) in bytes.prefix(8).enumerated() { length |= UInt64(byte) << (8 * UInt64(i)) }
+        return length >= 2 && length <= UInt64(bytes.count - 8) && bytes.dropFirst(8).first == UInt8(ascii: "{")
+    }
+
     /// Decodes and validates a file's bytes; `source` (a path) prefixes every error message.
     public static func decode(_ bytes: [UInt8], source: String = "safetensors buffer") throws -> SafetensorsFile {
         func fail(_ problem: String) -> NetworkError {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillCore
+import DistillNN
 import Foundation
 
 extension EnvironmentSpec.Kind: ExpressibleByArgument {}
@@ -123,11 +124,16 @@ struct TeacherOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Teacher table as a JSON file (schema in the README); replaces --teacher.", valueName: "path"))
+            "Teacher as a file, replacing --teacher: a JSON table (docs/file-formats.md) or a network teacher "
+                + "(safetensors, docs/networks.md), read at every state's observation.", valueName: "path"))
     var teacherFile: String?
 
-    @Option(help: "Teacher policy temperature T for q-learning: softmax(Q/T), 0 = greedy (Fig. 3: 0, 0.01, 0.1).")
-    var temperature = TeacherOptions.defaults.qLearning.temperature
+    @Option(
+        help: ArgumentHelp(
+            "Teacher policy temperature T: softmax(Q/T) of q-learning, 0 = greedy (Fig. 3: 0, 0.01, 0.1; "
+                + "\(TeacherOptions.defaults.qLearning.temperature) if not given); softmax(logits/T) of a network "
+                + "--teacher-file (if not given: the file's teacher.temperature).", valueName: "T"))
+    var temperature: Double?
 
     @Option(help: "Q-learning ε of the ε-greedy behaviour (the paper's).")
     var epsilon = TeacherOptions.defaults.qLearning.epsilon
@@ -159,11 +165,12 @@ struct TeacherOptions: ParsableArguments {
     @Option(help: "The constant λ of each --kickstart-teacher, in the same order (repeatable).")
     var kickstartWeight: [Double] = []
 
-    /// The Codable description (reads --teacher-file).
-    func spec(defaultSeed: UInt64) throws -> TeacherSpec {
+    /// The Codable description (reads --teacher-file). `environment` builds the environment, which
+    /// a network teacher file is read on (its table is embedded, as a JSON table's is).
+    func spec(defaultSeed: UInt64, environment: () throws -> Environment) throws -> TeacherSpec {
         var spec = TeacherSpec()
         spec.kind = teacher
-        spec.qLearning.temperature = temperature
+        spec.qLearning.temperature = temperature ?? TeacherOptions.defaults.qLearning.temperature
         spec.qLearning.epsilon = epsilon
         spec.qLearning.learningRate = qLearningRate
         spec.qLearning.steps = qLearningSteps
@@ -181,20 +188,30 @@ struct TeacherOptions: ParsableArguments {
             spec.kind = .file
             spec.path = teacherFile
             let data = try readInputFile(teacherFile, flag: "--teacher-file")
-            spec.table = try validating { try JSONInput.decode(TeacherDescription.self, from: data, what: "teacher") }
+            if SafetensorsFile.looksLikeSafetensors(data) || teacherFile.hasSuffix(".safetensors") {
+                spec.table = try validating {
+                    var network = try NetworkTeacher.load(from: URL(fileURLWithPath: teacherFile))
+                    if let temperature { network = try network.withTemperature(temperature) }
+                    return try network.tableDescription(for: try environment())
+                }
+            } else {
+                spec.table = try validating {
+                    try JSONInput.decode(TeacherDescription.self, from: data, what: "teacher")
+                }
+            }
         }
         return spec
     }
 
     /// Builds the teacher for `environment`.
     func build(for environment: Environment, defaultSeed: UInt64) throws -> (TeacherSpec, Teacher) {
-        let s = try spec(defaultSeed: defaultSeed)
+        let s = try spec(defaultSeed: defaultSeed) { environment }
         return (s, try validating { try s.build(for: environment) })
     }
 
     /// Builds the further kickstarting teachers.
     func buildKickstartTeachers(for environment: Environment, defaultSeed: UInt64) throws -> [Teacher] {
-        let s = try spec(defaultSeed: defaultSeed)
+        let s = try spec(defaultSeed: defaultSeed) { environment }
         return try validating { try s.buildKickstartTeachers(for: environment) }
     }
 }

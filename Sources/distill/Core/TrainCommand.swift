@@ -22,8 +22,9 @@ struct Train: ParsableCommand {
             policy at every state's observation.
 
             Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration, \
-            files embedded), and for a network student DIR/student.safetensors (the network with its \
-            architecture, observation and environment in the metadata); without, the CSV goes to stdout.
+            files embedded), and for a network student DIR/student.safetensors, a network teacher file \
+            (kind policy: --teacher-file reads it back, so a student trained here can teach a smaller \
+            one); without, the CSV goes to stdout.
 
             Examples:
               distill train --env fig2 --teacher fig2 --method n-distill+R --exact --learning-rate 0.5 --iterations 2000 --evaluate-every 500
@@ -111,7 +112,11 @@ struct Train: ParsableCommand {
             }
         } else {
             config.environment = try environment.spec()
-            config.teacher = try teacher.spec(defaultSeed: environment.seed)
+            let environmentSpec = config.environment
+            config.teacher = try teacher.spec(defaultSeed: environment.seed) {
+                try checkMemory(environmentSpec)
+                return try validating { try environmentSpec.build() }
+            }
             config.method = try method.spec()
             config.seed = runSeed ?? environment.seed
         }
@@ -165,14 +170,7 @@ struct Train: ParsableCommand {
             try train(&trainer, config, environment: env, teacher: teach)
             if let out {
                 let file = URL(fileURLWithPath: out).appendingPathComponent("student.safetensors")
-                try trainer.state.student.network.save(
-                    to: file,
-                    metadata: [
-                        "run.student": config.student.architecture,
-                        "run.observation": config.student.observation,
-                        "run.environment": env.name, "run.method": config.method.method.rawValue,
-                        "run.iterations": "\(trainer.iteration)",
-                    ])
+                try validating { try trainer.saveStudentAsTeacher(to: file) }
                 if !quiet { FileHandle.standardError.write(Data("train: wrote \(file.path)\n".utf8)) }
             }
         }

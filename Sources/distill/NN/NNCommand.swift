@@ -1,4 +1,5 @@
 import ArgumentParser
+import DistillCore
 import DistillNN
 import Foundation
 
@@ -13,9 +14,10 @@ struct NNCommand: ParsableCommand {
 
             Examples:
               distill nn inspect teacher.safetensors
+              distill nn forward --teacher runs/teacher/student.safetensors --batch 4
               distill nn export-sample --architecture conv:8x3/mlp:32 --input-shape 6,6,3 --out /tmp/sample
             """,
-        subcommands: [NNInspect.self, NNExportSample.self]
+        subcommands: [NNInspect.self, NNForward.self, NNExportSample.self]
     )
 }
 
@@ -138,5 +140,95 @@ struct NNExportSample: ParsableCommand {
         let json = try JSONSerialization.data(withJSONObject: sample, options: [.sortedKeys])
         try json.write(to: directory.appendingPathComponent("sample.json"))
         print("wrote \(directory.path)/network.safetensors (\(network.parameterCount) parameters) and sample.json")
+    }
+}
+
+/// `distill nn forward FILE`: a network's (or a network teacher's) outputs on observations, as JSON.
+struct NNForward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract:
+            "Print a network file's outputs on observations as JSON (with --teacher: the teacher's π, log π, V, Q).",
+        discussion: """
+            Observations come from --observations (a JSON list of rows, each one observation \
+            flattened row-major) or are --batch rows drawn uniformly in [-1, 1] from --seed. Without \
+            --teacher they are the network's input (NHWC for convolutions) and the output holds \
+            "logits" and "values". With --teacher the file is read as a network teacher \
+            (docs/networks.md): observations are in the environment's layout ([C, H, W] for images, \
+            transposed for convolutions as students' are) and the output holds "probabilities", \
+            "log_probabilities", "values" and, for kind q-values, "action_values", each row-major \
+            per observation. The lab test 60-safetensors-python.sh compares them with numpy.
+
+            Examples:
+              distill nn forward runs/net.safetensors --batch 3
+              distill nn forward --teacher runs/teacher/student.safetensors --observations obs.json
+            """)
+
+    @Argument(help: "A safetensors network file (a network teacher file with --teacher).")
+    var file: String
+
+    @Flag(help: "Read the file as a network teacher and print its policy, log-policy, values and Q-values.")
+    var teacher = false
+
+    @Option(help: ArgumentHelp("Observations as a JSON list of rows (replaces --batch and --seed).", valueName: "file"))
+    var observations: String?
+
+    @Option(help: "Number of random observations.")
+    var batch = 4
+
+    @Option(help: "Seed of the random observations.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+    }
+
+    /// The observation rows: from --observations, or random; each row must hold `width` numbers.
+    private func rows(width: Int) throws -> [[Float]] {
+        guard let observations else {
+            var generator = WeightGenerator(seed: seed)
+            return (0..<batch).map { _ in (0..<width).map { _ in Float.random(in: -1...1, using: &generator) } }
+        }
+        let data = try readInputFile(observations, flag: "--observations")
+        guard let list = try? JSONDecoder().decode([[Float]].self, from: data), !list.isEmpty else {
+            throw ValidationError("--observations: '\(observations)' is not a non-empty JSON list of lists of numbers")
+        }
+        if let bad = list.firstIndex(where: { $0.count != width }) {
+            throw ValidationError(
+                "--observations: row \(bad) has \(list[bad].count) numbers; one observation of this file has \(width)")
+        }
+        return list
+    }
+
+    func run() throws {
+        let url = URL(fileURLWithPath: file)
+        var report: [String: Any] = [:]
+        func doubles(_ values: [Float]) -> [Double] { values.map(Double.init) }
+        func table(_ values: [Double], _ width: Int) -> [[Double]] {
+            stride(from: 0, to: values.count, by: width).map { Array(values[$0..<($0 + width)]) }
+        }
+        if teacher {
+            let loaded = try validating { try NetworkTeacher.load(from: url) }
+            let inputs = try rows(width: loaded.environment.observationShape.reduce(1, *))
+            let out = loaded.outputs(observations: inputs.flatMap { $0 }, batch: inputs.count)
+            let na = loaded.network.actionCount
+            report = [
+                "kind": loaded.kind.rawValue, "temperature": loaded.temperature, "observation": loaded.observation,
+                "observation_shape": loaded.environment.observationShape, "observations": inputs.map(doubles),
+                "probabilities": table(out.probabilities, na), "log_probabilities": table(out.logProbabilities, na),
+                "values": out.values,
+            ]
+            if let q = out.actionValues { report["action_values"] = table(q, na) }
+        } else {
+            let network = try validatingNetwork { try PolicyValueNetwork.load(from: url) }.network
+            let inputs = try rows(width: network.inputSize)
+            let (logits, values) = network.forward(inputs.flatMap { $0 }, batch: inputs.count)
+            report = [
+                "observations": inputs.map(doubles), "logits": table(doubles(logits), network.actionCount),
+                "values": doubles(values),
+            ]
+        }
+        let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+        print(String(decoding: json, as: UTF8.self))
     }
 }

@@ -82,7 +82,11 @@ struct RoleOptions: ParsableArguments {
         environment: EnvironmentOptions, teacher: TeacherOptions?, method: MethodOptions?
     ) throws -> RunConfiguration {
         let environmentSpec = try environment.spec()
-        let teacherSpec = try teacher?.spec(defaultSeed: environment.seed) ?? TeacherSpec()
+        let teacherSpec =
+            try teacher?.spec(defaultSeed: environment.seed) {
+                try checkMemory(environmentSpec)
+                return try validating { try environmentSpec.build() }
+            } ?? TeacherSpec()
         let methodSpec = try method?.spec() ?? MethodSpec()
         return RunConfiguration(environment: environmentSpec, teacher: teacherSpec, method: methodSpec)
     }
