@@ -157,7 +157,7 @@ public struct NetworkStudent: Student, @unchecked Sendable {
 
     /// The critic's targets `y_t` for `t < T`: the discounted return (Monte Carlo) or
     /// `r_t + γ V̂(o_{t+1})` (TD); the tail after a truncated (not terminated) episode is `V̂(o_T)`.
-    static func valueTargets<E: EpisodeView>(
+    public static func valueTargets<E: EpisodeView>(
         _ episode: E, values: [Float], target: TabularCritic.Target, discount: Double
     ) -> [Double] {
         let length = episode.length

@@ -1,38 +1,6 @@
 import DistillNN
 import Foundation
 
-/// What a teacher says at a batch of observations, row-major: `π` and `log π` (`[B × A]`), `V`
-/// (`[B]`) and, for a Q-network teacher, `Q` (`[B × A]`).
-public struct ObservationTeacherAnswer: Sendable, Hashable {
-    /// `π(a|o)`.
-    public var probabilities: [Double]
-    /// `log π(a|o)`, floored at ``teacherLogProbabilityFloor``.
-    public var logProbabilities: [Double]
-    /// `V_π(o)`.
-    public var values: [Double]
-    /// `Q(o, a)`, or nil.
-    public var actionValues: [Double]?
-
-    /// An answer from its parts.
-    public init(probabilities: [Double], logProbabilities: [Double], values: [Double], actionValues: [Double]?) {
-        self.probabilities = probabilities
-        self.logProbabilities = logProbabilities
-        self.values = values
-        self.actionValues = actionValues
-    }
-}
-
-/// A teacher read at observations rather than state ids (a network teacher file): what training on
-/// an environment without a tabular MDP underneath asks (FUNCTION-APPROXIMATION.md §4).
-public protocol ObservationTeacher: AnyObject, Sendable {
-    /// Number of actions.
-    var actionCount: Int { get }
-    /// A short name for logs and metadata.
-    var identity: String { get }
-    /// The teacher's outputs at `batch` observations (row-major, the environment's layout).
-    func answer(observations: [Float], batch: Int) -> ObservationTeacherAnswer
-}
-
 /// One episode collected on an observed environment: observations instead of state ids, the
 /// teacher's outputs at each step and at the last observation (slot = step index).
 public struct ObservedEpisode: ObservingEpisode, Sendable {
@@ -89,7 +57,7 @@ public struct ObservedEpisode: ObservingEpisode, Sendable {
     }
 
     /// Appends the teacher's row `row` of `answer` (or the uniform policy, V = 0, without one).
-    mutating func appendTeacher(_ answer: ObservationTeacherAnswer?, row: Int) {
+    mutating func appendTeacher(_ answer: NetworkTeacher.Outputs?, row: Int) {
         let na = actionCount
         if let answer {
             teacherProbabilities.append(contentsOf: answer.probabilities[(row * na)..<(row * na + na)])
@@ -158,7 +126,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
     /// The learning state (the network student with its value head as critic).
     public private(set) var state: LearnerState<NetworkStudent>
     /// The teacher, if the method has one.
-    public let teacher: (any ObservationTeacher)?
+    public let teacher: NetworkTeacher?
     /// The environments stepped together.
     public private(set) var batch: ObservedBatch<Env>
     /// A fresh environment (for evaluation).
@@ -177,7 +145,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
     /// A trainer of `student` with `method` on `environments` (their count is the batch), reading
     /// `teacher` at every observation (nil for actor-critic and other rules without a teacher).
     public init(
-        method: MethodSpec, environments: [Env], student: NetworkStudent, teacher: (any ObservationTeacher)?,
+        method: MethodSpec, environments: [Env], student: NetworkStudent, teacher: NetworkTeacher?,
         seed: UInt64
     ) throws {
         guard let first = environments.first else {
@@ -202,12 +170,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
                 "method \(method.method.rawValue) reads a teacher: give one with --teacher-file (a network teacher of \(description.name))"
             )
         }
-        if let teacher, teacher.actionCount != description.actionCount {
-            throw DistillError(
-                .invalidConfiguration,
-                "teacher \(teacher.identity) has \(teacher.actionCount) actions, \(description.name) has \(description.actionCount)"
-            )
-        }
+        try teacher?.check(against: description, observation: description.name)
         state = try LearnerState(
             method: method, teacherKind: nil, discount: description.discount, stateCount: 0,
             actionCount: description.actionCount, student: student, seed: seed)
@@ -259,7 +222,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
         let size = batch.observationCount
         let observations = batch.observations
         let logits = state.student.network.forward(observations, batch: n).logits
-        let answer = teacher?.answer(observations: observations, batch: n)
+        let answer = teacher?.outputs(observations: observations, batch: n)
         var actions = [Int](repeating: 0, count: n)
         var studentRow = [Double](repeating: 0, count: na)
         for i in 0..<n {
@@ -293,7 +256,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
         var finals = [Float]()
         finals.reserveCapacity(ended.count * size)
         for i in ended { finals.append(contentsOf: batch.finalObservations[(i * size)..<((i + 1) * size)]) }
-        let finalAnswer = teacher?.answer(observations: finals, batch: ended.count)
+        let finalAnswer = teacher?.outputs(observations: finals, batch: ended.count)
         var finished: [(ObservedEpisode, Double, Double)] = []
         for (k, i) in ended.enumerated() {
             var episode = running[i]

@@ -113,9 +113,23 @@ struct Train: ParsableCommand {
         } else {
             config.environment = try environment.spec()
             let environmentSpec = config.environment
-            config.teacher = try teacher.spec(defaultSeed: environment.seed) {
-                try checkMemory(environmentSpec)
-                return try validating { try environmentSpec.build() }
+            if environmentSpec.kind.isTabular {
+                config.teacher = try teacher.spec(defaultSeed: environment.seed) {
+                    try checkMemory(environmentSpec)
+                    return try validating { try environmentSpec.build() }
+                }
+            } else {
+                // No states to tabulate: a network teacher file is read at every observation.
+                config.teacher = TeacherSpec()
+                if let file = teacher.teacherFile {
+                    guard teacher.temperature == nil else {
+                        throw ValidationError(
+                            "--temperature: on \(environmentSpec.kind.rawValue) the teacher file's own τ (teacher.temperature) is used"
+                        )
+                    }
+                    config.teacher.kind = .file
+                    config.teacher.path = file
+                }
             }
             config.method = try method.spec()
             config.seed = runSeed ?? environment.seed

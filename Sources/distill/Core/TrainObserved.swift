@@ -21,35 +21,48 @@ extension Train {
     private func trainObserved<Env: ObservedEnvironment>(_ config: TrainingConfiguration, prototype: Env) throws {
         let description = prototype.description
         let student = try validating { try config.student.buildNetwork(for: description, method: config.method) }
+        var teacher: NetworkTeacher?
+        if config.teacher.kind == .file, let path = config.teacher.path {
+            teacher = try validating { try NetworkTeacher.load(from: URL(fileURLWithPath: path)) }
+        }
         var trainer = try validating {
             try ObservedTrainer(
                 method: config.method, environments: [Env](repeating: prototype, count: config.environments),
-                student: student, teacher: nil, seed: config.seed)
+                student: student, teacher: teacher, seed: config.seed)
         }
         let sink = try openMetrics(config, header: Self.observedHeader)
         defer { if out != nil { try? sink.close() } }
         let file = out.map { URL(fileURLWithPath: $0).appendingPathComponent("student.safetensors") }
+        // The student is written as a teacher file (kind policy, τ 1), so that it can be distilled.
         func save() throws {
             guard let file else { return }
-            try trainer.state.student.network.save(
-                to: file,
-                metadata: [
-                    "run.student": config.student.architecture, "run.observation": description.name,
-                    "run.environment": description.name, "run.method": config.method.method.rawValue,
-                    "run.iterations": "\(trainer.iteration)",
-                    "run.environment_steps": "\(trainer.totalEnvironmentSteps)",
-                ])
+            var metadata = [
+                "run.student": config.student.architecture, "run.environment": description.name,
+                "run.method": config.method.method.rawValue, "run.iterations": "\(trainer.iteration)",
+                "run.environment_steps": "\(trainer.totalEnvironmentSteps)",
+            ]
+            if let last = lastEvaluation {
+                metadata["run.evaluation_return"] = "\(last.mean)"
+                metadata["run.evaluation_return_ci95"] = "\(last.halfWidth)"
+            }
+            try validating {
+                try NetworkTeacher.save(
+                    network: trainer.state.student.network, kind: .policy,
+                    temperature: NetworkTeacher.Kind.policy.defaultTemperature, observation: description.name,
+                    environment: NetworkTeacher.TrainingEnvironment(description), to: file, metadata: metadata)
+            }
         }
+        var lastEvaluation: ReturnEstimate95?
         let started = Date()
         var lastProgress = started
         if !quiet {
+            let taught = teacher.map { ", teacher \($0.identity)" } ?? ""
             FileHandle.standardError.write(
                 Data(
-                    ("train: \(description.name), \(config.environments) environments, student \(config.student.architecture) "
+                    ("train: \(description.name)\(taught), \(config.environments) environments, student \(config.student.architecture) "
                         + "(\(student.network.parameterCount) parameters), \(config.method.method.rawValue), "
                         + "\(config.iterations) iterations\n").utf8))
         }
-        var lastEvaluation: ReturnEstimate95?
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
         for _ in 0..<config.iterations {
             let r = trainer.runIteration()
