@@ -361,7 +361,8 @@ public struct LearnerState<S: Student>: Sendable {
         if rule.needsStudentValues && !student.ownsCritic && stateCount == 0 {
             throw DistillError(
                 .invalidConfiguration,
-                "method \(method.method.rawValue) needs a critic, and without state ids only a network's value head can be one")
+                "method \(method.method.rawValue) needs a critic, and without state ids only a network's value head can be one"
+            )
         }
         self.method = method
         self.teacherKind = teacherKind

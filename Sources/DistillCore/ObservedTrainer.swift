@@ -240,7 +240,9 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
             running[i].appendTeacher(answer, row: i)
             if let teacherRow {
                 var h = 0.0
-                for b in 0..<na where teacherRow[b] > 0 { h -= teacherRow[b] * Foundation.log(max(studentRow[b], 1e-300)) }
+                for b in 0..<na where teacherRow[b] > 0 {
+                    h -= teacherRow[b] * Foundation.log(max(studentRow[b], 1e-300))
+                }
                 runningCrossEntropy[i] += h
             }
         }

@@ -93,7 +93,9 @@ struct ObservedTrainingTests {
         var scratch = try Self.trainer(Self.method(.actorCritic), teacher: nil, seed: 2)
         for _ in 0..<4000 { _ = scratch.runIteration() }
         let trained = scratch.evaluate(episodes: 100, seed: 11)
-        print("actor-critic on CartPole: \(trained.mean) ± \(trained.halfWidth) after \(scratch.totalEnvironmentSteps) steps")
+        print(
+            "actor-critic on CartPole: \(trained.mean) ± \(trained.halfWidth) after \(scratch.totalEnvironmentSteps) steps"
+        )
         #expect(trained.mean >= 475)
 
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cartpole-\(UUID())")

@@ -92,7 +92,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--environments must be in 1...65536, got \(environments)")
         }
         guard (2...1_000_000).contains(evaluationEpisodes) else {
-            throw ValidationError("--evaluation-episodes must be in 2...1000000 (a CI needs two), got \(evaluationEpisodes)")
+            throw ValidationError(
+                "--evaluation-episodes must be in 2...1000000 (a CI needs two), got \(evaluationEpisodes)")
         }
     }
 
@@ -153,7 +154,8 @@ struct Train: ParsableCommand {
                 )
             }
             guard !exact else {
-                throw ValidationError("--exact needs a tabular environment; \(config.environment.kind.rawValue) has none")
+                throw ValidationError(
+                    "--exact needs a tabular environment; \(config.environment.kind.rawValue) has none")
             }
         }
         return config

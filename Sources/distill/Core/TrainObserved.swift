@@ -85,7 +85,8 @@ extension Train {
                 lastProgress = Date()
                 let evaluated =
                     lastEvaluation.map {
-                        String(format: ", evaluation return %.1f ± %.1f (%d episodes)", $0.mean, $0.halfWidth, $0.episodes)
+                        String(
+                            format: ", evaluation return %.1f ± %.1f (%d episodes)", $0.mean, $0.halfWidth, $0.episodes)
                     } ?? ""
                 FileHandle.standardError.write(
                     Data(
