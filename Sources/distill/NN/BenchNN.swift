@@ -1,4 +1,5 @@
 import ArgumentParser
+import DistillCore
 import DistillNN
 import Foundation
 
@@ -220,5 +221,65 @@ struct BenchNN: ParsableCommand {
                         format: "%9.0f samples/s best, median %.0f (%.1f µs per call)", rates.last!,
                         rates[rates.count / 2], 1e6 * Double(size) / rates.last!))
         }
+        try environmentsAndTheTrainingLoop()
+    }
+
+    /// Environment steps per second per core (256 environments stepped together, uniform random
+    /// actions), then the whole `distill train` loop on CartPole (2×64 student, actor-critic, 256
+    /// environments) as a share of the bare environment rate measured here.
+    func environmentsAndTheTrainingLoop() throws {
+        let count = 256
+        func stepRate<E: ObservedEnvironment>(_ prototype: E) -> [Double] {
+            var environments = ObservedBatch([E](repeating: prototype, count: count), seed: 1)
+            var generator = Xoshiro256StarStar(seed: 2)
+            let actionCount = prototype.description.actionCount
+            var actions = [Int](repeating: 0, count: count)
+            return measure(work: Double(count)) {
+                for i in 0..<count { actions[i] = Int(generator.next() % UInt64(actionCount)) }
+                environments.step(actions)
+            }
+        }
+        print("environments (\(count) stepped together, random actions, 1 core):")
+        var cartPoleRate = 0.0
+        for (name, rates) in [
+            ("CartPole-v1", stepRate(CartPole(maxEpisodeSteps: CartPole.timeLimit))),
+            ("Acrobot-v1", stepRate(Acrobot(maxEpisodeSteps: Acrobot.timeLimit))),
+            ("MountainCar-v0", stepRate(MountainCar(maxEpisodeSteps: MountainCar.timeLimit))),
+        ] {
+            if name == "CartPole-v1" { cartPoleRate = rates.last! }
+            print(
+                Self.pad("  \(name)")
+                    + String(format: "%11.0f steps/s best, median %.0f", rates.last!, rates[rates.count / 2]))
+        }
+        var method = MethodSpec()
+        method.method = .actorCritic
+        method.optimiser = .adam
+        method.learningRate = 0.001
+        method.criticLearningRate = 1
+        method.episodesPerIteration = 8
+        let cartPole = CartPole(maxEpisodeSteps: CartPole.timeLimit)
+        let student = try StudentSpec(architecture: "mlp:64,64", seed: 0).buildNetwork(
+            for: cartPole.description, method: method)
+        var trainer = try ObservedTrainer(
+            method: method, environments: [CartPole](repeating: cartPole, count: count), student: student,
+            teacher: nil, seed: 0)
+        var rates: [Double] = []
+        for _ in 0..<segments {
+            let start = Date()
+            let steps = trainer.totalEnvironmentSteps
+            while Date().timeIntervalSince(start) < seconds / Double(segments) { _ = trainer.runIteration() }
+            rates.append(Double(trainer.totalEnvironmentSteps - steps) / Date().timeIntervalSince(start))
+        }
+        rates.sort()
+        print(
+            Self.pad("train loop, CartPole, 2×64, \(count) envs")
+                + String(
+                    format: "%11.0f env steps/s best, median %.0f = %.0f %% of the bare environment rate",
+                    rates.last!, rates[rates.count / 2], 100 * rates.last! / cartPoleRate))
+        print(
+            Self.pad("  against a PyTorch loop")
+                + String(
+                    format: "%.1f× the ~190,000 env steps/s issue 11 measured here with one thread (not rerun: "
+                        + "torch is no dependency)", rates.last! / 190_000))
     }
 }
