@@ -18,7 +18,9 @@
 //   learner (`Learner`)                 PULL ← unrolls, PUB → parameters, ROUTER ↔ control
 //       applies the update rule with V-trace correction for policy lag, publishes parameters
 //       every K updates or T ms, answers Hello / GetParams / Control, tracks actor liveness,
-//       writes metrics and atomic checkpoints, resumes from them.
+//       writes metrics and atomic checkpoints, resumes from them. Its protocol behaviour is
+//       `LearnerCore`, a value without I/O that takes messages with the time they arrived and
+//       returns what to send; `Learner` is the poll loop around it.
 //
 //   launcher (`Launcher`, `distill cluster`)
 //       starts the three roles as child processes on loopback, supervises and restarts them,

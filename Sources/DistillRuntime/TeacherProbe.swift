@@ -7,14 +7,9 @@ import Foundation
 /// an outcome.
 final class TeacherProbe {
     /// What the check found.
-    enum Outcome: Equatable {
-        /// The teacher answered for every state asked, for this environment (`stated`), or
-        /// without saying which environment it serves (a third-party or older server: only the
-        /// shape of its answer, for the run's first and last states, was checked).
-        case passed(teacherID: String, stated: Bool)
-        /// Why the swap is refused.
-        case refused(String)
-    }
+    typealias Outcome = TeacherCheckOutcome
+    /// What a teacher of this run answers.
+    typealias Expectation = TeacherExpectation
 
     /// The endpoint checked.
     let endpoint: String
@@ -24,17 +19,6 @@ final class TeacherProbe {
     private let states: [Int32]
     private let expectation: Expectation
     private var result: Outcome?
-
-    /// What a teacher of this run answers.
-    struct Expectation {
-        /// `Hello.environment` of the run.
-        var environment: String
-        /// The run's number of states and actions.
-        var stateCount: Int
-        var actionCount: Int
-        /// The update rule needs the teacher's Q-values.
-        var needsQValues: Bool
-    }
 
     /// Sends the query to `endpoint` (with CURVE when `curve` is given); `timeoutMilliseconds`
     /// bounds the wait for the answer.
