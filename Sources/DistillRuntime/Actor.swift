@@ -225,6 +225,8 @@ public struct Actor: RoleLoop {
     private var configuration: ActorConfiguration
     private let sender: Sender
     private let logger: Logger
+    /// Set by the learner's stop or refusal (or, for the `distill` command's token, a signal).
+    private let stop: StopToken
     private let codec: WireCodec
     private var rng: Xoshiro256StarStar
 
@@ -268,11 +270,13 @@ public struct Actor: RoleLoop {
     /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
     public private(set) var gaveUp: String?
 
-    /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`.
+    /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`,
+    /// that runs until `stop` is requested.
     public init(
         environment: Environment, environmentIdentity: String, configuration: ActorConfiguration, sender: Sender,
-        logger: Logger
+        logger: Logger, stop: StopToken
     ) {
+        self.stop = stop
         self.environment = environment
         self.environmentIdentity = environmentIdentity
         self.configuration = configuration
@@ -323,7 +327,7 @@ public struct Actor: RoleLoop {
         lastHeardFromLearnerAt = monotonicMilliseconds()
         lastTeacherQueryAt = lastHeardFromLearnerAt
 
-        while !StopSignal.isRequested {
+        while !stop.isRequested {
             if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
             var poller = ZMQPoller()
             poller.add(control)
@@ -417,7 +421,7 @@ public struct Actor: RoleLoop {
             } while monotonicMilliseconds() < workUntil
         }
         let reason =
-            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
+            gaveUp.map { "gave up: \($0)" } ?? (stop.isRequested ? stop.reason : "step limit reached")
         logger.info(
             "actor stopping (\(reason))",
             metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
@@ -623,7 +627,7 @@ public struct Actor: RoleLoop {
             switch command.command {
             case .stop:
                 logger.info("the learner asked this actor to stop")
-                StopSignal.request()
+                stop.request()
             case .swapTeacher:
                 swapTeacher(to: command.teacherEndpoint, teacher: &teacher, sockets: sockets)
             case .setLambda, .status:
@@ -633,7 +637,7 @@ public struct Actor: RoleLoop {
             logger.error("the learner refused this actor: \(error.message)")
             if error.code == .incompatible {
                 refusal = error.message
-                StopSignal.request()
+                stop.request()
             }
         default:
             break

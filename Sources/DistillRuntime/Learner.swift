@@ -116,6 +116,8 @@ public final class Learner: RoleLoop {
     private let sender: Sender
     private let logger: Logger
     private let codec: WireCodec
+    /// Set by a stop command (or, for the `distill` command's token, a signal): the loop ends cleanly.
+    private let stop: StopToken
 
     /// The parameter version: +1 per update, continued across restarts from the checkpoint.
     public private(set) var version: UInt64 {
@@ -169,9 +171,13 @@ public final class Learner: RoleLoop {
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
     public var gaveUp: String? { core.gaveUp }
 
-    /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
-    public init(problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger) throws {
+    /// Creates a learner that runs until `stop` is requested (or its step limit); resumes from
+    /// the newest checkpoint in `checkpointDirectory` if any.
+    public init(
+        problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger, stop: StopToken
+    ) throws {
         self.problem = problem
+        self.stop = stop
         self.configuration = configuration
         self.sender = sender
         self.logger = logger
@@ -269,7 +275,7 @@ public final class Learner: RoleLoop {
         startSeconds = monotonicSeconds()
         let out = (router: router, pub: pub)
 
-        while !StopSignal.isRequested {
+        while !stop.isRequested {
             if core.stepLimitReached() { break }
             let ready = try poller.poll(timeoutMilliseconds: 10)
             if !ready[0].isEmpty {
@@ -314,7 +320,7 @@ public final class Learner: RoleLoop {
         }
 
         let reason =
-            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
+            gaveUp.map { "gave up: \($0)" } ?? (stop.isRequested ? stop.reason : "step limit reached")
         logger.info("learner stopping (\(reason))", metadata: ["version": "\(version)", "env_steps": "\(envSteps)"])
         publish(core.currentParameters(), pub)
         perform(core.stopActors(), out)
@@ -349,7 +355,7 @@ public final class Learner: RoleLoop {
             case .checkTeacher(let check):
                 startTeacherCheck(check, sockets)
             case .stop:
-                StopSignal.request()
+                stop.request()
             }
         }
     }

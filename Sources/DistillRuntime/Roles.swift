@@ -2,7 +2,7 @@
 //
 // Each role is one OS process running one loop on one plain thread (never Swift's cooperative
 // pool): `zmq_poll` over the role's sockets with a short timeout, then whatever work is due.
-// Nothing else touches the sockets, so no locks; a stop request (`StopSignal`) is noticed within
+// Nothing else touches the sockets, so no locks; a stop request (the role's `StopToken`) is noticed within
 // one poll timeout and always ends in a clean stop.
 //
 //   teacher server (`TeacherServer`)   ROUTER  ← TeacherQuery / → TeacherReply

@@ -34,7 +34,8 @@ struct RuntimeErrorCodeTests {
         configuration.checkpointDirectory = directory
         let mismatch = try #require(throws: RuntimeError.self) {
             _ = try Learner(
-                problem: problem(#"{"run":"B"}"#), configuration: configuration, sender: sender, logger: logger)
+                problem: problem(#"{"run":"B"}"#), configuration: configuration, sender: sender, logger: logger,
+                stop: StopToken())
         }
         #expect(mismatch.code == .checkpointMismatch)
 

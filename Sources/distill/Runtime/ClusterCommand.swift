@@ -140,6 +140,7 @@ struct ClusterCommand: ParsableCommand {
             "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
                 + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
 
+        let started = RoleOptions.start(role: "launcher", level: .info)
         var launcher = Launcher(
             configuration: LauncherConfiguration(
                 binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
@@ -152,7 +153,7 @@ struct ClusterCommand: ParsableCommand {
                     + learnerFlags.split(separator: " ").map(String.init),
                 actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
                 actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output),
-            logger: RoleOptions.start(role: "launcher", level: .info), progress: { emit($0) })
+            logger: started.logger, stop: started.stop, progress: { emit($0) })
         do {
             try launcher.run()
         } catch let error as RuntimeError {
