@@ -24,7 +24,8 @@ struct LearnerCoreTests {
         method.method = .nDistillR
         method.episodesPerIteration = 1
         return LearnerProblem(
-            environment: environment, environmentIdentity: "gridworld-6", method: method, teacherKind: .optimal,
+            environment: environment, environmentIdentity: "gridworld-6", method: method,
+            teacherKind: TeacherSpec().kind,
             referenceTeacher: teacher, unrollSteps: 100, configurationJSON: "{}")
     }()
 
