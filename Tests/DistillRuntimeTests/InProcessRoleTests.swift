@@ -28,7 +28,7 @@ struct InProcessRoleTests {
     }
 
     @Test func stoppingOneLearnersTokenStopsThatLearnerOnly() async throws {
-        let (first, second) = (Roles.temporaryDirectory(), Roles.temporaryDirectory())
+        let (first, second) = (temporaryDirectory(), temporaryDirectory())
         defer { for directory in [first, second] { try? FileManager.default.removeItem(at: directory) } }
         let (stopFirst, stopSecond) = (StopToken(), StopToken())
         async let firstEnded = Self.runLearner(first, stop: stopFirst)

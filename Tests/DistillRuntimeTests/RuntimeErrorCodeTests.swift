@@ -1,5 +1,6 @@
 import DistillCore
 import DistillRuntime
+import DistillTestSupport
 import DistillWire
 import Foundation
 import Logging
@@ -9,7 +10,7 @@ import Testing
 @Suite("Runtime error codes")
 struct RuntimeErrorCodeTests {
     @Test func aCheckpointOfAnotherRunIsAMismatchAndATakenPortIsABindFailure() throws {
-        let directory = Roles.temporaryDirectory()
+        let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var spec = EnvironmentSpec()
         spec.kind = .chain
@@ -53,7 +54,7 @@ struct RuntimeErrorCodeTests {
     }
 
     @Test func unreadableCheckpointsAndBadEndpointsHaveTheirCodes() throws {
-        let directory = Roles.temporaryDirectory()
+        let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data("garbage".utf8).write(to: directory.appendingPathComponent(CheckpointStore.fileName(version: 1)))
         let unreadable = try #require(throws: RuntimeError.self) { try CheckpointStore(directory: directory).latest() }
