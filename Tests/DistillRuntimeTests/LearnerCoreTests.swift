@@ -359,6 +359,21 @@ struct LearnerCoreTests {
         #expect(third.published == [3], "two updates since the last publication")
     }
 
+    @Test func aFloodOfRefusedHellosIsThrottledInTheLog() throws {
+        var core = try Self.core()
+        let forged = Self.actor("x\n2026-01-01T00:00:00+0000 critical distill.learner : FORGED")
+        var lines: [LogLine] = []
+        for i in 0..<200 {
+            let effects = core.receiveControl(
+                Self.frames(Self.hello(environment: "another"), from: forged), peer: nil, now: Int64(i))
+            #expect(effects.errorCodes == [.incompatible])
+            lines += effects.logs
+        }
+        // The first 10 in full, then the 16th, 32nd, 64th and 128th.
+        #expect(lines.count == 14)
+        #expect(lines.last?.message.contains("128 times so far") == true)
+    }
+
     @Test func garbageOnEitherSocketIsRejectedAndCountedWithoutACrash() throws {
         var core = try Self.core()
         let garbage = core.receiveControl([Array("x".utf8), [0xFF, 0x00, 0x13]], peer: nil, now: 0)
