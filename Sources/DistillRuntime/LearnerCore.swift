@@ -73,6 +73,33 @@ public struct TeacherExpectation: Sendable, Equatable {
         self.actionCount = actionCount
         self.needsQValues = needsQValues
     }
+
+    /// The states a check asks for: the first and last (a teacher of a smaller environment
+    /// refuses the last), and two in between.
+    public var probeStates: [Int32] {
+        let last = Int32(max(stateCount - 1, 0))
+        return Array(Set([0, last / 3, 2 * last / 3, last])).sorted()
+    }
+
+    /// What the teacher at `endpoint` answered to a check for `states`: passed, or refused with
+    /// the reason (another environment, the wrong shape, no Q-values when the method needs them).
+    public func judge(_ reply: TeacherReply, states: [Int32], endpoint: String) -> TeacherCheckOutcome {
+        let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
+        guard reply.environment.isEmpty || reply.environment == environment else {
+            return .refused(
+                "\(who) serves \(reply.environment), this run is \(environment): start it with the run's "
+                    + "environment flags (--config RUN/config.json)")
+        }
+        guard reply.probabilities.shape == [states.count, actionCount] else {
+            return .refused(
+                "\(who) answered with shape \(reply.probabilities.shape), expected [\(states.count), "
+                    + "\(actionCount)]")
+        }
+        if needsQValues && reply.qValues.isEmpty {
+            return .refused("\(who) has no Q-values, and this run's method needs them")
+        }
+        return .passed(teacherID: reply.teacherID, stated: !reply.environment.isEmpty)
+    }
 }
 
 /// What a swap's check of a teacher found.

@@ -30,10 +30,7 @@ final class TeacherProbe {
         self.expectation = expectation
         self.codec = WireCodec(maxMessageBytes: sockets.maxMessageBytes)
         self.deadline = now + Int64(timeoutMilliseconds)
-        // The first and last states (a teacher of a smaller environment refuses the last), and
-        // two in between.
-        let last = Int32(max(expectation.stateCount - 1, 0))
-        states = Array(Set([0, last / 3, 2 * last / 3, last])).sorted()
+        states = expectation.probeStates
         do {
             let endpointValue = try Endpoint(parsing: endpoint)
             guard endpointValue.port != 0 else {
@@ -63,7 +60,7 @@ final class TeacherProbe {
             guard let envelope = try? codec.decode(payload, expecting: [.teacherReply, .error]) else { continue }
             switch envelope.message {
             case .teacherReply(let reply) where reply.queryID == 1:
-                result = check(reply)
+                result = expectation.judge(reply, states: states, endpoint: endpoint)
             case .error(let error):
                 result = .refused("the teacher at \(endpoint) refused the check: \(error.message)")
             default:
@@ -79,23 +76,5 @@ final class TeacherProbe {
             socket.close()
         }
         return result
-    }
-
-    private func check(_ reply: TeacherReply) -> Outcome {
-        let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
-        guard reply.environment.isEmpty || reply.environment == expectation.environment else {
-            return .refused(
-                "\(who) serves \(reply.environment), this run is \(expectation.environment): start it with the run's "
-                    + "environment flags (--config RUN/config.json)")
-        }
-        guard reply.probabilities.shape == [states.count, expectation.actionCount] else {
-            return .refused(
-                "\(who) answered with shape \(reply.probabilities.shape), expected [\(states.count), "
-                    + "\(expectation.actionCount)]")
-        }
-        if expectation.needsQValues && reply.qValues.isEmpty {
-            return .refused("\(who) has no Q-values, and this run's method needs them")
-        }
-        return .passed(teacherID: reply.teacherID, stated: !reply.environment.isEmpty)
     }
 }

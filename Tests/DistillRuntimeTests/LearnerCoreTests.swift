@@ -228,6 +228,44 @@ struct LearnerCoreTests {
         #expect(core.teacherEndpoint == "tcp://t2:2")
     }
 
+    @Test func aSwapsCheckRefusesATeacherOfAnotherEnvironmentOrShapeAndPassesAnUnstatedOne() throws {
+        var core = try Self.core()
+        let asked = core.receiveControl(
+            Self.frames(Self.control(.swapTeacher), from: Self.operatorSender), peer: nil, now: 0)
+        guard
+            case .checkTeacher(let check)? = asked.first(where: { if case .checkTeacher = $0 { true } else { false } })
+        else {
+            Issue.record("expected a teacher check, got \(asked)")
+            return
+        }
+        let expectation = check.expectation
+        let states = expectation.probeStates
+        #expect(states == [0, 12, 24, 36], "first, last and two between of the run's 37 states")
+        func reply(environment: String, rows: Int = states.count, actions: Int = 4) -> TeacherReply {
+            TeacherReply(
+                queryID: 1, teacherID: "rogue", teacherVersion: 1,
+                probabilities: Tensor(shape: [rows, actions], values: Array(repeating: 0.25, count: rows * actions)),
+                values: Array(repeating: 0, count: rows), cacheable: true, environment: environment)
+        }
+        let other = expectation.judge(reply(environment: "chain"), states: states, endpoint: "tcp://t2:2")
+        #expect(
+            other
+                == .refused(
+                    "the teacher 'rogue' at tcp://t2:2 serves chain, this run is gridworld-6: start it with the run's "
+                        + "environment flags (--config RUN/config.json)"))
+        let shape = expectation.judge(reply(environment: "", actions: 5), states: states, endpoint: "e")
+        #expect(shape != .passed(teacherID: "rogue", stated: false))
+        #expect(
+            expectation.judge(reply(environment: "gridworld-6"), states: states, endpoint: "e")
+                == .passed(teacherID: "rogue", stated: true))
+        #expect(
+            expectation.judge(reply(environment: ""), states: states, endpoint: "e")
+                == .passed(teacherID: "rogue", stated: false))
+        // The refusal goes back to the operator; nothing moved.
+        let refused = core.teacherChecked(other, now: 100)
+        #expect(refused.errorMessages.first?.contains("serves chain") == true && core.teacherEndpoint == "")
+    }
+
     @Test func setLambdaTakesOneValueInItsRange() throws {
         var core = try Self.core()
         let accepted = core.receiveControl(
