@@ -135,8 +135,9 @@ struct LearnerCoreTests {
             Self.frames(Self.hello(), from: Self.actor("a", nonce: 1), routing: Array("elsewhere".utf8)), peer: owner,
             now: 200)
         #expect(replay.errorCodes == [.incompatible])
-        // Heartbeats from the other key do not keep the actor alive; once dead, the id is free.
-        _ = core.receiveControl(Self.frames(Self.heartbeat(), from: impostor), peer: other, now: 3000)
+        // Heartbeats from the other key do not keep the actor alive, even on its routing id (free
+        // again once the real actor disconnected); once dead, the id is free.
+        _ = core.receiveControl(Self.frames(Self.heartbeat(), from: Self.actor("a", nonce: 1)), peer: other, now: 3000)
         _ = core.tick(now: 3500)
         #expect(core.actors.values.first?.alive == false)
         let takeover = core.receiveControl(Self.frames(Self.hello(), from: impostor), peer: other, now: 3600)
