@@ -74,8 +74,14 @@ let package = Package(
         .testTarget(
             name: "DistillExperimentsTests", dependencies: ["DistillExperiments", "DistillCore"],
             swiftSettings: strictSwift),
+        // The roles in-process: their cores with a fake clock, authorization, checkpoints (no binary).
         .testTarget(
-            name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "DistillTestSupport", "distill"],
+            name: "DistillRuntimeTests", dependencies: ["DistillRuntime", "DistillTestSupport"],
+            swiftSettings: strictSwift),
+        // Real `distill` processes: the cluster, failures, attacks, the command line. Depends on the
+        // executable so that `swift test` builds the binary these tests start.
+        .testTarget(
+            name: "DistillClusterTests", dependencies: ["DistillRuntime", "DistillTestSupport", "distill"],
             swiftSettings: strictSwift),
         // Depends on the executable so `swift test` builds the `distill` binary its multi-process tests start.
         .testTarget(

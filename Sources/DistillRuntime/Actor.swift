@@ -212,153 +212,99 @@ struct UnrollBuilder {
 /// exponential backoff and never sends an unroll with missing teacher outputs; when the learner
 /// is unreachable it keeps one finished unroll and waits (PUSH blocks at a small high-water mark),
 /// so memory and policy lag stay bounded; both reconnect on their own when the peer returns.
+///
+/// The ZeroMQ shell around `ActorCore`, which decides what every message means and what to send.
 public struct Actor: RoleLoop {
-    private enum Phase {
-        case awaitingWelcome
-        case playing
-        case awaitingTeacher
-        case sending
-    }
-
-    private let environment: Environment
-    private let environmentIdentity: String
-    private var configuration: ActorConfiguration
+    private var core: ActorCore
+    private let configuration: ActorConfiguration
     private let sender: Sender
     private let logger: Logger
     private let codec: WireCodec
-    private var rng: Xoshiro256StarStar
-
-    private var phase = Phase.awaitingWelcome
-    private var settings = ActorSettings(
-        control: .student, maxEpisodeSteps: MethodSpec().maxEpisodeSteps, unrollSteps: ActorSettings.defaultUnrollSteps)
-    private var parameters: StudentParameters
-    private var policy: StudentPolicy
-    private var version: UInt64 = 0
-    private var learnerNonce: UInt64 = 0
-    private var learnerVersion: UInt64 = 0
-    private var cache: TeacherCache
-    private var builder = UnrollBuilder()
-    private var episode = EpisodeBuffer()
-    private let placeholderTeacher: Teacher
-    private var teacherEndpoint: String
-
-    private var pendingQuery: (id: UInt64, states: [Int32], sentAt: Int64, backoff: Int)?
-    private var nextQueryID: UInt64 = 1
-    private var sequence: UInt64 = 0
-    private var consumed: UInt64 = 0
-    private var creditBlockedSince: Int64 = 0
-    private var heartbeatSequence: UInt64 = 0
-    private var envSteps: UInt64 = 0
-    private var unrollsWithheld: UInt64 = 0
-    private var teacherOutage = false
-    private var rejections = RejectionLog()
-    private var peerLines = LogThrottle()
-    private var lastHelloAt: Int64 = 0
-    /// Milliseconds between unanswered Hellos: 1 s, doubling up to 16 s, back to 1 s on a Welcome.
-    private var helloIntervalMilliseconds: Int64 = 1000
-    /// When the first of the unanswered Hellos went out.
-    private var helloStartedAt: Int64 = 0
-    private var needsHello = false
-    private var lastHeartbeatAt: Int64 = 0
-    private var lastParametersAt: Int64 = 0
-    private var lastHeardFromLearnerAt: Int64 = 0
-    private var lastTeacherQueryAt: Int64 = 0
-    /// Why the learner refused this actor (another environment), or nil: `run` then throws.
-    private var refusal: String?
+    /// Set by the learner's stop or refusal (or, for the `distill` command's token, a signal).
+    private let stop: StopToken
     /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
-    public private(set) var gaveUp: String?
+    public var gaveUp: String? { core.gaveUp }
 
-    /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`.
+    /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`,
+    /// that runs until `stop` is requested.
     public init(
         environment: Environment, environmentIdentity: String, configuration: ActorConfiguration, sender: Sender,
-        logger: Logger
+        logger: Logger, stop: StopToken
     ) {
-        self.environment = environment
-        self.environmentIdentity = environmentIdentity
+        self.stop = stop
         self.configuration = configuration
         self.sender = sender
         self.logger = logger
-        self.rng = Xoshiro256StarStar(seed: configuration.seed)
         self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        let mdp = environment.mdp
-        if let tied = environment.tiedRows {
-            parameters = StudentParameters(
-                rowOfState: tied, rowCount: Int(tied.max() ?? 0) + 1, actionCount: mdp.actionCount)
-        } else {
-            parameters = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
-        }
-        policy = StudentPolicy(parameters)
-        cache = TeacherCache(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
-        let uniform = [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount)
-        placeholderTeacher = Teacher(
-            identity: "unused", stateCount: mdp.stateCount, actionCount: mdp.actionCount, probabilities: uniform,
-            values: Array(repeating: 0, count: mdp.stateCount))
-        teacherEndpoint = configuration.teacher
+        core = ActorCore(
+            environment: environment, environmentIdentity: environmentIdentity, configuration: configuration)
+    }
+
+    /// The sockets of a running actor.
+    private struct Sockets {
+        let factory: SocketFactory
+        let control: ZMQSocket
+        var teacher: ZMQSocket
+        let push: ZMQSocket
+        let sub: ZMQSocket
+        var learnerPorts: (Int, Int)?
     }
 
     /// Acts until a stop is requested, the learner says stop, or `maxEnvSteps` is reached.
     public mutating func run() throws {
-        let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
+        let factory = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
         let toLearner = configuration.learnerKey.map { CurveRole.client(serverKey: $0) }
-        let control = try sockets.open(.dealer, curve: toLearner)
+        let control = try factory.open(.dealer, curve: toLearner)
         try control.set(.routingID(routingID(of: sender)))
         // With CURVE, a refused key is told apart from a learner that is not there.
         let handshakes = configuration.curve != nil ? try control.monitorHandshakes() : nil
-        try sockets.connect(control, configuration.learner.description, purpose: "learner control")
-        var teacher = try sockets.open(.dealer, curve: teacherRole)
-        try sockets.connect(teacher, teacherEndpoint, purpose: "teacher")
+        try factory.connect(control, configuration.learner.description, purpose: "learner control")
+        let teacher = try factory.open(.dealer, curve: teacherRole)
+        try factory.connect(teacher, core.teacherEndpoint, purpose: "teacher")
         // Small queues: a slow or absent learner holds the actor back instead of letting it run
         // far ahead (bounded memory, bounded policy lag).
-        let push = try sockets.open(.push, highWaterMark: 2, curve: toLearner)
+        let push = try factory.open(.push, highWaterMark: 2, curve: toLearner)
         try push.set(.sendBuffer(bytes: 128 << 10))
-        let sub = try sockets.open(.sub, highWaterMark: 16, curve: toLearner)
+        let sub = try factory.open(.sub, highWaterMark: 16, curve: toLearner)
         try sub.set(.subscribe(prefix: []))
-        var learnerPorts: (Int, Int)?
+        var sockets = Sockets(factory: factory, control: control, teacher: teacher, push: push, sub: sub)
         defer {
-            for socket in [control, teacher, push, sub] { socket.close() }
+            for socket in [sockets.control, sockets.teacher, sockets.push, sockets.sub] { socket.close() }
         }
         logger.info(
             "actor starting",
-            metadata: ["learner": "\(configuration.learner)", "teacher": "\(teacherEndpoint)"])
-        lastHeardFromLearnerAt = monotonicMilliseconds()
-        lastTeacherQueryAt = lastHeardFromLearnerAt
+            metadata: ["learner": "\(configuration.learner)", "teacher": "\(core.teacherEndpoint)"])
+        core.start(now: monotonicMilliseconds())
 
-        while !StopSignal.isRequested {
-            if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
+        while !stop.isRequested {
+            if core.stepLimitReached { break }
             var poller = ZMQPoller()
-            poller.add(control)
-            poller.add(sub)
-            poller.add(teacher)
+            poller.add(sockets.control)
+            poller.add(sockets.sub)
+            poller.add(sockets.teacher)
             // Wait for the PUSH socket only when the credit allows a send: while blocked on receipts
             // it is writable, and asking would turn the poll into a busy loop.
-            let hasCredit = sequence - consumed < UInt64(configuration.maxUnrollsInFlight)
-            poller.add(push, events: phase == .sending && hasCredit ? .writable : [])
-            let busy = phase == .playing
+            poller.add(sockets.push, events: core.phase == .sending && core.hasCredit ? .writable : [])
+            let busy = core.phase == .playing
             let ready = try poller.poll(timeoutMilliseconds: busy ? 0 : 5)
 
             if !ready[0].isEmpty {
-                while let frames = try control.receive(dontWait: true) {
-                    if let ports = handleLearnerMessage(frames.last ?? [], teacher: &teacher, sockets: sockets) {
-                        if learnerPorts.map({ $0 != ports }) ?? true {
-                            if let old = learnerPorts {
-                                try? push.disconnect(configuration.learner.with(port: old.0).description)
-                                try? sub.disconnect(configuration.learner.with(port: old.1).description)
-                            }
-                            try sockets.connect(
-                                push, configuration.learner.with(port: ports.0).description, purpose: "unroll")
-                            try sockets.connect(
-                                sub, configuration.learner.with(port: ports.1).description, purpose: "parameter")
-                            learnerPorts = ports
-                        }
-                    }
+                while let frames = try sockets.control.receive(dontWait: true) {
+                    try perform(core.fromLearner(frames.last ?? [], now: monotonicMilliseconds()), &sockets)
                 }
             }
-            if !ready[1].isEmpty { drainParameters(sub) }
+            if !ready[1].isEmpty {
+                while let frames = try? sockets.sub.receive(dontWait: true) {
+                    guard let payload = frames.last else { continue }
+                    try perform(core.fromParameters(payload, now: monotonicMilliseconds()), &sockets)
+                }
+            }
             if !ready[2].isEmpty {
-                while let frames = try teacher.receive(dontWait: true) { handleTeacherReply(frames.last ?? []) }
+                while let frames = try sockets.teacher.receive(dontWait: true) {
+                    try perform(core.fromTeacher(frames.last ?? [], now: monotonicMilliseconds()), &sockets)
+                }
             }
 
-            let now = monotonicMilliseconds()
             for outcome in handshakes?.outcomes() ?? [] {
                 if case .refusedByServer(let status) = outcome {
                     throw RuntimeError(
@@ -367,61 +313,35 @@ public struct Actor: RoleLoop {
                             + "and start the actor again", code: .refusedByPeer)
                 }
             }
-            if (phase == .awaitingWelcome || needsHello) && now - lastHelloAt >= helloIntervalMilliseconds {
-                if lastHelloAt != 0 {
-                    // Back off (a learner that is down stays down a while) and say what to check,
-                    // once per doubling rather than once a second.
-                    let waited = String(format: "%.0f", Double(now - helloStartedAt) / 1000)
-                    logger.notice(
-                        Logger.Message(
-                            stringLiteral:
-                                "no answer from the learner at \(configuration.learner) after \(waited) s; "
-                                + "next hello in \(2 * helloIntervalMilliseconds / 1000) s. Check that the learner runs, that "
-                                + "this is its control endpoint (--bind-control; `distill probe` tests the route), and "
-                                + "with CURVE that --learner-key is its public key and this actor's key is on its "
-                                + "--curve-allow"))
-                    helloIntervalMilliseconds = min(2 * helloIntervalMilliseconds, 16_000)
-                } else {
-                    helloStartedAt = now
-                }
-                sendHello(control)
-            }
-            if now - lastHeartbeatAt >= Int64(configuration.heartbeatMilliseconds) { sendHeartbeat(control) }
-            if pendingQuery == nil && now - lastTeacherQueryAt >= Int64(configuration.teacherKeepaliveMilliseconds) {
-                sendTeacherKeepalive(teacher)
-            }
-            let silence = Double(now - lastHeardFromLearnerAt) / 1000
-            if configuration.giveUpAfterSeconds > 0 && silence >= configuration.giveUpAfterSeconds {
-                gaveUp =
-                    "no message from the learner at \(configuration.learner) for \(String(format: "%.1f", silence)) s"
-                break
-            }
+            try perform(core.tick(now: monotonicMilliseconds()), &sockets)
+            if core.gaveUp != nil { break }
 
             // Work for up to a millisecond between polls: a poll per small unroll would cost
             // more system time than the episodes themselves.
             let workUntil = monotonicMilliseconds() + 1
             repeat {
-                let before = (phase, sequence)
-                switch phase {
-                case .awaitingWelcome:
-                    break
-                case .playing:
-                    play()
-                case .awaitingTeacher:
-                    retryQueryIfDue(teacher)
-                case .sending:
-                    trySend(push)
+                let before = (core.phase, core.sequence)
+                if core.phase == .sending {
+                    let (unroll, effects) = core.unrollToPush(now: monotonicMilliseconds())
+                    try perform(effects, &sockets)
+                    if let unroll {
+                        let bytes = codec.encode(Envelope(sender: sender, message: .unroll(unroll)))
+                        // Learner busy or away: keep the unroll.
+                        if (try? sockets.push.send(bytes, dontWait: true)) == true { core.unrollPushed() }
+                    }
+                } else {
+                    try perform(core.work(now: monotonicMilliseconds()), &sockets)
                 }
-                if before == (phase, sequence) { break }  // blocked: poll for what unblocks it
-                if let limit = configuration.maxEnvSteps, envSteps >= limit { break }
+                if before == (core.phase, core.sequence) { break }  // blocked: poll for what unblocks it
+                if core.stepLimitReached { break }
             } while monotonicMilliseconds() < workUntil
         }
         let reason =
-            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
+            gaveUp.map { "gave up: \($0)" } ?? (stop.isRequested ? stop.reason : "step limit reached")
         logger.info(
             "actor stopping (\(reason))",
-            metadata: ["env_steps": "\(envSteps)", "unrolls": "\(sequence)", "version": "\(version)"])
-        if let refusal {
+            metadata: ["env_steps": "\(core.envSteps)", "unrolls": "\(core.sequence)", "version": "\(core.version)"])
+        if let refusal = core.refusal {
             // A refused actor did nothing it was started for: a non-zero exit, so a supervisor
             // or cluster engine sees the failure instead of a clean stop.
             throw RuntimeError(
@@ -431,272 +351,43 @@ public struct Actor: RoleLoop {
 
     private var teacherRole: CurveRole? { configuration.teacherKey.map { CurveRole.client(serverKey: $0) } }
 
-    // MARK: Acting
-
-    /// Plays episodes until an unroll's worth of steps is collected, then moves on to the teacher.
-    private mutating func play() {
-        if settings.control != .student && !cache.isComplete {
-            // Teacher-driven control needs π before each action: fetch every state first.
-            requestTeacher(for: (0..<Int32(environment.mdp.stateCount)).filter { !cache.known[Int($0)] })
-            return
-        }
-        let actingTeacher =
-            settings.control == .student ? placeholderTeacher : cache.actingTeacher ?? placeholderTeacher
-        builder.parameterVersion = version
-        while builder.steps < settings.unrollSteps {
-            collectEpisode(
-                environment.mdp, policy: policy, teacher: actingTeacher, control: settings.control,
-                maxSteps: settings.maxEpisodeSteps, rng: &rng, into: &episode)
-            builder.append(episode)
-            envSteps += UInt64(episode.length)
-        }
-        let missing = builder.missingStates(in: cache)
-        if missing.isEmpty {
-            phase = .sending
-        } else {
-            requestTeacher(for: missing)
-        }
-    }
-
-    private mutating func requestTeacher(for states: [Int32]) {
-        pendingQuery = (nextQueryID, states, 0, configuration.teacherTimeoutMilliseconds)
-        nextQueryID += 1
-        phase = .awaitingTeacher
-    }
-
-    private mutating func retryQueryIfDue(_ teacher: ZMQSocket) {
-        guard var query = pendingQuery else { return }
-        let now = monotonicMilliseconds()
-        guard query.sentAt == 0 || now - query.sentAt >= Int64(query.backoff) else { return }
-        if query.sentAt != 0 {
-            if !teacherOutage {
-                teacherOutage = true
-                logger.warning(
-                    "teacher at \(teacherEndpoint) is not answering; retrying with backoff, holding the unroll back")
-            }
-            unrollsWithheld += builder.isEmpty ? 0 : 1
-            query.backoff = min(query.backoff * 2, configuration.maxBackoffMilliseconds)
-        }
-        let message = TeacherQuery(queryID: query.id, stateIDs: query.states)
-        _ = try? teacher.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(message))), dontWait: true)
-        query.sentAt = now
-        lastTeacherQueryAt = now
-        pendingQuery = query
-    }
-
-    /// A one-state query whose answer is ignored: tells the teacher server this actor is alive.
-    private mutating func sendTeacherKeepalive(_ teacher: ZMQSocket) {
-        let message = TeacherQuery(queryID: nextQueryID, stateIDs: [0])
-        nextQueryID += 1
-        _ = try? teacher.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(message))), dontWait: true)
-        lastTeacherQueryAt = monotonicMilliseconds()
-    }
-
-    private mutating func handleTeacherReply(_ payload: [UInt8]) {
-        let envelope: Envelope
-        do {
-            envelope = try codec.decode(payload, expecting: [.teacherReply, .error])
-        } catch {
-            if let line = rejections.record(error, from: "teacher \(teacherEndpoint)") { logger.warning("\(line)") }
-            return
-        }
-        switch envelope.message {
-        case .error(let error):
-            if let line = peerLines.admit("teacher refused", "teacher refused a query: \(error.message)") {
-                logger.error("\(line)")
-            }
-        case .teacherReply(let reply):
-            guard let query = pendingQuery, reply.queryID == query.id else { return }  // a late answer
-            if let problem = cache.store(reply, for: query.states) {
-                logger.error("\(problem)")
-                return
-            }
-            if teacherOutage {
-                teacherOutage = false
-                logger.notice("teacher at \(teacherEndpoint) answers again")
-            }
-            pendingQuery = nil
-            // A changed teacher clears the cache: the unroll may need other states again.
-            let missing = builder.missingStates(in: cache)
-            if !missing.isEmpty {
-                requestTeacher(for: missing)
-            } else {
-                phase = builder.isEmpty ? .playing : .sending
-            }
-        default:
-            break
-        }
-    }
-
-    private mutating func trySend(_ push: ZMQSocket) {
-        if sequence - consumed >= UInt64(configuration.maxUnrollsInFlight) {
-            // Wait for receipts; if none come for long, the learner lost them (it restarted):
-            // forgive the window rather than stall forever.
-            let now = monotonicMilliseconds()
-            if creditBlockedSince == 0 { creditBlockedSince = now }
-            guard now - creditBlockedSince > 3000 else { return }
-            logger.notice("no receipts from the learner for 3 s; resuming with a fresh window")
-            consumed = sequence
-        }
-        creditBlockedSince = 0
-        let unroll = builder.unroll(sequence: sequence, cache: cache)
-        let bytes = codec.encode(Envelope(sender: sender, message: .unroll(unroll)))
-        guard (try? push.send(bytes, dontWait: true)) == true else { return }  // learner busy or away
-        sequence += 1
-        builder.reset()
-        if !cache.cacheable { cache.clear() }
-        phase = .playing
-    }
-
-    // MARK: The learner
-
-    private mutating func sendHello(_ control: ZMQSocket) {
-        let hello = Hello(
-            environment: environmentIdentity, stateCount: environment.mdp.stateCount,
-            actionCount: environment.mdp.actionCount, teacherEndpoint: teacherEndpoint)
-        _ = try? control.send(codec.encode(Envelope(sender: sender, message: .hello(hello))), dontWait: true)
-        lastHelloAt = monotonicMilliseconds()
-    }
-
-    private mutating func sendHeartbeat(_ control: ZMQSocket) {
-        heartbeatSequence += 1
-        let beat = Heartbeat(
-            sequence: heartbeatSequence, envSteps: envSteps, parameterVersion: version,
-            unrollsWithheld: unrollsWithheld, messagesRejected: rejections.total)
-        _ = try? control.send(codec.encode(Envelope(sender: sender, message: .heartbeat(beat))), dontWait: true)
-        lastHeartbeatAt = monotonicMilliseconds()
-        // Parameters are published often; a long silence while the learner is ahead means we
-        // missed them (slow joiner, dropped at the high-water mark): ask directly.
-        if learnerVersion > version && lastHeartbeatAt - lastParametersAt > 1000 && phase != .awaitingWelcome {
-            let request = GetParams(haveVersion: version)
-            _ = try? control.send(codec.encode(Envelope(sender: sender, message: .getParams(request))), dontWait: true)
-        }
-    }
-
-    /// Handles one message from the learner's ROUTER; returns the learner's (unroll, parameters)
-    /// ports when it was a Welcome.
-    private mutating func handleLearnerMessage(
-        _ payload: [UInt8], teacher: inout ZMQSocket, sockets: SocketFactory
-    ) -> (Int, Int)? {
-        let envelope: Envelope
-        do {
-            envelope = try codec.decode(
-                payload, expecting: [.welcome, .heartbeat, .parameters, .control, .error, .unrollAck])
-        } catch {
-            if let line = rejections.record(error, from: "learner") { logger.warning("\(line)") }
-            return nil
-        }
-        lastHeardFromLearnerAt = monotonicMilliseconds()
-        switch envelope.message {
-        case .welcome(let welcome):
-            do {
-                settings = try JSONDecoder().decode(ActorSettings.self, from: Data(welcome.actorSettingsJSON.utf8))
-            } catch {
-                logger.error("the learner's actor settings are unreadable (\(error)); keeping \(settings)")
-            }
-            if learnerNonce != envelope.sender.runNonce { consumed = sequence }
-            learnerNonce = envelope.sender.runNonce
-            needsHello = false
-            helloIntervalMilliseconds = 1000
-            adopt(welcome.parameters, force: true)
-            if !welcome.teacherEndpoint.isEmpty && welcome.teacherEndpoint != teacherEndpoint {
-                swapTeacher(to: welcome.teacherEndpoint, teacher: &teacher, sockets: sockets)
-            }
-            if phase == .awaitingWelcome { phase = .playing }
-            logger.info(
-                "joined the learner",
-                metadata: ["version": "\(version)", "control": "\(settings.control.name)"])
-            return (welcome.unrollPort, welcome.parametersPort)
-        case .heartbeat(let beat):
-            learnerVersion = beat.parameterVersion
-            if envelope.sender.runNonce != learnerNonce && phase != .awaitingWelcome && !needsHello {
-                logger.notice("the learner restarted; joining it again")
-                needsHello = true
-                lastHelloAt = 0
-            }
-        case .parameters(let parameters):
-            adopt(parameters, force: envelope.sender.runNonce != learnerNonce)
-        case .unrollAck(let ack):
-            if envelope.sender.runNonce == learnerNonce { consumed = max(consumed, min(ack.sequence + 1, sequence)) }
-            learnerVersion = max(learnerVersion, ack.parameterVersion)
-        case .control(let command):
-            switch command.command {
+    /// Carries out what the core says.
+    private mutating func perform(_ effects: [ActorEffect], _ sockets: inout Sockets) throws {
+        for effect in effects {
+            switch effect {
+            case .toLearner(let message):
+                _ = try? sockets.control.send(codec.encode(Envelope(sender: sender, message: message)), dontWait: true)
+            case .toTeacher(let message):
+                _ = try? sockets.teacher.send(codec.encode(Envelope(sender: sender, message: message)), dontWait: true)
+            case .connectLearner(let unrollPort, let parametersPort):
+                let ports = (unrollPort, parametersPort)
+                guard sockets.learnerPorts.map({ $0 != ports }) ?? true else { continue }
+                if let old = sockets.learnerPorts {
+                    try? sockets.push.disconnect(configuration.learner.with(port: old.0).description)
+                    try? sockets.sub.disconnect(configuration.learner.with(port: old.1).description)
+                }
+                try sockets.factory.connect(
+                    sockets.push, configuration.learner.with(port: ports.0).description, purpose: "unroll")
+                try sockets.factory.connect(
+                    sockets.sub, configuration.learner.with(port: ports.1).description, purpose: "parameter")
+                sockets.learnerPorts = ports
+            case .connectTeacher(let endpoint):
+                do {
+                    let replacement = try sockets.factory.open(.dealer, curve: teacherRole)
+                    try sockets.factory.connect(replacement, endpoint, purpose: "teacher")
+                    sockets.teacher.close()
+                    sockets.teacher = replacement
+                } catch {
+                    logger.error(
+                        "cannot move to the teacher at \(endpoint): \(error); staying with \(core.teacherEndpoint)")
+                    continue
+                }
+                try perform(core.teacherConnected(endpoint), &sockets)
+            case .log(let line):
+                logger.log(level: line.level, Logger.Message(stringLiteral: line.message), metadata: line.metadata)
             case .stop:
-                logger.info("the learner asked this actor to stop")
-                StopSignal.request()
-            case .swapTeacher:
-                swapTeacher(to: command.teacherEndpoint, teacher: &teacher, sockets: sockets)
-            case .setLambda, .status:
-                break
+                stop.request()
             }
-        case .error(let error):
-            logger.error("the learner refused this actor: \(error.message)")
-            if error.code == .incompatible {
-                refusal = error.message
-                StopSignal.request()
-            }
-        default:
-            break
-        }
-        return nil
-    }
-
-    private mutating func drainParameters(_ sub: ZMQSocket) {
-        while let frames = try? sub.receive(dontWait: true) {
-            guard let payload = frames.last else { continue }
-            do {
-                let envelope = try codec.decode(payload, expecting: [.parameters])
-                guard case .parameters(let parameters) = envelope.message else { continue }
-                lastHeardFromLearnerAt = monotonicMilliseconds()
-                if envelope.sender.runNonce == learnerNonce { adopt(parameters, force: false) }
-            } catch {
-                // A corrupted broadcast fails its checksum here; the next one (or GetParams) heals it.
-                if let line = rejections.record(error, from: "parameter broadcast") { logger.warning("\(line)") }
-            }
-        }
-    }
-
-    private mutating func adopt(_ incoming: Parameters, force: Bool) {
-        guard force || incoming.version > version else { return }
-        guard incoming.values.values.count == parameters.logits.count else {
-            logger.error(
-                """
-                the learner's parameters have \(incoming.values.values.count) values, this actor's student has \
-                \(parameters.logits.count): is the learner running the same environment?
-                """)
-            return
-        }
-        parameters.setLogits(float32: incoming.values.values)
-        policy = StudentPolicy(parameters)
-        version = incoming.version
-        learnerVersion = max(learnerVersion, version)
-        lastParametersAt = monotonicMilliseconds()
-    }
-
-    private mutating func swapTeacher(to endpoint: String, teacher: inout ZMQSocket, sockets: SocketFactory) {
-        guard endpoint != teacherEndpoint else { return }
-        do {
-            let replacement = try sockets.open(.dealer, curve: teacherRole)
-            try sockets.connect(replacement, endpoint, purpose: "teacher")
-            teacher.close()
-            teacher = replacement
-        } catch {
-            logger.error("cannot move to the teacher at \(endpoint): \(error); staying with \(teacherEndpoint)")
-            return
-        }
-        logger.notice("moving to the teacher server at \(endpoint) (was \(teacherEndpoint))")
-        teacherEndpoint = endpoint
-        cache.clear()
-        teacherOutage = false
-        // Targets of the finished episodes must all come from the new teacher.
-        if let query = pendingQuery {
-            pendingQuery = (nextQueryID, query.states, 0, configuration.teacherTimeoutMilliseconds)
-            nextQueryID += 1
-        }
-        if phase == .sending {
-            requestTeacher(for: builder.missingStates(in: cache))
-        } else if phase == .awaitingTeacher && pendingQuery == nil {
-            phase = .playing
         }
     }
 }

@@ -86,7 +86,8 @@ public final class ManagedProcess: @unchecked Sendable {
     }
 
     /// Waits until the process announces `endpoint NAME ...`; fails if it exits first or times out.
-    public func waitForEndpoint(_ endpoint: String, timeoutSeconds: Double) throws -> String {
+    /// Gives up early once `stop` is requested.
+    public func waitForEndpoint(_ endpoint: String, timeoutSeconds: Double, stop: StopToken? = nil) throws -> String {
         let deadline = monotonicSeconds() + timeoutSeconds
         while monotonicSeconds() < deadline {
             if let value = lock.withLock({ announced[endpoint] }) { return value }
@@ -95,7 +96,7 @@ public final class ManagedProcess: @unchecked Sendable {
                     "the \(name) process exited (status \(process.terminationStatus)) before it was ready:\n"
                         + tail(of: logFile), code: .childProcess)
             }
-            if StopSignal.isRequested { throw RuntimeError("stopped while waiting for the \(name) process") }
+            if stop?.isRequested == true { throw RuntimeError("stopped while waiting for the \(name) process") }
             usleep(10_000)
         }
         throw RuntimeError(
@@ -192,12 +193,17 @@ public struct LauncherConfiguration: Sendable {
 public struct Launcher: RoleLoop {
     private let configuration: LauncherConfiguration
     private let logger: Logger
+    /// Set when the cluster should stop (for the `distill` command's token, by a signal).
+    private let stop: StopToken
     private let progress: (String) -> Void
     /// The endpoints the roles bound (filled as they start).
     public private(set) var endpoints: [String: String] = [:]
 
     /// Creates a launcher; `progress` receives one line per progress report.
-    public init(configuration: LauncherConfiguration, logger: Logger, progress: @escaping (String) -> Void) {
+    public init(
+        configuration: LauncherConfiguration, logger: Logger, stop: StopToken, progress: @escaping (String) -> Void
+    ) {
+        self.stop = stop
         self.configuration = configuration
         self.logger = logger
         self.progress = progress
@@ -222,7 +228,8 @@ public struct Launcher: RoleLoop {
 
         progress("starting the teacher server (log: \(teacher.logFile.path))")
         try teacher.start()
-        let teacherEndpoint = try teacher.waitForEndpoint("teacher", timeoutSeconds: configuration.startTimeoutSeconds)
+        let teacherEndpoint = try teacher.waitForEndpoint(
+            "teacher", timeoutSeconds: configuration.startTimeoutSeconds, stop: stop)
         endpoints["teacher"] = teacherEndpoint
         teacher.pin(["--bind": teacherEndpoint])
 
@@ -235,12 +242,13 @@ public struct Launcher: RoleLoop {
         children.append(learner)
         progress("starting the learner (log: \(learner.logFile.path))")
         try learner.start()
-        let control = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+        let control = try learner.waitForEndpoint(
+            "control", timeoutSeconds: configuration.startTimeoutSeconds, stop: stop)
         endpoints["control"] = control
         learner.pin([
             "--bind-control": control,
-            "--bind-unrolls": try learner.waitForEndpoint("unrolls", timeoutSeconds: 10),
-            "--bind-params": try learner.waitForEndpoint("parameters", timeoutSeconds: 10),
+            "--bind-unrolls": try learner.waitForEndpoint("unrolls", timeoutSeconds: 10, stop: stop),
+            "--bind-params": try learner.waitForEndpoint("parameters", timeoutSeconds: 10, stop: stop),
         ])
 
         var actors: [ManagedProcess] = []
@@ -269,7 +277,7 @@ public struct Launcher: RoleLoop {
         var nextProgress = monotonicSeconds() + configuration.progressIntervalSeconds
         let started = monotonicSeconds()
         var startReturn: Double?
-        while !StopSignal.isRequested {
+        while !stop.isRequested {
             usleep(50_000)
             if !learner.isRunning {
                 if learner.terminationStatus == 0 {
@@ -283,7 +291,8 @@ public struct Launcher: RoleLoop {
                 logger.warning(
                     "the learner exited with status \(learner.terminationStatus); restarting it from its checkpoint")
                 try learner.start()
-                _ = try learner.waitForEndpoint("control", timeoutSeconds: configuration.startTimeoutSeconds)
+                _ = try learner.waitForEndpoint(
+                    "control", timeoutSeconds: configuration.startTimeoutSeconds, stop: stop)
                 client.token = (try? RunToken.read(tokenFile)) ?? ""  // a restarted learner draws a new one
             }
             // A child that exits 0 was asked to stop (the learner ends its actors at the step
@@ -308,8 +317,8 @@ public struct Launcher: RoleLoop {
                 }
             }
         }
-        if StopSignal.isRequested {
-            progress("stopping (\(StopSignal.reason)): the learner writes its final checkpoint and metrics")
+        if stop.isRequested {
+            progress("stopping (\(stop.reason)): the learner writes its final checkpoint and metrics")
         }
         // The learner first, so it writes its final checkpoint while actors may still push.
         learner.signal(SIGTERM)

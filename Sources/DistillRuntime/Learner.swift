@@ -102,99 +102,87 @@ public struct LearnerConfiguration: Sendable {
     }
 }
 
-/// One actor as the learner sees it.
-struct ActorRecord {
-    var id: String
-    var nonce: UInt64
-    var lastSeen: Int64
-    var envSteps: UInt64 = 0
-    var version: UInt64 = 0
-    var unrollsWithheld: UInt64 = 0
-    var alive = true
-    /// The CURVE key that speaks for this actor (with an allow-list), else nil.
-    var key: String?
-    /// The teacher endpoint the actor said it used in its Hello (where a revert sends it back).
-    var teacherEndpoint = ""
-}
-
 /// Pulls unrolls, applies the update rule with V-trace correction for policy lag, publishes
 /// parameters, answers its clients, tracks actor liveness, writes metrics and checkpoints.
+///
+/// The ZeroMQ shell around `LearnerCore`: the core decides what every message means and what
+/// to send; this class owns the sockets, the clock, the swap's teacher check, checkpoints,
+/// metrics and the summary.
 public final class Learner: RoleLoop {
     private let problem: LearnerProblem
-    /// The one learning step's state (shared with `distill train`): student, optimiser, critic,
-    /// schedules, counters.
-    private var state: LearnerState<TabularStudent>
-    /// What an unroll's rewards and teacher outputs may be in this environment.
-    private let bounds: PlausibleOutputs
+    /// The learner's protocol behaviour and learning step, without I/O.
+    private var core: LearnerCore
     private let configuration: LearnerConfiguration
     private let sender: Sender
     private let logger: Logger
     private let codec: WireCodec
+    /// Set by a stop command (or, for the `distill` command's token, a signal): the loop ends cleanly.
+    private let stop: StopToken
 
     /// The parameter version: +1 per update, continued across restarts from the checkpoint.
-    public private(set) var version: UInt64 = 0
+    public private(set) var version: UInt64 {
+        get { core.version }
+        set { core.version = newValue }
+    }
+    /// The one learning step's state (shared with `distill train`), as the core holds it.
+    private var state: LearnerState<TabularStudent> { core.state }
     private var updates: UInt64 { UInt64(state.updates) }
     private var envSteps: UInt64 { state.environmentSteps }
     private var resumedFrom: UInt64?
 
-    private var actors: [[UInt8]: ActorRecord] = [:]
-    private var teacherEndpoint = ""
-    // Authorization (docs/security.md): who may do what, the teachers announced, swaps checked.
-    private var authorization = LearnerAuthorization()
-    private var teachers = TeacherRegistry(initial: nil)
-    private var unrollPeer: AuthenticatedPeer?
-    private var swapCheck: (probe: TeacherProbe, command: Control, routing: [UInt8], client: Sender)?
-    private var swapWatch: (teacherID: String, previousEndpoint: String, deadline: Int64)?
-    private var rejections = RejectionLog()
-    private var stopActorsAtEnd = false
+    // What the core knows, read by the status, metrics and summary builders below.
+    private var actors: [[UInt8]: ActorRecord] { core.actors }
+    private var teacherEndpoint: String { core.teacherEndpoint }
+    private var authorization: LearnerAuthorization {
+        get { core.authorization }
+        set { core.authorization = newValue }
+    }
+    private var teachers: TeacherRegistry {
+        get { core.teachers }
+        set { core.teachers = newValue }
+    }
+    private var rejections: RejectionLog { core.rejections }
+    private var window: MetricsWindow {
+        get { core.window }
+        set { core.window = newValue }
+    }
+    private var totals: MetricsWindow { core.totals }
+    private var learnedSteps: UInt64 { core.learnedSteps }
+    private var unrollMessages: UInt64 { core.unrollMessages }
+    private var unrollBytes: UInt64 { core.unrollBytes }
+    private var actorsRefused: UInt64 { core.actorsRefused }
+
+    /// The teacher check of a swap in progress (its socket is the shell's).
+    private var probe: TeacherProbe?
     private var startSeconds = monotonicSeconds()
-    private var window = MetricsWindow()
-    private var totals = MetricsWindow()
     private var metrics: MetricsFile?
     private var lastMetrics = MetricsRow()
     private var nextProgressSeconds = 0.0
-    private var unrollPort = 0
-    private var parametersPort = 0
-    private var learnedSteps: UInt64 = 0
     private var referenceTeacherReturn: Double?
     private var studentValuesForMetrics: [Double]?
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
     private var socketFactory: SocketFactory?
     private var divergenceReported = false
-    private var episodesSeen: UInt64 = 0
-    private var unrollMessages: UInt64 = 0
-    private var unrollBytes: UInt64 = 0
-    private var receipts: [[UInt8]: UInt64] = [:]
-    private var lastActorAliveAt: Int64 = 0
     private var unrollBudget: UnrollBudget?
     private var unrollConnections: ConnectionCap?
-    private var actorsRefused: UInt64 = 0
-    /// Throttles the log lines peers can trigger (refusals, teacher switches, table limits).
-    private var peerLines = LogThrottle()
-    /// Throttles actors joining, restarting, dying and coming back: every line of a real cluster
-    /// (up to 64 of each), not one per fake Hello of a flood.
-    private var membershipLines = LogThrottle(burst: 64)
     /// The version of the newest checkpoint this run wrote, or nil.
     private var lastDurableVersion: UInt64?
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
-    public private(set) var gaveUp: String?
+    public var gaveUp: String? { core.gaveUp }
 
-    /// Creates a learner; resumes from the newest checkpoint in `checkpointDirectory` if any.
-    public init(problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger) throws {
+    /// Creates a learner that runs until `stop` is requested (or its step limit); resumes from
+    /// the newest checkpoint in `checkpointDirectory` if any.
+    public init(
+        problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger, stop: StopToken
+    ) throws {
         self.problem = problem
+        self.stop = stop
         self.configuration = configuration
         self.sender = sender
         self.logger = logger
         codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        do {
-            state = try LearnerState(
-                method: problem.method, teacherKind: problem.teacherKind, environment: problem.environment,
-                kickstart: problem.kickstart, bound: .standard)
-        } catch let error as DistillError {
-            throw RuntimeError(error.message)
-        }
-        bounds = PlausibleOutputs(problem.environment, maxEpisodeSteps: problem.method.maxEpisodeSteps)
+        core = try LearnerCore(problem: problem, configuration: configuration)
         if let directory = configuration.checkpointDirectory {
             try resume(from: CheckpointStore(directory: directory))
         }
@@ -213,7 +201,7 @@ public final class Learner: RoleLoop {
                 """, code: .checkpointMismatch)
         }
         do {
-            try state.restore(from: LearnerSnapshot(checkpoint))
+            try core.restore(LearnerSnapshot(checkpoint))
         } catch let error as DistillError {
             throw RuntimeError(
                 "the checkpoint \(file.path) does not fit this run: \(error.message)", code: .checkpointMismatch)
@@ -257,8 +245,7 @@ public final class Learner: RoleLoop {
         let unrolls = try sockets.bind(pull, configuration.bindUnrolls, purpose: "unroll")
         let params = try sockets.bind(pub, configuration.bindParameters, purpose: "parameter")
         let control = try sockets.bind(router, configuration.bindControl, purpose: "control")
-        unrollPort = try Endpoint(parsing: unrolls).port
-        parametersPort = try Endpoint(parsing: params).port
+        core.ports = (try Endpoint(parsing: unrolls).port, try Endpoint(parsing: params).port)
         announceEndpoint("unrolls", unrolls)
         announceEndpoint("parameters", params)
         announceEndpoint("control", control)
@@ -282,65 +269,43 @@ public final class Learner: RoleLoop {
         poller.add(pull)
         poller.add(router)
         poller.add(cap.monitor.socket)
-        var lastPublished = monotonicMilliseconds()
-        var publishedVersion = version
         var nextCheckpoint = monotonicSeconds() + configuration.checkpointIntervalSeconds
         var nextMetrics = monotonicSeconds() + configuration.metricsIntervalSeconds
-        var nextLivenessSweep = monotonicMilliseconds() + 500
-        lastActorAliveAt = monotonicMilliseconds()
+        core.start(now: monotonicMilliseconds())
         startSeconds = monotonicSeconds()
+        let out = (router: router, pub: pub)
 
-        while !StopSignal.isRequested {
-            if let limit = configuration.maxEnvSteps, learnedSteps >= limit {
-                stopActorsAtEnd = true
-                break
-            }
+        while !stop.isRequested {
+            if core.stepLimitReached() { break }
             let ready = try poller.poll(timeoutMilliseconds: 10)
             if !ready[0].isEmpty {
                 // Bounded drain: the control socket and publication stay responsive under load.
                 var drained = 0
                 while drained < 16, let frames = try pull.receive(dontWait: true) {
                     drained += 1
-                    unrollPeer = AuthenticatedPeer(userID: pull.lastUserID)
-                    learn(from: frames)
-                    if version - publishedVersion >= UInt64(configuration.publishEveryUpdates) {
-                        publish(pub)
-                        publishedVersion = version
-                        lastPublished = monotonicMilliseconds()
-                    }
+                    let peer = AuthenticatedPeer(userID: pull.lastUserID)
+                    perform(core.receiveUnroll(frames, peer: peer, now: monotonicMilliseconds()), out)
+                    if firstUnrollSeconds == nil && core.unrollMessages > 0 { firstUnrollSeconds = monotonicSeconds() }
                 }
             }
             if !ready[2].isEmpty && cap.update() > 0 {
-                if let line = peerLines.admit(
-                    "connections",
-                    "cut an unroll connection: \(cap.connections) are open, the limit is \(cap.limit) "
-                        + "(--unroll-queue-mb \(configuration.unrollQueueBytes >> 20) / "
-                        + "\(formatBytes(UInt64(budget.bytesPerConnection))) per connection); raise "
-                        + "--unroll-queue-mb if this many actors are real")
-                {
-                    logger.warning("\(line)")
-                }
+                perform(
+                    core.connectionsCut(
+                        open: cap.connections, limit: cap.limit, bytesPerConnection: budget.bytesPerConnection),
+                    out)
             }
-            sendReceipts(router)
+            perform(core.takeReceipts(), out)
             if !ready[1].isEmpty {
-                while let frames = try router.receive(dontWait: true) { serve(frames, on: router) }
+                while let frames = try router.receive(dontWait: true) {
+                    // The peer the ZAP handler authenticated (CURVE with an allow-list), else nil.
+                    let peer = AuthenticatedPeer(userID: router.lastUserID)
+                    perform(core.receiveControl(frames, peer: peer, now: monotonicMilliseconds()), out)
+                }
             }
             let now = monotonicMilliseconds()
-            superviseSwap(router, now: now)
-            if version != publishedVersion && now - lastPublished >= Int64(configuration.publishIntervalMilliseconds) {
-                publish(pub)
-                publishedVersion = version
-                lastPublished = now
-            }
-            if now >= nextLivenessSweep {
-                sweepLiveness(now)
-                nextLivenessSweep = now + 500
-                let alone = Double(now - lastActorAliveAt) / 1000
-                if configuration.giveUpAfterSeconds > 0 && alone >= configuration.giveUpAfterSeconds {
-                    gaveUp = "no actor has been alive for \(String(format: "%.1f", alone)) s"
-                    break
-                }
-            }
+            pollTeacherCheck(now: now, out)
+            perform(core.tick(now: now), out)
+            if core.gaveUp != nil { break }
             let seconds = monotonicSeconds()
             if seconds >= nextMetrics || (configuration.metricsEverySteps != nil && learnedSteps >= nextMetricsAtSteps)
             {
@@ -355,10 +320,10 @@ public final class Learner: RoleLoop {
         }
 
         let reason =
-            gaveUp.map { "gave up: \($0)" } ?? (StopSignal.isRequested ? StopSignal.reason : "step limit reached")
+            gaveUp.map { "gave up: \($0)" } ?? (stop.isRequested ? stop.reason : "step limit reached")
         logger.info("learner stopping (\(reason))", metadata: ["version": "\(version)", "env_steps": "\(envSteps)"])
-        publish(pub)
-        if stopActorsAtEnd { stopActors(router) }
+        publish(core.currentParameters(), pub)
+        perform(core.stopActors(), out)
         writeMetrics()
         let finalCheckpoint = checkpoint()
         writeSummary(reason: reason, finalCheckpoint: finalCheckpoint?.outcome)
@@ -373,319 +338,52 @@ public final class Learner: RoleLoop {
         }
     }
 
-    // MARK: Learning
+    // MARK: Carrying out what the core says
 
-    private func learn(from frames: [[UInt8]]) {
-        let unroll: Unroll
-        let actor: Sender
-        do {
-            let envelope = try codec.decode(frames.last ?? [], expecting: [.unroll])
-            guard case .unroll(let u) = envelope.message else { return }
-            unroll = u
-            actor = envelope.sender
-            unrollMessages += 1
-            unrollBytes += UInt64(frames.last?.count ?? 0)
-            if firstUnrollSeconds == nil { firstUnrollSeconds = monotonicSeconds() }
-        } catch {
-            if let line = rejections.record(error, from: "an actor's unroll") { logger.warning("\(line)") }
-            return
-        }
-        if let problem = incompatibility(of: unroll) {
-            let error = DecodingError(.invalidField, problem)
-            if let line = rejections.record(error, from: "\(actor.role) '\(actor.id)'") { logger.warning("\(line)") }
-            return
-        }
-        guard admit(unroll, from: actor) else { return }
-        receipts[routingID(of: actor)] = unroll.sequence
-        let na = unroll.actionCount
-        let discount = problem.environment.mdp.discount
-        UnrollEpisode.withEpisodes(of: unroll) { episodes in
-            for episode in episodes {
-                // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
-                // The KL metric takes |A| logarithms per step: measure it on every 4th episode
-                // (an unbiased subsample), which keeps it off the learner's critical path.
-                episodesSeen &+= 1
-                let measureKL = episodesSeen % 4 == 0
-                let kl = measureKL ? sampledKL(episode, actionCount: na) : 0
-                state.accumulate(episode)
-                var episodeReturn = 0.0
-                var weight = 1.0
-                for t in 0..<episode.length {
-                    episodeReturn += weight * episode.reward(t)
-                    weight *= discount
-                }
-                let steps = UInt64(episode.length)
-                learnedSteps += steps
-                let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
-                window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
-                totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
-                // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
-                if state.updateDue { applyUpdate() }
+    private func perform(_ effects: [LearnerEffect], _ sockets: (router: ZMQSocket, pub: ZMQSocket)) {
+        for effect in effects {
+            switch effect {
+            case .reply(let routing, let message):
+                reply(message, to: routing, sockets.router)
+            case .replyWithStatus(let routing, var echo):
+                echo.statusJSON = statusJSON()
+                reply(.control(echo), to: routing, sockets.router)
+            case .publish(let parameters):
+                publish(parameters, sockets.pub)
+            case .log(let line):
+                logger.log(level: line.level, Logger.Message(stringLiteral: line.message), metadata: line.metadata)
+            case .checkTeacher(let check):
+                startTeacherCheck(check, sockets)
+            case .stop:
+                stop.request()
             }
         }
     }
 
-    /// `Σ_t KL(π(s_t) ‖ π_θ(s_t))` of `episode` under the current student.
-    private func sampledKL(_ episode: UnrollEpisode, actionCount na: Int) -> Double {
-        let policy = state.student.policy
-        var kl = 0.0
-        for t in 0..<episode.length {
-            let row = Int(policy.rowOfState[episode.state(t)]) * na
-            for a in 0..<na {
-                let p = episode.teacherProbability(t, a)
-                if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
-            }
-        }
-        return kl
-    }
-
-    /// Applies the accumulated update: a new parameter version. An update the parameter bound
-    /// refuses leaves the version as it was; its episodes are counted as quarantined.
-    private func applyUpdate() {
-        switch state.applyUpdate() {
-        case .applied:
-            version += 1
-        case .refused(let reason):
-            // Thinned as rejections are: the first few, then every power of two.
-            let count = state.quarantined
-            if count <= 3 || count & (count - 1) == 0 {
-                logger.error(
-                    "refused an update (\(reason)); the student keeps its parameters (\(count) quarantined so far)")
-            }
-        }
-    }
-
-    /// Why an unroll cannot be learned from in this run, or nil.
-    private func incompatibility(of unroll: Unroll) -> String? {
-        let mdp = problem.environment.mdp
-        guard unroll.actionCount == mdp.actionCount else {
-            return "the unroll has \(unroll.actionCount) actions, this learner's environment has \(mdp.actionCount)"
-        }
-        if let bad = unroll.observations.first(where: { Int($0) >= mdp.stateCount }) {
-            return "the unroll visits state \(bad), this learner's environment has \(mdp.stateCount) states"
-        }
-        if let problem = bounds.implausibility(of: unroll) { return problem }
-        if state.rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
-            return
-                "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
-        }
-        return nil
-    }
-
-    /// Acknowledges the unrolls consumed since the last call, one receipt per actor.
-    private func sendReceipts(_ router: ZMQSocket) {
-        guard !receipts.isEmpty else { return }
-        for (routing, sequence) in receipts {
-            reply(.unrollAck(UnrollAck(sequence: sequence, parameterVersion: version)), to: routing, router)
-        }
-        receipts.removeAll(keepingCapacity: true)
-    }
-
-    private func currentParameters() -> Parameters {
-        Parameters(
-            version: version,
-            values: Tensor(
-                shape: [state.student.parameters.rowCount, state.student.parameters.actionCount],
-                values: state.student.parameters.float32Logits()),
-            envSteps: envSteps)
-    }
-
-    private func publish(_ pub: ZMQSocket) {
-        let bytes = codec.encode(Envelope(sender: sender, message: .parameters(currentParameters())))
+    private func publish(_ parameters: Parameters, _ pub: ZMQSocket) {
+        let bytes = codec.encode(Envelope(sender: sender, message: .parameters(parameters)))
         _ = try? pub.send(bytes, dontWait: true)
-    }
-
-    // MARK: Clients
-
-    private func serve(_ frames: [[UInt8]], on router: ZMQSocket) {
-        // The peer the ZAP handler authenticated (CURVE with an allow-list), else nil.
-        let peer = AuthenticatedPeer(userID: router.lastUserID)
-        guard frames.count == 2 else {
-            let error = DecodingError(.malformed, "expected one payload frame, got \(frames.count - 1)")
-            if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
-            return
-        }
-        let routing = frames[0]
-        let envelope: Envelope
-        do {
-            envelope = try codec.decode(frames[1], expecting: [.hello, .heartbeat, .getParams, .control])
-        } catch {
-            if let line = rejections.record(error, from: "a control client") { logger.warning("\(line)") }
-            reply(.error(ErrorReply(code: error.code.replyCode, message: error.message)), to: routing, router)
-            return
-        }
-        if let refusal = authorization.refusal(of: envelope.message.kind, from: peer) {
-            refuse(refusal, to: routing, from: envelope.sender, router)
-            return
-        }
-        let now = monotonicMilliseconds()
-        switch envelope.message {
-        case .hello(let hello):
-            let mdp = problem.environment.mdp
-            guard hello.environment == problem.environmentIdentity, hello.stateCount == mdp.stateCount,
-                hello.actionCount == mdp.actionCount
-            else {
-                let message =
-                    "this learner runs \(problem.environmentIdentity) (\(mdp.stateCount) states, \(mdp.actionCount) "
-                    + "actions), \(envelope.sender.role) '\(envelope.sender.id)' runs \(hello.environment) "
-                    + "(\(hello.stateCount) states, \(hello.actionCount) actions): start it with the same --env flags"
-                if let line = peerLines.admit("refused a client", "refused a client: \(message)") {
-                    logger.error("\(line)")
-                }
-                reply(.error(ErrorReply(code: .incompatible, message: message)), to: routing, router)
-                return
-            }
-            if envelope.sender.role == .actor {
-                if let refusal = admitActorHello(envelope.sender, from: peer, routing: routing) {
-                    refuse(refusal, to: routing, from: envelope.sender, router)
-                    return
-                }
-                // A restarted actor (same id, new run nonce) replaces its old record.
-                for (other, record) in actors where record.id == envelope.sender.id && other != routing {
-                    actors[other] = nil
-                    let line = "actor '\(record.id)' restarted (new run); forgetting its previous run"
-                    if let line = membershipLines.admit("restarted", line) { logger.info("\(line)") }
-                }
-                let known = actors[routing] != nil
-                guard known || makeRoomForActor(now) else {
-                    refuseActor(envelope.sender, routing: routing, router)
-                    return
-                }
-                var record = ActorRecord(id: envelope.sender.id, nonce: envelope.sender.runNonce, lastSeen: now)
-                record.key = peer?.key
-                record.teacherEndpoint = hello.teacherEndpoint
-                actors[routing] = record
-                if !known, let line = membershipLines.admit("joined", "actor '\(envelope.sender.id)' joined") {
-                    logger.info("\(line)", metadata: ["version": "\(version)"])
-                }
-            }
-            let settings = ActorSettings(
-                control: state.control, maxEpisodeSteps: problem.method.maxEpisodeSteps,
-                unrollSteps: problem.unrollSteps)
-            let json = (try? String(decoding: JSONEncoder().encode(settings), as: UTF8.self)) ?? "{}"
-            let welcome = Welcome(
-                unrollPort: unrollPort, parametersPort: parametersPort, teacherEndpoint: teacherEndpoint,
-                parameters: currentParameters(), actorSettingsJSON: json)
-            reply(.welcome(welcome), to: routing, router)
-        case .heartbeat(let beat):
-            // A key cannot keep another key's actor alive (a routing id is free again once its
-            // actor disconnects).
-            if var record = actors[routing], authorization.mayUpdate(recordKey: record.key, from: peer) {
-                if !record.alive, let line = membershipLines.admit("back", "actor '\(record.id)' is back") {
-                    logger.notice("\(line)")
-                }
-                record.lastSeen = now
-                record.alive = true
-                record.envSteps = beat.envSteps
-                record.version = beat.parameterVersion
-                record.unrollsWithheld = beat.unrollsWithheld
-                actors[routing] = record
-            }
-            reply(
-                .heartbeat(Heartbeat(sequence: beat.sequence, envSteps: envSteps, parameterVersion: version)),
-                to: routing, router)
-        case .getParams(let request):
-            if request.haveVersion < version { reply(.parameters(currentParameters()), to: routing, router) }
-        case .control(let command):
-            handle(command, from: envelope.sender, peer: peer, routing: routing, router)
-        default:
-            break
-        }
-    }
-
-    private func handle(
-        _ command: Control, from client: Sender, peer: AuthenticatedPeer?, routing: [UInt8], _ router: ZMQSocket
-    ) {
-        if let refusal = authorization.refusal(of: command, from: peer) {
-            refuse(refusal, to: routing, from: client, inReplyTo: command.requestID, router)
-            return
-        }
-        var echo = command
-        echo.accepted = true
-        echo.token = ""
-        switch command.command {
-        case .stop:
-            logger.notice("stop requested by \(client.role) '\(client.id)'")
-            stopActorsAtEnd = true
-            StopSignal.request()
-        case .swapTeacher:
-            // Applied once the new teacher passed its check (`superviseSwap` answers).
-            startSwap(command, from: client, routing: routing, router)
-            return
-        case .setLambda:
-            do {
-                guard command.lambdas.count == 1 else {
-                    throw DistillError(
-                        .invalidConfiguration,
-                        "this learner distils from one teacher server at a time: give exactly one lambda")
-                }
-                try state.setLambda(Double(command.lambdas[0]))
-            } catch {
-                let message = (error as? DistillError)?.message ?? "\(error)"
-                reply(
-                    .error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)),
-                    to: routing, router)
-                return
-            }
-            logger.notice("distillation weight λ set to \(command.lambdas[0]) by \(client.role) '\(client.id)'")
-        case .status:
-            break
-        }
-        echo.statusJSON = statusJSON()
-        reply(.control(echo), to: routing, router)
     }
 
     private func reply(_ message: Message, to routing: [UInt8], _ router: ZMQSocket) {
         _ = try? router.send([routing, codec.encode(Envelope(sender: sender, message: message))], dontWait: true)
     }
 
-    private func sweepLiveness(_ now: Int64) {
-        for (routing, record) in actors
-        where record.alive && now - record.lastSeen > Int64(configuration.actorTimeoutMilliseconds) {
-            actors[routing]!.alive = false
-            let line = "actor '\(record.id)' missed its heartbeats: marked dead; learning goes on from the others"
-            if let line = membershipLines.admit("dead", line) { logger.warning("\(line)") }
-        }
-        if actors.values.contains(where: \.alive) { lastActorAliveAt = now }
-        forgetDeadActors(now)
+    /// Starts querying the teacher of a swap (a probe that cannot even start answers at once).
+    private func startTeacherCheck(_ check: TeacherCheck, _ sockets: (router: ZMQSocket, pub: ZMQSocket)) {
+        guard let factory = socketFactory else { return }
+        probe = TeacherProbe(
+            endpoint: check.endpoint, expectation: check.expectation, sockets: factory,
+            curve: check.serverKey.map { .client(serverKey: $0) }, sender: sender, now: monotonicMilliseconds(),
+            timeoutMilliseconds: check.timeoutMilliseconds)
+        pollTeacherCheck(now: monotonicMilliseconds(), sockets)
     }
 
-    /// Forgets dead actors heard from longer ago than the forget window.
-    private func forgetDeadActors(_ now: Int64) {
-        let window = Int64(
-            configuration.forgetDeadActorsAfterMilliseconds ?? 20 * configuration.actorTimeoutMilliseconds)
-        for (routing, record) in actors where !record.alive && now - record.lastSeen > window {
-            actors[routing] = nil
-        }
-    }
-
-    /// Whether a new actor record fits (forgetting the longest-dead one if the table is full).
-    private func makeRoomForActor(_ now: Int64) -> Bool {
-        guard actors.count >= configuration.maxActors else { return true }
-        // One pass, no sort: a flood of Hellos to a full table costs O(table) each.
-        guard
-            let oldest = actors.lazy.filter({ !$0.value.alive }).min(by: { $0.value.lastSeen < $1.value.lastSeen })
-        else { return false }
-        actors[oldest.key] = nil
-        return true
-    }
-
-    /// Refuses a Hello because every record of the full table belongs to a live actor.
-    private func refuseActor(_ client: Sender, routing: [UInt8], _ router: ZMQSocket) {
-        actorsRefused += 1
-        let message =
-            "this learner tracks at most \(configuration.maxActors) actors and all are alive; "
-            + "retry later, or give the learner a larger --max-actors"
-        if let line = peerLines.admit("actor table full", "refused \(client.role) '\(client.id)': \(message)") {
-            logger.warning("\(line)")
-        }
-        reply(.error(ErrorReply(code: .unavailable, message: message)), to: routing, router)
-    }
-
-    private func stopActors(_ router: ZMQSocket) {
-        for (routing, record) in actors where record.alive {
-            reply(.control(Control(command: .stop)), to: routing, router)
-        }
+    /// Hands the outcome of the swap's teacher check to the core once there is one.
+    private func pollTeacherCheck(now: Int64, _ sockets: (router: ZMQSocket, pub: ZMQSocket)) {
+        guard let outcome = probe?.poll(now: now) else { return }
+        probe = nil
+        perform(core.teacherChecked(outcome, now: now), sockets)
     }
 
     // MARK: Metrics, checkpoints, summary
@@ -933,158 +631,6 @@ extension Learner {
         case .keys: "operator-key"
         case .token: "run-token"
         case .statusOnly: "status-only"
-        }
-    }
-
-    /// True when `unroll` from `actor` may be learned from: its key may push unrolls and speaks
-    /// for the actor id it carries, and it names a teacher this learner announced. Notes
-    /// teacher switches; refusals are counted (and logged, thinned).
-    fileprivate func admit(_ unroll: Unroll, from actor: Sender) -> Bool {
-        let refusal =
-            authorization.refusal(of: .unroll, from: unrollPeer)
-            ?? authorization.admitUnroll(id: actor.id, from: unrollPeer)
-            ?? {
-                let trusted = teachers.trustedOnFirstUse
-                let (refusal, switchedFrom) = teachers.observe(unroll.teacherID, envSteps: envSteps)
-                if trusted == nil, let first = teachers.trustedOnFirstUse {
-                    logger.notice(
-                        Logger.Message(
-                            stringLiteral: "the first unroll names teacher '\(first)', not the configured "
-                                + "'\(problem.referenceTeacher?.identity ?? "(none built)")': trusting it as this run's "
-                                + "first teacher; unrolls may name no other until a checked swap"))
-                }
-                if let switchedFrom {
-                    let line = "targets now come from teacher '\(unroll.teacherID)' (was '\(switchedFrom)')"
-                    if let line = peerLines.admit("teacher switch", line) { logger.notice("\(line)") }
-                }
-                return refusal
-            }()
-        guard let refusal else { return true }
-        let error = DecodingError(.unauthorized, refusal)
-        if let line = rejections.record(error, from: "\(actor.role) '\(actor.id)'") { logger.warning("\(line)") }
-        return false
-    }
-
-    /// Why an actor's Hello is refused, or nil (and then its id is bound to its key).
-    fileprivate func admitActorHello(_ sender: Sender, from peer: AuthenticatedPeer?, routing: [UInt8]) -> String? {
-        // Actors' control sockets use the routing id ID-NONCEHEX, unique per connection: a
-        // Hello with another actor's id and nonce from another connection is an impostor's.
-        guard routing == routingID(of: sender) else {
-            return "an actor's control socket must have the routing id ID-NONCEHEX of its Hello's sender"
-        }
-        let liveOwner = actors.values.first { $0.id == sender.id && $0.alive }?.key
-        return authorization.admitHello(id: sender.id, from: peer, liveOwner: liveOwner)
-    }
-
-    /// Answers a refused message with an `Error` (code incompatible, so a misconfigured actor
-    /// stops) and counts it; the log line is thinned like every peer-triggered rejection.
-    fileprivate func refuse(
-        _ reason: String, to routing: [UInt8], from client: Sender, inReplyTo: UInt64 = 0, _ router: ZMQSocket
-    ) {
-        let error = DecodingError(.unauthorized, reason)
-        if let line = rejections.record(error, from: "\(client.role) '\(client.id)'") { logger.warning("\(line)") }
-        reply(.error(ErrorReply(code: .incompatible, message: reason, inReplyTo: inReplyTo)), to: routing, router)
-    }
-
-    /// Starts checking the teacher of a swap; `superviseSwap` applies or refuses it.
-    fileprivate func startSwap(_ command: Control, from client: Sender, routing: [UInt8], _ router: ZMQSocket) {
-        guard swapCheck == nil else {
-            let message = "a swap to \(swapCheck!.probe.endpoint) is being checked: try again in a few seconds"
-            reply(
-                .error(ErrorReply(code: .unavailable, message: message, inReplyTo: command.requestID)), to: routing,
-                router)
-            return
-        }
-        guard let sockets = socketFactory else { return }
-        var curve: CurveRole?
-        if configuration.curve != nil {
-            guard let key = configuration.teacherKey else {
-                let message =
-                    "with CURVE the learner checks a new teacher before a swap: start it with --teacher-key "
-                    + "(the teacher servers' public key) and list its key on the teachers' --curve-allow"
-                reply(
-                    .error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)),
-                    to: routing, router)
-                return
-            }
-            curve = .client(serverKey: key)
-        }
-        let mdp = problem.environment.mdp
-        let probe = TeacherProbe(
-            endpoint: command.teacherEndpoint,
-            expectation: .init(
-                environment: problem.environmentIdentity, stateCount: mdp.stateCount, actionCount: mdp.actionCount,
-                needsQValues: state.rule.loss.needsActionValues),
-            sockets: sockets, curve: curve, sender: sender, now: monotonicMilliseconds(),
-            timeoutMilliseconds: configuration.swapCheckMilliseconds)
-        logger.notice(
-            Logger.Message(
-                stringLiteral:
-                    "\(client.role) '\(client.id)' asks to move every actor to the teacher server at "
-                    + "\(command.teacherEndpoint): checking it first"))
-        swapCheck = (probe, command, routing, client)
-        superviseSwap(router, now: monotonicMilliseconds())
-    }
-
-    /// Applies or refuses a swap whose check ended, and goes back to the previous teacher when
-    /// the new one's targets do not arrive within the window after a swap.
-    fileprivate func superviseSwap(_ router: ZMQSocket, now: Int64) {
-        if let check = swapCheck, let outcome = check.probe.poll(now: now) {
-            swapCheck = nil
-            switch outcome {
-            case .refused(let reason):
-                logger.warning("refused the swap to \(check.probe.endpoint): \(reason)")
-                reply(
-                    .error(ErrorReply(code: .incompatible, message: reason, inReplyTo: check.command.requestID)),
-                    to: check.routing, router)
-            case .passed(let teacherID, let stated):
-                if !stated {
-                    logger.warning(
-                        Logger.Message(
-                            stringLiteral: "the teacher '\(teacherID)' at \(check.probe.endpoint) does not say which "
-                                + "environment it serves: only the shape of its answers was checked"))
-                }
-                logger.notice(
-                    "moving every actor to the teacher server at \(check.probe.endpoint) (teacher '\(teacherID)')")
-                swapWatch = (
-                    teacherID, teacherEndpoint, now + Int64(configuration.swapWindowSeconds * 1000)
-                )
-                teachers.announce(teacherID)
-                moveActors(to: check.probe.endpoint, router)
-                var echo = check.command
-                echo.accepted = true
-                echo.token = ""
-                echo.statusJSON = statusJSON()
-                reply(.control(echo), to: check.routing, router)
-            }
-        }
-        guard let watch = swapWatch else { return }
-        if teachers.current == watch.teacherID {
-            swapWatch = nil
-        } else if now >= watch.deadline && !actors.values.contains(where: \.alive) {
-            // Nobody could have sent its targets: the window starts again when actors are back.
-            swapWatch?.deadline = now + Int64(configuration.swapWindowSeconds * 1000)
-        } else if now >= watch.deadline {
-            swapWatch = nil
-            teachers.revert()
-            let back = watch.previousEndpoint.isEmpty ? "the teachers they started with" : watch.previousEndpoint
-            logger.warning(
-                Logger.Message(
-                    stringLiteral:
-                        "no unroll with targets of teacher '\(watch.teacherID)' at \(teacherEndpoint) within "
-                        + "\(configuration.swapWindowSeconds) s of the swap: moving the actors back to \(back)"))
-            moveActors(to: watch.previousEndpoint, router)
-        }
-    }
-
-    /// Tells every live actor to use the teacher at `endpoint` (empty: the one each said in its
-    /// Hello), and hands it to actors joining later.
-    private func moveActors(to endpoint: String, _ router: ZMQSocket) {
-        teacherEndpoint = endpoint
-        for (actorRouting, record) in actors where record.alive {
-            let target = endpoint.isEmpty ? record.teacherEndpoint : endpoint
-            guard !target.isEmpty else { continue }
-            reply(.control(Control(command: .swapTeacher, teacherEndpoint: target)), to: actorRouting, router)
         }
     }
 }

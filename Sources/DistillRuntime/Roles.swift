@@ -2,8 +2,8 @@
 //
 // Each role is one OS process running one loop on one plain thread (never Swift's cooperative
 // pool): `zmq_poll` over the role's sockets with a short timeout, then whatever work is due.
-// Nothing else touches the sockets, so no locks; a stop request (`StopSignal`) is noticed within
-// one poll timeout and always ends in a clean stop.
+// Nothing else touches the sockets, so no locks; a stop request (the role's `StopToken`) is
+// noticed within one poll timeout and always ends in a clean stop.
 //
 //   teacher server (`TeacherServer`)   ROUTER  ← TeacherQuery / → TeacherReply
 //       batches queries across actors; flushes on a full batch or a deadline; names the
@@ -13,12 +13,15 @@
 //                                       PUSH → unrolls, DEALER → teacher server
 //       acts with the control policy at the newest parameters it holds, asks the teacher for
 //       the states it visited (cache for static teachers), pushes whole episodes with the
-//       behaviour probabilities and the teacher's outputs.
+//       behaviour probabilities and the teacher's outputs. Its protocol behaviour and acting
+//       are `ActorCore`, without I/O; `Actor` is the poll loop around it.
 //
 //   learner (`Learner`)                 PULL ← unrolls, PUB → parameters, ROUTER ↔ control
 //       applies the update rule with V-trace correction for policy lag, publishes parameters
 //       every K updates or T ms, answers Hello / GetParams / Control, tracks actor liveness,
-//       writes metrics and atomic checkpoints, resumes from them.
+//       writes metrics and atomic checkpoints, resumes from them. Its protocol behaviour is
+//       `LearnerCore`, a value without I/O that takes messages with the time they arrived and
+//       returns what to send; `Learner` is the poll loop around it.
 //
 //   launcher (`Launcher`, `distill cluster`)
 //       starts the three roles as child processes on loopback, supervises and restarts them,

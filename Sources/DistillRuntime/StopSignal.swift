@@ -5,23 +5,23 @@ import Synchronization
     import Glibc
 #endif
 
-/// Why a role should stop: a signal, its launcher vanishing, or its own decision (steps reached).
+/// The process's stop signals: SIGINT, SIGTERM, and its launcher vanishing. `install()` routes
+/// them to the `StopToken` it returns, which the `distill` command hands to its role.
 ///
-/// Every role's poll loop wakes at least every few tens of milliseconds and asks `isRequested`;
+/// Every role's poll loop wakes at least every few tens of milliseconds and asks its token;
 /// nothing else interrupts it, so a stop is always clean: final checkpoint, metrics flushed,
 /// sockets closed with a bounded linger.
 public enum StopSignal {
     private static let signalNumber = Atomic<Int32>(0)
-    private static let requestedByCode = Atomic<Bool>(false)
     private static let expectedParent = Atomic<Int32>(0)
 
     /// The environment variable a launcher sets to its pid, so a child notices when it dies.
     public static let parentVariable = "DISTILL_PARENT_PID"
 
-    /// Routes SIGINT and SIGTERM to `isRequested` (instead of killing the process) and ignores
-    /// SIGPIPE. When `DISTILL_PARENT_PID` is set, a changed parent also counts as a stop request,
-    /// so a role never outlives a launcher killed with SIGKILL.
-    public static func install() {
+    /// Routes SIGINT and SIGTERM to the returned token (instead of killing the process) and
+    /// ignores SIGPIPE. When `DISTILL_PARENT_PID` is set, a changed parent also counts as a stop
+    /// request, so a role never outlives a launcher killed with SIGKILL.
+    public static func install() -> StopToken {
         // A parent may have spawned us with these signals blocked (the mask is inherited):
         // unblock them, or SIGTERM would never reach the handler.
         var mask = sigset_t()
@@ -35,11 +35,7 @@ public enum StopSignal {
         if let value = ProcessInfo.processInfo.environment[parentVariable], let pid = Int32(value) {
             expectedParent.store(pid, ordering: .relaxed)
         }
-    }
-
-    /// Asks the current process to stop, as a signal would.
-    public static func request() {
-        requestedByCode.store(true, ordering: .relaxed)
+        return StopToken(followingSignals: true)
     }
 
     /// The signal that asked for the stop, if one did.
@@ -54,18 +50,13 @@ public enum StopSignal {
         return expected != 0 && getppid() != expected
     }
 
-    /// True once a stop was asked for, by a signal, by `request()`, or by the launcher's death.
-    public static var isRequested: Bool {
-        signalNumberReceived != nil || requestedByCode.load(ordering: .relaxed) || parentVanished
-    }
-
-    /// A phrase for logs: "SIGTERM", "SIGINT", "launcher exited", "requested".
-    public static var reason: String {
+    /// The name of the signal that asked for the stop ("SIGTERM", "SIGINT", "signal N"), if one did.
+    static var signalName: String? {
         switch signalNumberReceived {
         case SIGINT?: "SIGINT"
         case SIGTERM?: "SIGTERM"
         case let number?: "signal \(number)"
-        case nil: parentVanished ? "launcher exited" : "requested"
+        case nil: nil
         }
     }
 }

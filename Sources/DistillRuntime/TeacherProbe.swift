@@ -7,14 +7,9 @@ import Foundation
 /// an outcome.
 final class TeacherProbe {
     /// What the check found.
-    enum Outcome: Equatable {
-        /// The teacher answered for every state asked, for this environment (`stated`), or
-        /// without saying which environment it serves (a third-party or older server: only the
-        /// shape of its answer, for the run's first and last states, was checked).
-        case passed(teacherID: String, stated: Bool)
-        /// Why the swap is refused.
-        case refused(String)
-    }
+    typealias Outcome = TeacherCheckOutcome
+    /// What a teacher of this run answers.
+    typealias Expectation = TeacherExpectation
 
     /// The endpoint checked.
     let endpoint: String
@@ -24,17 +19,6 @@ final class TeacherProbe {
     private let states: [Int32]
     private let expectation: Expectation
     private var result: Outcome?
-
-    /// What a teacher of this run answers.
-    struct Expectation {
-        /// `Hello.environment` of the run.
-        var environment: String
-        /// The run's number of states and actions.
-        var stateCount: Int
-        var actionCount: Int
-        /// The update rule needs the teacher's Q-values.
-        var needsQValues: Bool
-    }
 
     /// Sends the query to `endpoint` (with CURVE when `curve` is given); `timeoutMilliseconds`
     /// bounds the wait for the answer.
@@ -46,10 +30,7 @@ final class TeacherProbe {
         self.expectation = expectation
         self.codec = WireCodec(maxMessageBytes: sockets.maxMessageBytes)
         self.deadline = now + Int64(timeoutMilliseconds)
-        // The first and last states (a teacher of a smaller environment refuses the last), and
-        // two in between.
-        let last = Int32(max(expectation.stateCount - 1, 0))
-        states = Array(Set([0, last / 3, 2 * last / 3, last])).sorted()
+        states = expectation.probeStates
         do {
             let endpointValue = try Endpoint(parsing: endpoint)
             guard endpointValue.port != 0 else {
@@ -80,7 +61,7 @@ final class TeacherProbe {
             guard let envelope = try? codec.decode(payload, expecting: [.teacherReply, .error]) else { continue }
             switch envelope.message {
             case .teacherReply(let reply) where reply.queryID == 1:
-                result = check(reply)
+                result = expectation.judge(reply, states: states, endpoint: endpoint)
             case .error(let error):
                 result = .refused("the teacher at \(endpoint) refused the check: \(error.message)")
             default:
@@ -96,23 +77,5 @@ final class TeacherProbe {
             socket.close()
         }
         return result
-    }
-
-    private func check(_ reply: TeacherReply) -> Outcome {
-        let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
-        guard reply.environment.isEmpty || reply.environment == expectation.environment else {
-            return .refused(
-                "\(who) serves \(reply.environment), this run is \(expectation.environment): start it with the run's "
-                    + "environment flags (--config RUN/config.json)")
-        }
-        guard reply.probabilities.shape == [states.count, expectation.actionCount] else {
-            return .refused(
-                "\(who) answered with shape \(reply.probabilities.shape), expected [\(states.count), "
-                    + "\(expectation.actionCount)]")
-        }
-        if expectation.needsQValues && reply.qValues.isEmpty {
-            return .refused("\(who) has no Q-values, and this run's method needs them")
-        }
-        return .passed(teacherID: reply.teacherID, stated: !reply.environment.isEmpty)
     }
 }

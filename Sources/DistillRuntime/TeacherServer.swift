@@ -51,6 +51,8 @@ public struct TeacherServer: RoleLoop {
     private let configuration: TeacherServerConfiguration
     private let sender: Sender
     private let logger: Logger
+    /// Set when the server should stop (for the `distill` command's token, by a signal).
+    private let stop: StopToken
     private let codec: WireCodec
     private let teacherVersion: UInt64 = 1
     // Float copies of the tables, made once: replies are copies of rows.
@@ -70,7 +72,10 @@ public struct TeacherServer: RoleLoop {
     private var lastQueryAt: Int64 = 0
 
     /// Creates a server for `teacher`.
-    public init(teacher: Teacher, configuration: TeacherServerConfiguration, sender: Sender, logger: Logger) {
+    public init(
+        teacher: Teacher, configuration: TeacherServerConfiguration, sender: Sender, logger: Logger, stop: StopToken
+    ) {
+        self.stop = stop
         self.teacher = teacher
         self.configuration = configuration
         self.sender = sender
@@ -95,7 +100,7 @@ public struct TeacherServer: RoleLoop {
         poller.add(router)
         var nextStatus = monotonicSeconds() + configuration.statusIntervalSeconds
         lastQueryAt = monotonicMilliseconds()
-        while !StopSignal.isRequested {
+        while !stop.isRequested {
             let wait =
                 pending.isEmpty
                 ? 50
@@ -128,7 +133,7 @@ public struct TeacherServer: RoleLoop {
             }
         }
         try flush(router)
-        logger.info("teacher server stopping (\(gaveUp.map { "gave up: \($0)" } ?? StopSignal.reason))")
+        logger.info("teacher server stopping (\(gaveUp.map { "gave up: \($0)" } ?? stop.reason))")
         logStatus()
     }
 

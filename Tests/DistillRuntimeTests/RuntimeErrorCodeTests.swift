@@ -1,5 +1,6 @@
 import DistillCore
 import DistillRuntime
+import DistillTestSupport
 import DistillWire
 import Foundation
 import Logging
@@ -9,7 +10,7 @@ import Testing
 @Suite("Runtime error codes")
 struct RuntimeErrorCodeTests {
     @Test func aCheckpointOfAnotherRunIsAMismatchAndATakenPortIsABindFailure() throws {
-        let directory = Roles.temporaryDirectory()
+        let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var spec = EnvironmentSpec()
         spec.kind = .chain
@@ -34,7 +35,8 @@ struct RuntimeErrorCodeTests {
         configuration.checkpointDirectory = directory
         let mismatch = try #require(throws: RuntimeError.self) {
             _ = try Learner(
-                problem: problem(#"{"run":"B"}"#), configuration: configuration, sender: sender, logger: logger)
+                problem: problem(#"{"run":"B"}"#), configuration: configuration, sender: sender, logger: logger,
+                stop: StopToken())
         }
         #expect(mismatch.code == .checkpointMismatch)
 
@@ -52,7 +54,7 @@ struct RuntimeErrorCodeTests {
     }
 
     @Test func unreadableCheckpointsAndBadEndpointsHaveTheirCodes() throws {
-        let directory = Roles.temporaryDirectory()
+        let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data("garbage".utf8).write(to: directory.appendingPathComponent(CheckpointStore.fileName(version: 1)))
         let unreadable = try #require(throws: RuntimeError.self) { try CheckpointStore(directory: directory).latest() }
@@ -67,7 +69,7 @@ struct RuntimeErrorCodeTests {
             try AllowList.parse("boss " + String(repeating: "a", count: 40))
         }
         #expect(allowList.code == .invalidInput, "\(allowList)")
-        let directory = Roles.temporaryDirectory()
+        let directory = DistillTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let token = try #require(throws: RuntimeError.self) {
             try RunToken.read(directory.appendingPathComponent(RunToken.fileName))

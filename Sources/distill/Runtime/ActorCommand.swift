@@ -64,7 +64,7 @@ struct ActorCommand: ParsableCommand {
     }
 
     func run() throws {
-        let logger = role.start(role: "actor")
+        let (logger, stop) = role.start(role: "actor")
         let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
         let env = try buildEnvironment(configuration)
         var settings = ActorConfiguration(
@@ -87,7 +87,7 @@ struct ActorCommand: ParsableCommand {
         var actor = Actor(
             environment: env,
             environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
-            configuration: settings, sender: .starting(role: .actor, id: name), logger: logger)
+            configuration: settings, sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
         try runRole(logger) {
             try actor.run()
             return actor.gaveUp

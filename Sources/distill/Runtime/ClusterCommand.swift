@@ -152,8 +152,9 @@ struct ClusterCommand: ParsableCommand {
             actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
             actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output)
         launcherConfiguration.progressIntervalSeconds = progressInterval
+        let started = RoleOptions.start(role: "launcher", level: .info)
         var launcher = Launcher(
-            configuration: launcherConfiguration, logger: RoleOptions.start(role: "launcher", level: .info),
+            configuration: launcherConfiguration, logger: started.logger, stop: started.stop,
             progress: { emit($0) })
         do {
             try launcher.run()

@@ -166,7 +166,7 @@ struct LearnerCommand: ParsableCommand {
     }
 
     func run() throws {
-        let logger = role.start(role: "learner")
+        let (logger, stop) = role.start(role: "learner")
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
         let env = try buildEnvironment(configuration)
         let resumedJSON = try checkResume(configuration, logger: logger)
@@ -205,7 +205,8 @@ struct LearnerCommand: ParsableCommand {
         settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
         try runRole(logger) {
             let learner = try Learner(
-                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger)
+                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger,
+                stop: stop)
             try learner.run()
             return learner.gaveUp
         }

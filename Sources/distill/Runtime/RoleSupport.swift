@@ -53,12 +53,13 @@ struct RoleOptions: ParsableArguments {
         }
     }
 
-    /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger.
-    func start(role: String) -> Logger { Self.start(role: role, level: logLevel) }
+    /// Installs the stop-signal handlers and the stderr log handler; returns the role's logger
+    /// and the stop token the signals set.
+    func start(role: String) -> (logger: Logger, stop: StopToken) { Self.start(role: role, level: logLevel) }
 
     /// As `start(role:)`, for commands without these options.
-    static func start(role: String, level: Logger.Level) -> Logger {
-        StopSignal.install()
+    static func start(role: String, level: Logger.Level) -> (logger: Logger, stop: StopToken) {
+        let stop = StopSignal.install()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -66,7 +67,7 @@ struct RoleOptions: ParsableArguments {
             // call stays one line whatever they contain.
             return EscapingLogHandler(handler)
         }
-        return Logger(label: "distill.\(role)")
+        return (Logger(label: "distill.\(role)"), stop)
     }
 
     /// The run configuration: from --config, or else from the flags.

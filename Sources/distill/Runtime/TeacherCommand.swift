@@ -59,7 +59,7 @@ struct TeacherCommand: ParsableCommand {
     }
 
     func run() throws {
-        let logger = role.start(role: "teacher")
+        let (logger, stop) = role.start(role: "teacher")
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
         let env = try buildEnvironment(configuration)
         let table = try buildTeacher(configuration, for: env)
@@ -75,7 +75,8 @@ struct TeacherCommand: ParsableCommand {
         settings.curve = try role.curve()
         settings.environmentIdentity = RunConfiguration.environmentIdentity(configuration.environment, env)
         var server = TeacherServer(
-            teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger)
+            teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger,
+            stop: stop)
         try runRole(logger) {
             try server.run()
             return server.gaveUp

@@ -53,6 +53,18 @@ public struct FuzzProblem: Sendable {
             method: method, teacherKind: .optimal, environment: environment, bound: .standard)
     }
 
+    /// A fresh learner core as the learner role makes it for `method` (no CURVE, no run token:
+    /// every unroll's sender is admitted, as on a plain-TCP cluster).
+    public func learnerCore(_ method: MethodSpec) throws -> LearnerCore {
+        let problem = LearnerProblem(
+            environment: environment, environmentIdentity: "gridworld-5", method: method, teacherKind: .optimal,
+            referenceTeacher: teacher, unrollSteps: 100, configurationJSON: "{}")
+        var core = try LearnerCore(
+            problem: problem, configuration: LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: ""))
+        core.start(now: 0)
+        return core
+    }
+
     /// `count` episodes of the initial student under `method`'s control policy, as the unroll an
     /// actor sends with the teacher's outputs (float32), its `sequence` and `parameterVersion`
     /// chosen by the caller.

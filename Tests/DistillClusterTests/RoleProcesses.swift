@@ -87,9 +87,5 @@ enum Roles {
     }
 
     /// A fresh temporary directory.
-    static func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("distill-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryDirectory() -> URL { DistillTestSupport.temporaryDirectory() }
 }
