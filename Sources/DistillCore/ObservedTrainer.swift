@@ -171,6 +171,12 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
             )
         }
         try teacher?.check(against: description, observation: description.name)
+        if let teacher, rule.loss.needsActionValues, teacher.kind != .qValues {
+            throw DistillError(
+                .invalidConfiguration,
+                "method \(method.method.rawValue) reads the teacher's Q-values; \(teacher.identity) is a \(teacher.kind.rawValue) teacher: give a q-values teacher file or another method"
+            )
+        }
         state = try LearnerState(
             method: method, teacherKind: nil, discount: description.discount, stateCount: 0,
             actionCount: description.actionCount, student: student, seed: seed)

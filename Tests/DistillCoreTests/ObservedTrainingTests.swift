@@ -84,6 +84,35 @@ struct ObservedTrainingTests {
         }
     }
 
+    /// Rusu's KL, NLL and MSE read Q-values: a policy teacher is refused up front (it used to stop
+    /// the process at the first episode).
+    @Test func rusuLossesNeedAQValuesTeacher() throws {
+        let cartPole = CartPole(maxEpisodeSteps: CartPole.timeLimit)
+        let network = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:8"), inputShape: cartPole.description.observation.shape,
+            actionCount: 2, seed: 0)
+        for kind in [NetworkTeacher.Kind.policy, .qValues] {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-q-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try NetworkTeacher.save(
+                network: network, kind: kind, temperature: kind.defaultTemperature,
+                observation: cartPole.description.name, environment: .init(cartPole.description), to: file,
+                metadata: [:])
+            let teacher = try NetworkTeacher.load(from: file)
+            for method in [Method.teacherDistillKL, .teacherDistillNLL, .teacherDistillMSE] {
+                if kind == .policy {
+                    #expect(throws: DistillError.self) {
+                        try Self.trainer(Self.method(method), teacher: teacher, seed: 0)
+                    }
+                } else {
+                    var trainer = try Self.trainer(Self.method(method), teacher: teacher, seed: 0)
+                    let r = trainer.runIteration()
+                    #expect(r.updateNorm.isFinite && r.updateNorm > 0)
+                }
+            }
+        }
+    }
+
     /// Issue 11's thresholds: from-scratch actor-critic reaches a mean return ≥ 475 (of 500), and
     /// a 2×64 student distilled from it (through its teacher file) reaches ≥ 95 % of the teacher's
     /// mean return; returns are means over 100 episodes of the stochastic policies.

@@ -121,6 +121,11 @@ struct Train: ParsableCommand {
                 }
             } else {
                 // No states to tabulate: a network teacher file is read at every observation.
+                guard teacher.kickstartTeacher.isEmpty else {
+                    throw ValidationError(
+                        "--kickstart-teacher: further teachers are tables by state id; \(environmentSpec.kind.rawValue) has none (one --teacher-file only)"
+                    )
+                }
                 config.teacher = TeacherSpec()
                 if let file = teacher.teacherFile {
                     guard teacher.temperature == nil else {
