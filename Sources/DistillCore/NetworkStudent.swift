@@ -305,25 +305,44 @@ public struct StudentSpec: Sendable, Hashable, Codable {
     /// Checks the architecture and observation strings, with errors that show the grammar.
     public func validate() throws {
         guard !isTabular else { return }
+        _ = try parsedArchitecture()
+        _ = try ObservationKind(parsing: observation)
+    }
+
+    /// The architecture, or an error that shows the grammar.
+    func parsedArchitecture() throws -> NetworkArchitecture {
+        precondition(!isTabular, "a network student needs a network architecture")
         do {
-            _ = try NetworkArchitecture(parsing: architecture)
+            return try NetworkArchitecture(parsing: architecture)
         } catch let error as NetworkError {
             throw DistillError(.invalidConfiguration, "--student: \(error.message)")
         }
-        _ = try ObservationKind(parsing: observation)
+    }
+
+    /// A network student of `architecture` reading `inputShape`, optimised as `method` says.
+    func makeStudent(
+        _ architecture: NetworkArchitecture, inputShape: [Int], actionCount: Int, method: MethodSpec,
+        observations: [Float], critic: NetworkStudent.Critic
+    ) throws -> NetworkStudent {
+        let network: PolicyValueNetwork
+        do {
+            network = try PolicyValueNetwork(
+                architecture: architecture, inputShape: inputShape, actionCount: actionCount, seed: seed)
+        } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "--student \(self.architecture): \(error.message)")
+        }
+        return try NetworkStudent(
+            network: network,
+            optimizer: NetworkOptimizer(
+                method.optimiser, learningRate: method.learningRate, parameterCount: network.parameterCount),
+            observations: observations, critic: critic)
     }
 
     /// The network student for `environment`, optimised as `method` says. Convolutions read
     /// images as `[height, width, channels]`: the environment's `[channels, height, width]` planes
     /// are transposed for them.
     public func buildNetwork(for environment: Environment, method: MethodSpec) throws -> NetworkStudent {
-        precondition(!isTabular, "buildNetwork needs a network architecture")
-        let architecture: NetworkArchitecture
-        do {
-            architecture = try NetworkArchitecture(parsing: self.architecture)
-        } catch let error as NetworkError {
-            throw DistillError(.invalidConfiguration, "--student: \(error.message)")
-        }
+        let architecture = try parsedArchitecture()
         let observed = try TabularObservedEnvironment(
             environment, observation: try ObservationKind(parsing: observation))
         let environmentShape = observed.description.observation.shape
@@ -336,17 +355,8 @@ public struct StudentSpec: Sendable, Hashable, Codable {
         let shape = ObservationLayout.networkShape(architecture, environmentShape: environmentShape)
         let table = ObservationLayout.networkInput(
             observed.observationTable(), environmentShape: environmentShape, architecture: architecture)
-        let network: PolicyValueNetwork
-        do {
-            network = try PolicyValueNetwork(
-                architecture: architecture, inputShape: shape, actionCount: environment.mdp.actionCount, seed: seed)
-        } catch let error as NetworkError {
-            throw DistillError(.invalidConfiguration, "--student \(self.architecture): \(error.message)")
-        }
-        return try NetworkStudent(
-            network: network,
-            optimizer: NetworkOptimizer(
-                method.optimiser, learningRate: method.learningRate, parameterCount: network.parameterCount),
-            observations: table)
+        return try makeStudent(
+            architecture, inputShape: shape, actionCount: environment.mdp.actionCount, method: method,
+            observations: table, critic: .table)
     }
 }

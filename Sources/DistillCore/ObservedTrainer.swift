@@ -388,31 +388,16 @@ extension StudentSpec {
     /// The network student for an environment without a tabular MDP underneath (it reads the
     /// environment's own observation vector), with its value head as the critic.
     public func buildNetwork(for description: EnvironmentDescription, method: MethodSpec) throws -> NetworkStudent {
-        precondition(!isTabular, "buildNetwork needs a network architecture")
-        let architecture: NetworkArchitecture
-        do {
-            architecture = try NetworkArchitecture(parsing: self.architecture)
-        } catch let error as NetworkError {
-            throw DistillError(.invalidConfiguration, "--student: \(error.message)")
-        }
+        let architecture = try parsedArchitecture()
         guard architecture.convolutions.isEmpty || description.observation.shape.count == 3 else {
             throw DistillError(
                 .invalidConfiguration,
                 "--student \(self.architecture) has convolutions; \(description.name) observes a vector of \(description.observation.count)"
             )
         }
-        let network: PolicyValueNetwork
-        do {
-            network = try PolicyValueNetwork(
-                architecture: architecture, inputShape: description.observation.shape,
-                actionCount: description.actionCount, seed: seed)
-        } catch let error as NetworkError {
-            throw DistillError(.invalidConfiguration, "--student \(self.architecture): \(error.message)")
-        }
-        return try NetworkStudent(
-            network: network,
-            optimizer: NetworkOptimizer(
-                method.optimiser, learningRate: method.learningRate, parameterCount: network.parameterCount),
-            observations: [], critic: .valueHead(target: method.criticTarget, weight: method.criticLearningRate))
+        return try makeStudent(
+            architecture, inputShape: description.observation.shape, actionCount: description.actionCount,
+            method: method, observations: [],
+            critic: .valueHead(target: method.criticTarget, weight: method.criticLearningRate))
     }
 }
