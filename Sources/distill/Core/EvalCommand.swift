@@ -161,6 +161,11 @@ struct Eval: ParsableCommand {
         -> Report
     {
         let description = prototype.description
+        if (try? ObservationKind(parsing: teacher.observation)) != nil {
+            throw ValidationError(
+                "\(student) was trained on \(teacher.environmentName) (teacher.environment.name), not on "
+                    + "\(description.name): give the environment flags of that one (e.g. --env gridworld --seed N)")
+        }
         try validating { try teacher.check(against: description, observation: description.name) }
         guard pathImage == nil else {
             throw ValidationError("--path-image: \(description.name) is not a gridworld (there is no grid to draw)")

@@ -117,6 +117,8 @@ refused() {
 }
 refused "another seed" "gridworld(seed=3)" \
     "$DISTILL_BINARY" eval --student train-tabular.safetensors --env gridworld --grid-size 5 --seed 4
+refused "a gridworld student on cartpole" "was trained on gridworld(seed=3)" \
+    "$DISTILL_BINARY" eval --student train-tabular.safetensors --env cartpole
 head -c 200 train-tabular.safetensors >cut.safetensors
 refused "a cut file" "cut.safetensors" "$DISTILL_BINARY" eval --student cut.safetensors "${grid[@]}"
 mkdir -p not-a-run
