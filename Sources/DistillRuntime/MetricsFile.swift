@@ -1,8 +1,10 @@
 import Foundation
 
-/// metrics.csv in an output directory, flushed row by row so nothing is lost on a crash.
+/// metrics.csv in an output directory, flushed row by row so nothing is lost on a crash, and the
+/// same rows' numbers as TensorBoard scalars (step: env steps) in an event file beside it.
 struct MetricsFile {
     private let handle: FileHandle
+    private let events: EventFileWriter
     /// Added to each row's `seconds`: the last `seconds` of the rows a resumed learner appends to.
     let secondsOffset: Double
 
@@ -29,12 +31,14 @@ struct MetricsFile {
         }
         handle.seekToEndOfFile()
         self.handle = handle
+        events = try EventFileWriter(directory: directory)
     }
 
     func append(_ row: MetricsRow) {
         var row = row
         row.seconds += secondsOffset
         handle.write(Data((row.csvLine + "\n").utf8))
+        events.append(step: Int64(clamping: row.envSteps), scalars: row.scalars)
     }
 
     /// The `seconds` cell of the last row of a metrics.csv (0 without rows).

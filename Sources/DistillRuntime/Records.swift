@@ -329,6 +329,15 @@ public struct MetricsRow: Codable, Sendable, Hashable {
     /// The CSV header, matching `csvLine`.
     public static let header = CodingKeys.allCases.map(\.rawValue).joined(separator: ",")
 
+    /// The numeric columns as (column name, value), in CSV order (all but `teacher_id`): the
+    /// cells of ``csvLine`` as numbers, so that the learner's TensorBoard scalars
+    /// (`EventFileWriter`) are what metrics.csv says; an empty cell (not measured) is NaN.
+    public var scalars: [(tag: String, value: Double)] {
+        zip(CodingKeys.allCases, Self.csvCells(csvLine)).compactMap { key, cell in
+            key == .teacherID ? nil : (key.rawValue, cell.isEmpty ? .nan : Double(cell) ?? .nan)
+        }
+    }
+
     /// The row as CSV (empty cells for unknown values).
     public var csvLine: String {
         func number(_ value: Double) -> String { value.isFinite ? String(format: "%.6g", value) : "" }

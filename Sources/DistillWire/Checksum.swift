@@ -21,3 +21,29 @@ public enum Checksum {
         return hash
     }
 }
+
+extension Checksum {
+    /// CRC-32C (Castagnoli; reflected polynomial 0x82F63B78, initial value and final XOR
+    /// 0xFFFFFFFF), the checksum of TFRecord framing. CRC32C("123456789") = 0xE3069283.
+    public static func crc32c<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc = crc32cTable[Int((crc ^ UInt32(byte)) & 0xff)] ^ (crc >> 8)
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    /// The CRC-32C as TFRecord stores it: rotated right by 15 bits plus 0xA282EAD8, so that a CRC
+    /// of bytes that themselves hold CRCs is not degenerate.
+    public static func maskedCRC32C<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
+        let crc = crc32c(bytes)
+        return ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8
+    }
+
+    /// crc32cTable[b]: the CRC register after shifting the byte b through it (reflected).
+    private static let crc32cTable: [UInt32] = (0..<256).map { byte in
+        var crc = UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        return crc
+    }
+}

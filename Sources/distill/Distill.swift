@@ -28,7 +28,8 @@ struct Distill: ParsableCommand {
         version: distillVersion,
         subcommands: [
             ClusterCommand.self, TeacherCommand.self, LearnerCommand.self, ActorCommand.self, ControlCommand.self,
-            KeysCommand.self, Train.self, Analyze.self, ExperimentCommand.self, RecommendCommand.self, PlotCommand.self,
+            KeysCommand.self, Train.self, Export.self, Eval.self, Analyze.self, ExperimentCommand.self,
+            RecommendCommand.self, PlotCommand.self,
             Probe.self, Bench.self, EnvCommand.self, NNCommand.self,
         ]
     )

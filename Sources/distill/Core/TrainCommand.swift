@@ -21,10 +21,12 @@ struct Train: ParsableCommand {
             logit-space update per step, the network back-propagates it. Its exact metrics read its \
             policy at every state's observation.
 
-            Output: with --out DIR, DIR/metrics.csv and DIR/config.json (the full configuration, \
-            files embedded), and for a network student DIR/student.safetensors, a network teacher file \
-            (kind policy: --teacher-file reads it back, so a student trained here can teach a smaller \
-            one); without, the CSV goes to stdout.
+            Output: with --out DIR, DIR/metrics.csv, DIR/config.json (the full configuration, \
+            files embedded), the CSV's numbers as TensorBoard scalars (DIR/events.out.tfevents.*; \
+            `tensorboard --logdir DIR`), and DIR/student.safetensors, a network teacher file (kind policy; \
+            a tabular student as the linear network on one-hot states): --teacher-file reads it back, so a \
+            student trained here can teach a smaller one, and `distill eval` evaluates it. Without --out, \
+            the CSV goes to stdout.
 
             Examples:
               distill train --env fig2 --teacher fig2 --method n-distill+R --exact --learning-rate 0.5 --iterations 2000 --evaluate-every 500
@@ -60,7 +62,10 @@ struct Train: ParsableCommand {
     @Option(help: "Seed of the run's sampling (default: --seed).")
     var runSeed: UInt64?
 
-    @Option(help: ArgumentHelp("Directory for metrics.csv and config.json (created if needed).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory for metrics.csv, config.json, student.safetensors and a TensorBoard event file (created if needed).",
+            valueName: "dir"))
     var out: String?
 
     @Option(
@@ -182,6 +187,19 @@ struct Train: ParsableCommand {
                 try Trainer(config, environment: env, teacher: teach, kickstartTeachers: further)
             }
             try train(&trainer, config, environment: env, teacher: teach)
+            if let out {
+                // The table as the linear network on one-hot states: `distill export` and `eval` read it.
+                let file = URL(fileURLWithPath: out).appendingPathComponent("student.safetensors")
+                try validating {
+                    try TabularStudentNetwork.save(
+                        trainer.parameters, environment: env, to: file,
+                        metadata: [
+                            "run.environment": env.name, "run.method": config.method.method.rawValue,
+                            "run.iterations": "\(trainer.iteration)",
+                        ])
+                }
+                if !quiet { FileHandle.standardError.write(Data("train: wrote \(file.path)\n".utf8)) }
+            }
         } else {
             let student = try validating { try config.student.buildNetwork(for: env, method: config.method) }
             var trainer = try validating {
@@ -197,26 +215,24 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// The metrics sink with `header` written: `--out`'s metrics.csv (after locking the directory
-    /// and writing config.json), else stdout.
-    func openMetrics(_ config: TrainingConfiguration, header: String) throws -> FileHandle {
-        var sink = FileHandle.standardOutput
-        if let out {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try RunDirectory.lock(URL(fileURLWithPath: out), command: "distill train")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(config).write(to: URL(fileURLWithPath: out).appendingPathComponent("config.json"))
-            let path = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
-            guard FileManager.default.createFile(atPath: path, contents: nil),
-                let handle = FileHandle(forWritingAtPath: path)
-            else {
-                throw ValidationError("--out: cannot write \(path)")
-            }
-            sink = handle
+    /// The metrics sink with `header` written: `--out`'s metrics.csv and a TensorBoard event file
+    /// (after locking the directory and writing config.json), else stdout.
+    func openMetrics(_ config: TrainingConfiguration, header: String) throws -> TrainMetrics {
+        guard let out else { return TrainMetrics(csv: .standardOutput, header: header, events: nil) }
+        let directory = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try RunDirectory.lock(directory, command: "distill train")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(config).write(to: directory.appendingPathComponent("config.json"))
+        let path = directory.appendingPathComponent("metrics.csv").path
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+            let handle = FileHandle(forWritingAtPath: path)
+        else {
+            throw ValidationError("--out: cannot write \(path)")
         }
-        sink.write(Data((header + "\n").utf8))
-        return sink
+        let events = try EventFileWriter(directory: directory)
+        return TrainMetrics(csv: handle, header: header, events: events)
     }
 
     /// Runs the iterations of `trainer`, writing the CSV and progress.
@@ -226,7 +242,7 @@ struct Train: ParsableCommand {
     ) throws {
         let iterations = config.iterations
         let sink = try openMetrics(config, header: Self.header)
-        defer { if out != nil { try? sink.close() } }
+        defer { sink.close() }
         let started = Date()
         var lastProgress = started
         if !quiet {
@@ -247,7 +263,7 @@ struct Train: ParsableCommand {
                 f(r.beta),
                 "\(r.updateNorm)", String(format: "%.3f", elapsed),
             ]
-            sink.write(Data((row.joined(separator: ",") + "\n").utf8))
+            sink.write(row, step: r.iteration)
             if !quiet && (Date().timeIntervalSince(lastProgress) >= 1 || r.iteration == iterations) {
                 lastProgress = Date()
                 let ret =
@@ -260,5 +276,35 @@ struct Train: ParsableCommand {
                             .utf8))
             }
         }
+    }
+}
+
+/// Where `distill train` writes its rows: the CSV, and with --out the same numbers as TensorBoard
+/// scalars (step: the iteration; tag: the column; an empty cell is left out).
+struct TrainMetrics {
+    private let csv: FileHandle
+    private let columns: [String]
+    private let events: EventFileWriter?
+
+    /// Writes `header` to `csv`.
+    init(csv: FileHandle, header: String, events: EventFileWriter?) {
+        self.csv = csv
+        self.columns = header.split(separator: ",").map(String.init)
+        self.events = events
+        csv.write(Data((header + "\n").utf8))
+    }
+
+    /// Writes one row of cells (in the header's order).
+    func write(_ cells: [String], step: Int) {
+        precondition(cells.count == columns.count, "a row of \(cells.count) cells for \(columns.count) columns")
+        csv.write(Data((cells.joined(separator: ",") + "\n").utf8))
+        // The scalars are the cells as written, so the two files agree to float32.
+        let scalars = zip(columns, cells).compactMap { column, cell in Double(cell).map { (tag: column, value: $0) } }
+        events?.append(step: Int64(step), scalars: scalars)
+    }
+
+    /// Closes the CSV file (not stdout).
+    func close() {
+        if events != nil { try? csv.close() }
     }
 }

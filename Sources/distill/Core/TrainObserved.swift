@@ -31,7 +31,7 @@ extension Train {
                 student: student, teacher: teacher, seed: config.seed)
         }
         let sink = try openMetrics(config, header: Self.observedHeader)
-        defer { if out != nil { try? sink.close() } }
+        defer { sink.close() }
         let file = out.map { URL(fileURLWithPath: $0).appendingPathComponent("student.safetensors") }
         // The student is written as a teacher file (kind policy, τ 1), so that it can be distilled.
         func save() throws {
@@ -80,7 +80,7 @@ extension Train {
                 f(r.sampledReturn), f(r.sampledCrossEntropy), "", "", "", "", "\(r.lossWeight)", f(r.beta),
                 "\(r.updateNorm)", String(format: "%.3f", elapsed), f(evaluation?.mean), f(evaluation?.halfWidth),
             ]
-            sink.write(Data((row.joined(separator: ",") + "\n").utf8))
+            sink.write(row, step: r.iteration)
             if !quiet && (Date().timeIntervalSince(lastProgress) >= 1 || r.iteration == config.iterations) {
                 lastProgress = Date()
                 let evaluated =
