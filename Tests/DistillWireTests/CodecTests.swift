@@ -146,11 +146,15 @@ struct CodecTests {
         #expect(throws: DecodingError.self) { try codec.decode(raw) }
     }
 
-    @Test("unknown protocol versions are rejected", arguments: [0, 2, 99] as [UInt64])
+    @Test("unknown protocol versions are rejected", arguments: [0, 1, 3, 99] as [UInt64])
     func unknownProtocolVersionIsRejected(version: UInt64) throws {
         let raw = RawProtobuf.envelope(version: version, bodyField: 13, body: .parameters(shape: [1], values: [1]))
         let error = try #require(throws: DecodingError.self) { try codec.decode(raw) }
         #expect(error.code == .unsupportedVersion)
+        if version == 1 {
+            // An old peer is told what this build speaks and what to do.
+            #expect(error.message.contains("protocol version 1 is not supported (this build speaks 2)"))
+        }
     }
 
     @Test func corruptedParametersFailTheChecksum() throws {
