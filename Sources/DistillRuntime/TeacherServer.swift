@@ -46,8 +46,13 @@ public struct TeacherServerStatistics: Sendable {
     public var latencyMillisecondsTotal: Int64 = 0
     public var latencyMillisecondsMax: Int64 = 0
 
+    /// Σ over batches of min(rows / maxBatchRows, 1).
+    public var batchFillTotal: Double = 0
+
     /// Rows per batch on average.
     public var meanBatchRows: Double { batches == 0 ? 0 : Double(rows) / Double(batches) }
+    /// Mean over batches of min(rows / maxBatchRows, 1): 1 when every batch was full.
+    public var meanBatchFill: Double { batches == 0 ? 0 : batchFillTotal / Double(batches) }
     /// Milliseconds from arrival to reply on average.
     public var meanLatencyMilliseconds: Double {
         queries == 0 ? 0 : Double(latencyMillisecondsTotal) / Double(queries)
@@ -190,8 +195,7 @@ public struct TeacherServer: RoleLoop {
                 "rejected": "\(rejections.total) (\(rejections.summary))",
                 "refused_handshakes": "\(refusedHandshakes)",
                 "mean_batch_rows": "\(String(format: "%.1f", statistics.meanBatchRows))",
-                "batch_fill":
-                    "\(String(format: "%.3f", statistics.meanBatchRows / Double(configuration.maxBatchRows)))",
+                "batch_fill": "\(String(format: "%.3f", statistics.meanBatchFill))",
                 "max_queue_depth": "\(statistics.maxQueueDepth)",
                 "mean_latency_ms": "\(String(format: "%.2f", statistics.meanLatencyMilliseconds))",
                 "max_latency_ms": "\(statistics.latencyMillisecondsMax)",
@@ -277,6 +281,7 @@ public struct TeacherServer: RoleLoop {
     private mutating func flush(_ router: ZMQSocket) throws {
         guard !pending.isEmpty else { return }
         statistics.maxQueueDepth = max(statistics.maxQueueDepth, pending.count)
+        statistics.batchFillTotal += min(1, Double(pendingRows) / Double(configuration.maxBatchRows))
         if let network {
             try flushNetwork(network, router)
             return

@@ -139,8 +139,27 @@ struct NetworkTeacherServerTests {
             #expect(try answer().reply?.queryID == 30)
             #expect(server.isRunning)
 
+            // Throughput (printed for docs/networks.md): both clients keep one 256-row query in
+            // flight each, 200 queries apiece.
+            let batch = ObservationTensor(
+                rows: 256, rowShape: [4], float32: (0..<1024).map { Float($0 % 17) / 170 })
+            let started = ContinuousClock.now
+            for round in 0..<200 {
+                for client in 0..<2 {
+                    try send(TeacherQuery(queryID: UInt64(1000 + round), observations: batch), on: client)
+                }
+                for client in 0..<2 { #expect(try answer(on: client).reply?.queryID == UInt64(1000 + round)) }
+            }
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            print(
+                "network teacher server: \(Int(Double(2 * 200 * 256) / seconds)) observations/s, "
+                    + "\(String(format: "%.2f", seconds / 200 * 1000)) ms per round of 2 × 256 rows")
+
             server.stop()
             let log = server.standardError
+            if let status = log.split(separator: "\n").last(where: { $0.contains("teacher server status") }) {
+                print(status)
+            }
             for field in [
                 "batch_fill", "max_queue_depth", "mean_latency_ms", "CartPole-v1(obs=[4] float32, actions=2)",
             ] {
