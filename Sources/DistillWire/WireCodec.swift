@@ -261,7 +261,10 @@ public struct WireCodec: Sendable {
     public static var auditedAllocations: Int { allocationsAudited.load(ordering: .relaxed) }
 
     private func readEnvelope(_ root: Distill__V1__Envelope) throws(DecodingError) -> Envelope {
-        guard root.protocol_version == currentProtocolVersion else {
+        // Checkpoints are also files: version 2 did not change `Checkpoint`, so a run checkpointed
+        // by a version-1 build still resumes.
+        let readableCheckpoint = root.protocol_version == 1 && root.body_case == DISTILL__V1__ENVELOPE__BODY_CHECKPOINT
+        guard root.protocol_version == currentProtocolVersion || readableCheckpoint else {
             if root.protocol_version == 0 {
                 throw DecodingError(.unsupportedVersion, "Envelope.protocol_version is missing")
             }
