@@ -97,6 +97,96 @@ void   distill__v1__tensor__free_unpacked
   assert(message->base.descriptor == &distill__v1__tensor__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   distill__v1__observation_tensor__init
+                     (Distill__V1__ObservationTensor         *message)
+{
+  static const Distill__V1__ObservationTensor init_value = DISTILL__V1__OBSERVATION_TENSOR__INIT;
+  *message = init_value;
+}
+size_t distill__v1__observation_tensor__get_packed_size
+                     (const Distill__V1__ObservationTensor *message)
+{
+  assert(message->base.descriptor == &distill__v1__observation_tensor__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__observation_tensor__pack
+                     (const Distill__V1__ObservationTensor *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__observation_tensor__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__observation_tensor__pack_to_buffer
+                     (const Distill__V1__ObservationTensor *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__observation_tensor__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__ObservationTensor *
+       distill__v1__observation_tensor__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__ObservationTensor *)
+     protobuf_c_message_unpack (&distill__v1__observation_tensor__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__observation_tensor__free_unpacked
+                     (Distill__V1__ObservationTensor *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__observation_tensor__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   distill__v1__environment_spec__init
+                     (Distill__V1__EnvironmentSpec         *message)
+{
+  static const Distill__V1__EnvironmentSpec init_value = DISTILL__V1__ENVIRONMENT_SPEC__INIT;
+  *message = init_value;
+}
+size_t distill__v1__environment_spec__get_packed_size
+                     (const Distill__V1__EnvironmentSpec *message)
+{
+  assert(message->base.descriptor == &distill__v1__environment_spec__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__environment_spec__pack
+                     (const Distill__V1__EnvironmentSpec *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__environment_spec__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__environment_spec__pack_to_buffer
+                     (const Distill__V1__EnvironmentSpec *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__environment_spec__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__EnvironmentSpec *
+       distill__v1__environment_spec__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__EnvironmentSpec *)
+     protobuf_c_message_unpack (&distill__v1__environment_spec__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__environment_spec__free_unpacked
+                     (Distill__V1__EnvironmentSpec *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__environment_spec__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   distill__v1__teacher_query__init
                      (Distill__V1__TeacherQuery         *message)
 {
@@ -797,7 +887,148 @@ const ProtobufCMessageDescriptor distill__v1__tensor__descriptor =
   (ProtobufCMessageInit) distill__v1__tensor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__teacher_query__field_descriptors[3] =
+static const ProtobufCFieldDescriptor distill__v1__observation_tensor__field_descriptors[3] =
+{
+  {
+    "dtype",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ObservationTensor, dtype),
+    &distill__v1__dtype__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shape",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Distill__V1__ObservationTensor, n_shape),
+    offsetof(Distill__V1__ObservationTensor, shape),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ObservationTensor, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__observation_tensor__field_indices_by_name[] = {
+  2,   /* field[2] = data */
+  0,   /* field[0] = dtype */
+  1,   /* field[1] = shape */
+};
+static const ProtobufCIntRange distill__v1__observation_tensor__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor distill__v1__observation_tensor__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.ObservationTensor",
+  "ObservationTensor",
+  "Distill__V1__ObservationTensor",
+  "distill.v1",
+  sizeof(Distill__V1__ObservationTensor),
+  3,
+  distill__v1__observation_tensor__field_descriptors,
+  distill__v1__observation_tensor__field_indices_by_name,
+  1,  distill__v1__observation_tensor__number_ranges,
+  (ProtobufCMessageInit) distill__v1__observation_tensor__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor distill__v1__environment_spec__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentSpec, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "observation_shape",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Distill__V1__EnvironmentSpec, n_observation_shape),
+    offsetof(Distill__V1__EnvironmentSpec, observation_shape),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "observation_dtype",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentSpec, observation_dtype),
+    &distill__v1__dtype__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action_count",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentSpec, action_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__environment_spec__field_indices_by_name[] = {
+  3,   /* field[3] = action_count */
+  0,   /* field[0] = name */
+  2,   /* field[2] = observation_dtype */
+  1,   /* field[1] = observation_shape */
+};
+static const ProtobufCIntRange distill__v1__environment_spec__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor distill__v1__environment_spec__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.EnvironmentSpec",
+  "EnvironmentSpec",
+  "Distill__V1__EnvironmentSpec",
+  "distill.v1",
+  sizeof(Distill__V1__EnvironmentSpec),
+  4,
+  distill__v1__environment_spec__field_descriptors,
+  distill__v1__environment_spec__field_indices_by_name,
+  1,  distill__v1__environment_spec__number_ranges,
+  (ProtobufCMessageInit) distill__v1__environment_spec__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor distill__v1__teacher_query__field_descriptors[4] =
 {
   {
     "query_id",
@@ -835,16 +1066,29 @@ static const ProtobufCFieldDescriptor distill__v1__teacher_query__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "observations",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__TeacherQuery, observations),
+    &distill__v1__observation_tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__teacher_query__field_indices_by_name[] = {
   2,   /* field[2] = features */
+  3,   /* field[3] = observations */
   0,   /* field[0] = query_id */
   1,   /* field[1] = state_ids */
 };
 static const ProtobufCIntRange distill__v1__teacher_query__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor distill__v1__teacher_query__descriptor =
 {
@@ -854,14 +1098,14 @@ const ProtobufCMessageDescriptor distill__v1__teacher_query__descriptor =
   "Distill__V1__TeacherQuery",
   "distill.v1",
   sizeof(Distill__V1__TeacherQuery),
-  3,
+  4,
   distill__v1__teacher_query__field_descriptors,
   distill__v1__teacher_query__field_indices_by_name,
   1,  distill__v1__teacher_query__number_ranges,
   (ProtobufCMessageInit) distill__v1__teacher_query__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descriptors[8] =
+static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descriptors[9] =
 {
   {
     "query_id",
@@ -959,10 +1203,23 @@ static const ProtobufCFieldDescriptor distill__v1__teacher_reply__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "environment_spec",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__TeacherReply, environment_spec),
+    &distill__v1__environment_spec__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__teacher_reply__field_indices_by_name[] = {
   6,   /* field[6] = cacheable */
   7,   /* field[7] = environment */
+  8,   /* field[8] = environment_spec */
   3,   /* field[3] = probabilities */
   5,   /* field[5] = q_values */
   0,   /* field[0] = query_id */
@@ -973,7 +1230,7 @@ static const unsigned distill__v1__teacher_reply__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__teacher_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor =
 {
@@ -983,14 +1240,14 @@ const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor =
   "Distill__V1__TeacherReply",
   "distill.v1",
   sizeof(Distill__V1__TeacherReply),
-  8,
+  9,
   distill__v1__teacher_reply__field_descriptors,
   distill__v1__teacher_reply__field_indices_by_name,
   1,  distill__v1__teacher_reply__number_ranges,
   (ProtobufCMessageInit) distill__v1__teacher_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__unroll__field_descriptors[14] =
+static const ProtobufCFieldDescriptor distill__v1__unroll__field_descriptors[16] =
 {
   {
     "sequence",
@@ -1160,6 +1417,30 @@ static const ProtobufCFieldDescriptor distill__v1__unroll__field_descriptors[14]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "observation_tensor",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Unroll, observation_tensor),
+    &distill__v1__observation_tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "teacher_observation_tensor",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Unroll, teacher_observation_tensor),
+    &distill__v1__observation_tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__unroll__field_indices_by_name[] = {
   4,   /* field[4] = action_count */
@@ -1167,11 +1448,13 @@ static const unsigned distill__v1__unroll__field_indices_by_name[] = {
   10,   /* field[10] = behaviour_probabilities */
   5,   /* field[5] = episode_lengths */
   6,   /* field[6] = episode_terminated */
+  14,   /* field[14] = observation_tensor */
   7,   /* field[7] = observations */
   1,   /* field[1] = parameter_version */
   9,   /* field[9] = rewards */
   0,   /* field[0] = sequence */
   2,   /* field[2] = teacher_id */
+  15,   /* field[15] = teacher_observation_tensor */
   11,   /* field[11] = teacher_probabilities */
   13,   /* field[13] = teacher_q_values */
   12,   /* field[12] = teacher_values */
@@ -1180,7 +1463,7 @@ static const unsigned distill__v1__unroll__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__unroll__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor distill__v1__unroll__descriptor =
 {
@@ -1190,7 +1473,7 @@ const ProtobufCMessageDescriptor distill__v1__unroll__descriptor =
   "Distill__V1__Unroll",
   "distill.v1",
   sizeof(Distill__V1__Unroll),
-  14,
+  16,
   distill__v1__unroll__field_descriptors,
   distill__v1__unroll__field_indices_by_name,
   1,  distill__v1__unroll__number_ranges,
@@ -1248,7 +1531,7 @@ const ProtobufCMessageDescriptor distill__v1__unroll_ack__descriptor =
   (ProtobufCMessageInit) distill__v1__unroll_ack__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__parameters__field_descriptors[4] =
+static const ProtobufCFieldDescriptor distill__v1__parameters__field_descriptors[5] =
 {
   {
     "version",
@@ -1298,8 +1581,21 @@ static const ProtobufCFieldDescriptor distill__v1__parameters__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "architecture",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Parameters, architecture),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__parameters__field_indices_by_name[] = {
+  4,   /* field[4] = architecture */
   2,   /* field[2] = checksum */
   3,   /* field[3] = env_steps */
   1,   /* field[1] = values */
@@ -1308,7 +1604,7 @@ static const unsigned distill__v1__parameters__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__parameters__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor distill__v1__parameters__descriptor =
 {
@@ -1318,14 +1614,14 @@ const ProtobufCMessageDescriptor distill__v1__parameters__descriptor =
   "Distill__V1__Parameters",
   "distill.v1",
   sizeof(Distill__V1__Parameters),
-  4,
+  5,
   distill__v1__parameters__field_descriptors,
   distill__v1__parameters__field_indices_by_name,
   1,  distill__v1__parameters__number_ranges,
   (ProtobufCMessageInit) distill__v1__parameters__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__hello__field_descriptors[4] =
+static const ProtobufCFieldDescriptor distill__v1__hello__field_descriptors[6] =
 {
   {
     "environment",
@@ -1375,17 +1671,43 @@ static const ProtobufCFieldDescriptor distill__v1__hello__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "environment_spec",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Hello, environment_spec),
+    &distill__v1__environment_spec__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "architecture",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Hello, architecture),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__hello__field_indices_by_name[] = {
   2,   /* field[2] = action_count */
+  5,   /* field[5] = architecture */
   0,   /* field[0] = environment */
+  4,   /* field[4] = environment_spec */
   1,   /* field[1] = state_count */
   3,   /* field[3] = teacher_endpoint */
 };
 static const ProtobufCIntRange distill__v1__hello__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor distill__v1__hello__descriptor =
 {
@@ -1395,14 +1717,14 @@ const ProtobufCMessageDescriptor distill__v1__hello__descriptor =
   "Distill__V1__Hello",
   "distill.v1",
   sizeof(Distill__V1__Hello),
-  4,
+  6,
   distill__v1__hello__field_descriptors,
   distill__v1__hello__field_indices_by_name,
   1,  distill__v1__hello__number_ranges,
   (ProtobufCMessageInit) distill__v1__hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__welcome__field_descriptors[5] =
+static const ProtobufCFieldDescriptor distill__v1__welcome__field_descriptors[7] =
 {
   {
     "unroll_port",
@@ -1464,9 +1786,35 @@ static const ProtobufCFieldDescriptor distill__v1__welcome__field_descriptors[5]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "environment_spec",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, environment_spec),
+    &distill__v1__environment_spec__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "architecture",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Welcome, architecture),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__welcome__field_indices_by_name[] = {
   4,   /* field[4] = actor_settings_json */
+  6,   /* field[6] = architecture */
+  5,   /* field[5] = environment_spec */
   3,   /* field[3] = parameters */
   1,   /* field[1] = parameters_port */
   2,   /* field[2] = teacher_endpoint */
@@ -1475,7 +1823,7 @@ static const unsigned distill__v1__welcome__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__welcome__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor distill__v1__welcome__descriptor =
 {
@@ -1485,14 +1833,14 @@ const ProtobufCMessageDescriptor distill__v1__welcome__descriptor =
   "Distill__V1__Welcome",
   "distill.v1",
   sizeof(Distill__V1__Welcome),
-  5,
+  7,
   distill__v1__welcome__field_descriptors,
   distill__v1__welcome__field_indices_by_name,
   1,  distill__v1__welcome__number_ranges,
   (ProtobufCMessageInit) distill__v1__welcome__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__heartbeat__field_descriptors[5] =
+static const ProtobufCFieldDescriptor distill__v1__heartbeat__field_descriptors[7] =
 {
   {
     "sequence",
@@ -1554,10 +1902,36 @@ static const ProtobufCFieldDescriptor distill__v1__heartbeat__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "observation_micros",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Heartbeat, observation_micros),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inference_micros",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Heartbeat, inference_micros),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__heartbeat__field_indices_by_name[] = {
   1,   /* field[1] = env_steps */
+  6,   /* field[6] = inference_micros */
   4,   /* field[4] = messages_rejected */
+  5,   /* field[5] = observation_micros */
   2,   /* field[2] = parameter_version */
   0,   /* field[0] = sequence */
   3,   /* field[3] = unrolls_withheld */
@@ -1565,7 +1939,7 @@ static const unsigned distill__v1__heartbeat__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__heartbeat__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor distill__v1__heartbeat__descriptor =
 {
@@ -1575,7 +1949,7 @@ const ProtobufCMessageDescriptor distill__v1__heartbeat__descriptor =
   "Distill__V1__Heartbeat",
   "distill.v1",
   sizeof(Distill__V1__Heartbeat),
-  5,
+  7,
   distill__v1__heartbeat__field_descriptors,
   distill__v1__heartbeat__field_indices_by_name,
   1,  distill__v1__heartbeat__number_ranges,
@@ -2284,5 +2658,37 @@ const ProtobufCEnumDescriptor distill__v1__role__descriptor =
   distill__v1__role__enum_values_by_name,
   1,
   distill__v1__role__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue distill__v1__dtype__enum_values_by_number[4] =
+{
+  { "DTYPE_UNSPECIFIED", "DISTILL__V1__DTYPE__DTYPE_UNSPECIFIED", 0 },
+  { "DTYPE_FLOAT32", "DISTILL__V1__DTYPE__DTYPE_FLOAT32", 1 },
+  { "DTYPE_UINT8", "DISTILL__V1__DTYPE__DTYPE_UINT8", 2 },
+  { "DTYPE_BOOL_PACKED", "DISTILL__V1__DTYPE__DTYPE_BOOL_PACKED", 3 },
+};
+static const ProtobufCIntRange distill__v1__dtype__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex distill__v1__dtype__enum_values_by_name[4] =
+{
+  { "DTYPE_BOOL_PACKED", 3 },
+  { "DTYPE_FLOAT32", 1 },
+  { "DTYPE_UINT8", 2 },
+  { "DTYPE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor distill__v1__dtype__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "distill.v1.DType",
+  "DType",
+  "Distill__V1__DType",
+  "distill.v1",
+  4,
+  distill__v1__dtype__enum_values_by_number,
+  4,
+  distill__v1__dtype__enum_values_by_name,
+  1,
+  distill__v1__dtype__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -397,6 +397,12 @@ public struct LearnerCore {
     /// Why an unroll cannot be learned from in this run, or nil.
     public func incompatibility(of unroll: Unroll) -> String? {
         let mdp = problem.environment.mdp
+        // A protocol-2 unroll of an observed environment has no state ids to read: refused here,
+        // before `UnrollEpisode` would index its empty `observations`.
+        guard unroll.observationTensor.isEmpty else {
+            return "the unroll carries observation tensors of shape \(unroll.observationTensor.rowShape); this learner "
+                + "trains a tabular student on \(problem.environmentIdentity) and reads state ids"
+        }
         guard unroll.actionCount == mdp.actionCount else {
             return "the unroll has \(unroll.actionCount) actions, this learner's environment has \(mdp.actionCount)"
         }

@@ -40,6 +40,23 @@ public struct TeacherServerStatistics: Sendable {
     public var batches: UInt64 = 0
     /// Messages rejected.
     public var rejected: UInt64 = 0
+    /// Queries waiting when a batch was answered, at most (the queue depth).
+    public var maxQueueDepth = 0
+    /// Milliseconds from a query's arrival to its reply, summed (for the mean) and at most.
+    public var latencyMillisecondsTotal: Int64 = 0
+    public var latencyMillisecondsMax: Int64 = 0
+
+    /// Σ over batches of min(rows / maxBatchRows, 1).
+    public var batchFillTotal: Double = 0
+
+    /// Rows per batch on average.
+    public var meanBatchRows: Double { batches == 0 ? 0 : Double(rows) / Double(batches) }
+    /// Mean over batches of min(rows / maxBatchRows, 1): 1 when every batch was full.
+    public var meanBatchFill: Double { batches == 0 ? 0 : batchFillTotal / Double(batches) }
+    /// Milliseconds from arrival to reply on average.
+    public var meanLatencyMilliseconds: Double {
+        queries == 0 ? 0 : Double(latencyMillisecondsTotal) / Double(queries)
+    }
 }
 
 /// Serves one fixed teacher: for each batch of observations, its probabilities, values and
@@ -48,6 +65,10 @@ public struct TeacherServerStatistics: Sendable {
 /// pass; for a table it bounds the per-message overhead the same way).
 public struct TeacherServer: RoleLoop {
     private let teacher: Teacher
+    /// A network teacher over observations (then `teacher` is an empty stand-in).
+    private let network: NetworkTeacher?
+    /// The environment spec a network teacher serves.
+    public let environmentSpec: WireEnvironmentSpec?
     private let configuration: TeacherServerConfiguration
     private let sender: Sender
     private let logger: Logger
@@ -59,7 +80,7 @@ public struct TeacherServer: RoleLoop {
     private let probabilities: [Float]
     private let values: [Float]
     private let actionValues: [Float]?
-    private var pending: [(routing: [UInt8], query: TeacherQuery)] = []
+    private var pending: [(routing: [UInt8], query: TeacherQuery, arrived: Int64)] = []
     private var pendingRows = 0
     private var oldestPendingMilliseconds: Int64 = 0
     private var rejections = RejectionLog()
@@ -84,6 +105,32 @@ public struct TeacherServer: RoleLoop {
         self.probabilities = teacher.probabilities.map { Float($0) }
         self.values = teacher.values.map { Float($0) }
         self.actionValues = teacher.actionValues.map { $0.map { Float($0) } }
+        self.network = nil
+        self.environmentSpec = nil
+    }
+
+    /// Creates a server for a network teacher over observations (issue 12): the queries of all
+    /// clients are gathered until `maxBatchRows` rows or the deadline and answered by one forward
+    /// pass of `NetworkTeacher.outputs`.
+    public init(
+        network: NetworkTeacher, configuration: TeacherServerConfiguration, sender: Sender, logger: Logger,
+        stop: StopToken
+    ) {
+        self.stop = stop
+        self.teacher = Teacher(
+            identity: network.identity, stateCount: 0, actionCount: network.environment.actionCount, probabilities: [],
+            values: [])
+        self.network = network
+        self.environmentSpec = WireEnvironmentSpec(
+            name: network.environment.name, observationShape: network.environment.observationShape,
+            actionCount: network.environment.actionCount)
+        self.configuration = configuration
+        self.sender = sender
+        self.logger = logger
+        self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
+        self.probabilities = []
+        self.values = []
+        self.actionValues = nil
     }
 
     /// Serves until a stop is requested.
@@ -95,7 +142,10 @@ public struct TeacherServer: RoleLoop {
         announceEndpoint("teacher", bound)
         logger.info(
             "teacher server ready",
-            metadata: ["endpoint": "\(bound)", "teacher": "\(teacher.identity)", "states": "\(teacher.stateCount)"])
+            metadata: [
+                "endpoint": "\(bound)", "teacher": "\(teacher.identity)",
+                "serves": "\(environmentSpec.map(\.description) ?? "\(teacher.stateCount) states")",
+            ])
         var poller = ZMQPoller()
         poller.add(router)
         var nextStatus = monotonicSeconds() + configuration.statusIntervalSeconds
@@ -144,6 +194,12 @@ public struct TeacherServer: RoleLoop {
                 "queries": "\(statistics.queries)", "rows": "\(statistics.rows)", "batches": "\(statistics.batches)",
                 "rejected": "\(rejections.total) (\(rejections.summary))",
                 "refused_handshakes": "\(refusedHandshakes)",
+                "mean_batch_rows": "\(String(format: "%.1f", statistics.meanBatchRows))",
+                "batch_fill": "\(String(format: "%.3f", statistics.meanBatchFill))",
+                "max_queue_depth": "\(statistics.maxQueueDepth)",
+                "mean_latency_ms": "\(String(format: "%.2f", statistics.meanLatencyMilliseconds))",
+                "max_latency_ms": "\(statistics.latencyMillisecondsMax)",
+                "serves": "\(environmentSpec.map(\.description) ?? configuration.environmentIdentity)",
             ])
     }
 
@@ -164,7 +220,31 @@ public struct TeacherServer: RoleLoop {
             reject(error, routing: frames[0], router)
             return
         }
-        guard query.features.isEmpty else {
+        if let spec = environmentSpec {
+            guard !query.observations.isEmpty else {
+                refuse(
+                    query.queryID,
+                    "this teacher is a network over \(spec): send observations, not state ids or features",
+                    routing: frames[0], router)
+                return
+            }
+            guard query.observations.rowShape == spec.observationShape,
+                query.observations.dtype == spec.observationDType
+            else {
+                refuse(
+                    query.queryID,
+                    "observations of shape \(query.observations.rowShape) \(query.observations.dtype) do not fit this "
+                        + "teacher, which serves \(spec): is the actor running the same environment?",
+                    routing: frames[0], router)
+                return
+            }
+            lastQueryAt = monotonicMilliseconds()
+            if pending.isEmpty { oldestPendingMilliseconds = lastQueryAt }
+            pending.append((frames[0], query, lastQueryAt))
+            pendingRows += query.observations.rowCount
+            return
+        }
+        guard query.features.isEmpty && query.observations.isEmpty else {
             refuse(query.queryID, "this teacher is tabular: send state_ids, not features", routing: frames[0], router)
             return
         }
@@ -178,7 +258,7 @@ public struct TeacherServer: RoleLoop {
         }
         lastQueryAt = monotonicMilliseconds()
         if pending.isEmpty { oldestPendingMilliseconds = lastQueryAt }
-        pending.append((frames[0], query))
+        pending.append((frames[0], query, lastQueryAt))
         pendingRows += query.stateIDs.count
     }
 
@@ -200,8 +280,16 @@ public struct TeacherServer: RoleLoop {
     /// Answers every pending query (one batch).
     private mutating func flush(_ router: ZMQSocket) throws {
         guard !pending.isEmpty else { return }
+        statistics.maxQueueDepth = max(statistics.maxQueueDepth, pending.count)
+        statistics.batchFillTotal += min(1, Double(pendingRows) / Double(configuration.maxBatchRows))
+        if let network {
+            try flushNetwork(network, router)
+            return
+        }
         let na = teacher.actionCount
-        for (routing, query) in pending {
+        let now = monotonicMilliseconds()
+        for (routing, query, arrived) in pending {
+            noteLatency(now - arrived)
             var probabilities = [Float]()
             probabilities.reserveCapacity(query.stateIDs.count * na)
             var values = [Float]()
@@ -220,6 +308,48 @@ public struct TeacherServer: RoleLoop {
                 qValues: q.isEmpty ? .empty : Tensor(shape: [rows, na], values: q), cacheable: true,
                 environment: configuration.environmentIdentity)
             // ROUTER drops replies to peers that left; the client retries on its own.
+            _ = try router.send(
+                [routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)
+            statistics.queries += 1
+            statistics.rows += UInt64(rows)
+        }
+        statistics.batches += 1
+        pending.removeAll(keepingCapacity: true)
+        pendingRows = 0
+    }
+
+    private mutating func noteLatency(_ milliseconds: Int64) {
+        statistics.latencyMillisecondsTotal += milliseconds
+        statistics.latencyMillisecondsMax = max(statistics.latencyMillisecondsMax, milliseconds)
+    }
+
+    /// Answers every pending query with one forward pass of the network over all their rows.
+    private mutating func flushNetwork(_ network: NetworkTeacher, _ router: ZMQSocket) throws {
+        let na = teacher.actionCount
+        var batch = [Float]()
+        batch.reserveCapacity(pendingRows * (environmentSpec?.observationSize ?? 1))
+        for entry in pending { batch.append(contentsOf: entry.query.observations.floats()) }
+        let outputs = network.outputs(observations: batch, batch: pendingRows)
+        let now = monotonicMilliseconds()
+        var row = 0
+        for (routing, query, arrived) in pending {
+            noteLatency(now - arrived)
+            let rows = query.observations.rowCount
+            let range = row..<(row + rows)
+            var probabilities = outputs.probabilities[(row * na)..<((row + rows) * na)].map { Float($0) }
+            // Renormalised in float32 so that every row is a distribution within the codec's tolerance.
+            for r in 0..<rows {
+                let sum = probabilities[(r * na)..<((r + 1) * na)].reduce(0, +)
+                for a in 0..<na { probabilities[r * na + a] /= sum }
+            }
+            let values = outputs.values[range].map { Float($0) }
+            let q = outputs.actionValues.map { Array($0[(row * na)..<((row + rows) * na)]).map { Float($0) } }
+            row += rows
+            let reply = TeacherReply(
+                queryID: query.queryID, teacherID: teacher.identity, teacherVersion: teacherVersion,
+                probabilities: Tensor(shape: [rows, na], values: probabilities), values: values,
+                qValues: q.map { Tensor(shape: [rows, na], values: $0) } ?? .empty, cacheable: false,
+                environment: environmentSpec?.name ?? "", environmentSpec: environmentSpec)
             _ = try router.send(
                 [routing, codec.encode(Envelope(sender: sender, message: .teacherReply(reply)))], dontWait: true)
             statistics.queries += 1

@@ -2,7 +2,8 @@
 // (`WireCodec`) turns them into bytes and back; nothing else in the system touches protobuf.
 
 /// The protocol version this build speaks (`Envelope.protocol_version`).
-public let currentProtocolVersion: UInt32 = 1
+/// 2: typed observation tensors, environment specs and network architectures.
+public let currentProtocolVersion: UInt32 = 2
 
 /// The part a process plays in the system.
 public enum Role: Int32, Sendable, CaseIterable, CustomStringConvertible {
@@ -78,6 +79,128 @@ public struct Tensor: Sendable, Equatable {
     public var isEmpty: Bool { values.isEmpty }
 }
 
+/// The element type of an `ObservationTensor`.
+public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
+    /// Little-endian binary32, 4 bytes per element; finite.
+    case float32 = 1
+    /// One byte per element (pixels), read as 0…255.
+    case uint8 = 2
+    /// Booleans, 8 per byte, least significant bit first; read as 0 or 1.
+    case boolPacked = 3
+
+    /// Bytes of `elements` elements of this type.
+    public func byteCount(elements: Int) -> Int {
+        switch self {
+        case .float32: elements * 4
+        case .uint8: elements
+        case .boolPacked: (elements + 7) / 8
+        }
+    }
+
+    /// The name used in specs and errors.
+    public var description: String {
+        switch self {
+        case .float32: "float32"
+        case .uint8: "uint8"
+        case .boolPacked: "bool"
+        }
+    }
+}
+
+/// A batch of observations as typed bytes, shape [rows, feature...] (validated by `WireCodec`).
+public struct ObservationTensor: Sendable, Equatable {
+    /// Element type.
+    public var dtype: DType
+    /// [rows, feature...].
+    public var shape: [Int]
+    /// Row-major elements in `dtype`'s encoding.
+    public var data: [UInt8]
+
+    /// Creates a tensor from raw bytes (checked when decoded, not here).
+    public init(dtype: DType, shape: [Int], data: [UInt8]) {
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+    }
+
+    /// A float32 tensor of `rows` rows of `rowShape` from `values` (little-endian bytes).
+    public init(rows: Int, rowShape: [Int], float32 values: [Float]) {
+        precondition(rows * rowShape.reduce(1, *) == values.count, "observation shape does not fit its values")
+        var bytes = [UInt8](repeating: 0, count: values.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            for (index, value) in values.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
+        }
+        self.init(dtype: .float32, shape: [rows] + rowShape, data: bytes)
+    }
+
+    /// An absent tensor.
+    public static let empty = ObservationTensor(dtype: .float32, shape: [], data: [])
+
+    /// True when absent.
+    public var isEmpty: Bool { shape.isEmpty && data.isEmpty }
+
+    /// Rows (the first extent), 0 when absent.
+    public var rowCount: Int { shape.first ?? 0 }
+
+    /// Shape of one row.
+    public var rowShape: [Int] { Array(shape.dropFirst()) }
+
+    /// The elements as floats (uint8 as 0…255, booleans as 0 or 1), row-major.
+    public func floats() -> [Float] {
+        let count = shape.reduce(1, *)
+        guard !isEmpty else { return [] }
+        switch dtype {
+        case .float32:
+            return data.withUnsafeBytes { raw in
+                (0..<count).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+                }
+            }
+        case .uint8:
+            return data.map { Float($0) }
+        case .boolPacked:
+            return (0..<count).map { Float((data[$0 >> 3] >> UInt8($0 & 7)) & 1) }
+        }
+    }
+}
+
+/// What an observed environment looks like to a network; peers with different specs refuse
+/// each other.
+public struct WireEnvironmentSpec: Sendable, Hashable, CustomStringConvertible {
+    /// The environment's name, e.g. "cartpole".
+    public var name: String
+    /// Shape of one observation, e.g. [4].
+    public var observationShape: [Int]
+    /// Element type on the wire.
+    public var observationDType: DType
+    /// Number of actions.
+    public var actionCount: Int
+
+    /// Creates a spec.
+    public init(name: String, observationShape: [Int], observationDType: DType = .float32, actionCount: Int) {
+        self.name = name
+        self.observationShape = observationShape
+        self.observationDType = observationDType
+        self.actionCount = actionCount
+    }
+
+    /// Numbers in one observation.
+    public var observationSize: Int { observationShape.reduce(1, *) }
+
+    /// E.g. "cartpole(obs=[4] float32, actions=2)".
+    public var description: String {
+        "\(name)(obs=\(observationShape) \(observationDType), actions=\(actionCount))"
+    }
+
+    /// Why a peer with `other` cannot work with this one, or nil when they agree.
+    public func mismatch(with other: WireEnvironmentSpec) -> String? {
+        guard other != self else { return nil }
+        return "environment \(other) does not match \(self)"
+    }
+}
+
 /// A batch of observations whose teacher outputs an actor needs.
 public struct TeacherQuery: Sendable, Equatable {
     /// Echoed in the reply.
@@ -86,6 +209,8 @@ public struct TeacherQuery: Sendable, Equatable {
     public var stateIDs: [Int32]
     /// Feature observations [batch, feature...]; empty when `stateIDs` is used.
     public var features: Tensor
+    /// Typed observations [batch, feature...] (network teachers); empty otherwise.
+    public var observations: ObservationTensor = .empty
 
     /// Creates a query for tabular states.
     public init(queryID: UInt64, stateIDs: [Int32]) {
@@ -101,8 +226,20 @@ public struct TeacherQuery: Sendable, Equatable {
         self.features = features
     }
 
+    /// Creates a query for typed observations.
+    public init(queryID: UInt64, observations: ObservationTensor) {
+        self.queryID = queryID
+        self.stateIDs = []
+        self.features = .empty
+        self.observations = observations
+    }
+
     /// Number of rows asked for.
-    public var batchSize: Int { stateIDs.isEmpty ? (features.shape.first ?? 0) : stateIDs.count }
+    public var batchSize: Int {
+        if !stateIDs.isEmpty { return stateIDs.count }
+        if !observations.isEmpty { return observations.rowCount }
+        return features.shape.first ?? 0
+    }
 }
 
 /// A teacher's outputs for the rows of one `TeacherQuery`.
@@ -123,13 +260,16 @@ public struct TeacherReply: Sendable, Equatable {
     public var cacheable: Bool
     /// The environment the teacher serves (as `Hello.environment` names it); empty if unsaid.
     public var environment: String
+    /// The environment spec a network teacher serves; nil for tables.
+    public var environmentSpec: WireEnvironmentSpec?
 
     /// Creates a reply.
     public init(
         queryID: UInt64, teacherID: String, teacherVersion: UInt64, probabilities: Tensor, values: [Float],
-        qValues: Tensor = .empty, cacheable: Bool, environment: String = ""
+        qValues: Tensor = .empty, cacheable: Bool, environment: String = "", environmentSpec: WireEnvironmentSpec? = nil
     ) {
         self.environment = environment
+        self.environmentSpec = environmentSpec
         self.queryID = queryID
         self.teacherID = teacherID
         self.teacherVersion = teacherVersion
@@ -173,6 +313,11 @@ public struct Unroll: Sendable, Equatable {
     public var teacherValues: [Float]
     /// Teacher Q-values [T + E, actionCount], or empty.
     public var teacherQValues: Tensor
+    /// Observed environments: the student's observations [T + E, ...] (then `observations` is
+    /// empty); empty for tabular ones.
+    public var observationTensor: ObservationTensor = .empty
+    /// What a privileged teacher observed [T + E, ...], or empty.
+    public var teacherObservationTensor: ObservationTensor = .empty
 
     /// Creates an unroll; `WireCodec` checks its consistency when it is decoded.
     public init(
@@ -225,18 +370,23 @@ public struct Parameters: Sendable, Equatable {
     public var checksum: UInt64
     /// Environment steps the learner has consumed.
     public var envSteps: UInt64
+    /// The network `values` belong to (e.g. "mlp:64,64"); empty for a table.
+    public var architecture: String
 
     /// Creates parameters, computing the checksum of `values`.
-    public init(version: UInt64, values: Tensor, envSteps: UInt64) {
-        self.init(version: version, values: values, checksum: Checksum.fnv1a64(values.values), envSteps: envSteps)
+    public init(version: UInt64, values: Tensor, envSteps: UInt64, architecture: String = "") {
+        self.init(
+            version: version, values: values, checksum: Checksum.fnv1a64(values.values), envSteps: envSteps,
+            architecture: architecture)
     }
 
     /// Creates parameters with a given checksum (as received; see `hasValidChecksum`).
-    public init(version: UInt64, values: Tensor, checksum: UInt64, envSteps: UInt64) {
+    public init(version: UInt64, values: Tensor, checksum: UInt64, envSteps: UInt64, architecture: String = "") {
         self.version = version
         self.values = values
         self.checksum = checksum
         self.envSteps = envSteps
+        self.architecture = architecture
     }
 
     /// True when `checksum` matches the values.
@@ -253,9 +403,18 @@ public struct Hello: Sendable, Equatable {
     public var actionCount: Int
     /// The teacher endpoint the client uses now.
     public var teacherEndpoint: String
+    /// Observed environments: the client's environment spec (then `stateCount` is 0).
+    public var environmentSpec: WireEnvironmentSpec?
+    /// The student architecture the client runs; empty for tables.
+    public var architecture: String
 
     /// Creates a hello.
-    public init(environment: String, stateCount: Int, actionCount: Int, teacherEndpoint: String) {
+    public init(
+        environment: String, stateCount: Int, actionCount: Int, teacherEndpoint: String,
+        environmentSpec: WireEnvironmentSpec? = nil, architecture: String = ""
+    ) {
+        self.environmentSpec = environmentSpec
+        self.architecture = architecture
         self.environment = environment
         self.stateCount = stateCount
         self.actionCount = actionCount
@@ -275,12 +434,18 @@ public struct Welcome: Sendable, Equatable {
     public var parameters: Parameters
     /// The control settings actors must use, as a JSON object.
     public var actorSettingsJSON: String
+    /// The learner's environment spec (observed environments), else nil.
+    public var environmentSpec: WireEnvironmentSpec?
+    /// The learner's student architecture; empty for tables.
+    public var architecture: String
 
     /// Creates a welcome.
     public init(
         unrollPort: Int, parametersPort: Int, teacherEndpoint: String, parameters: Parameters,
-        actorSettingsJSON: String
+        actorSettingsJSON: String, environmentSpec: WireEnvironmentSpec? = nil, architecture: String = ""
     ) {
+        self.environmentSpec = environmentSpec
+        self.architecture = architecture
         self.unrollPort = unrollPort
         self.parametersPort = parametersPort
         self.teacherEndpoint = teacherEndpoint
@@ -301,12 +466,18 @@ public struct Heartbeat: Sendable, Equatable {
     public var unrollsWithheld: UInt64
     /// Messages rejected as malformed.
     public var messagesRejected: UInt64
+    /// Microseconds spent stepping environments, in total.
+    public var observationMicroseconds: UInt64
+    /// Microseconds spent in student and teacher inference, in total.
+    public var inferenceMicroseconds: UInt64
 
     /// Creates a heartbeat.
     public init(
         sequence: UInt64, envSteps: UInt64 = 0, parameterVersion: UInt64 = 0, unrollsWithheld: UInt64 = 0,
-        messagesRejected: UInt64 = 0
+        messagesRejected: UInt64 = 0, observationMicroseconds: UInt64 = 0, inferenceMicroseconds: UInt64 = 0
     ) {
+        self.observationMicroseconds = observationMicroseconds
+        self.inferenceMicroseconds = inferenceMicroseconds
         self.sequence = sequence
         self.envSteps = envSteps
         self.parameterVersion = parameterVersion

@@ -31,7 +31,11 @@ public struct WireCodec: Sendable {
 
     // MARK: Encoding
 
-    /// Serializes an envelope (protocol version 1).
+    /// Largest observation tensor `decode` accepts, in elements (a CartPole unroll of 10,000
+    /// steps has 40,000; a 84×84×4 Atari frame stack 28,224 per row).
+    public var maxObservationElements: Int = 16 << 20
+
+    /// Serializes an envelope (the current protocol version).
     public func encode(_ envelope: Envelope) -> [UInt8] {
         let arena = CArena()
         var sender = Distill__V1__Sender()
@@ -60,6 +64,7 @@ public struct WireCodec: Sendable {
             m.query_id = query.queryID
             (m.n_state_ids, m.state_ids) = arena.array(query.stateIDs)
             m.features = arena.tensor(query.features)
+            m.observations = arena.observations(query.observations)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_TEACHER_QUERY
             root.teacher_query = arena.store(m)
         case .teacherReply(let reply):
@@ -73,6 +78,7 @@ public struct WireCodec: Sendable {
             m.q_values = arena.tensor(reply.qValues)
             m.cacheable = reply.cacheable ? 1 : 0
             m.environment = arena.string(reply.environment)
+            m.environment_spec = arena.spec(reply.environmentSpec)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_TEACHER_REPLY
             root.teacher_reply = arena.store(m)
         case .unroll(let unroll):
@@ -93,6 +99,8 @@ public struct WireCodec: Sendable {
             m.teacher_probabilities = arena.tensor(unroll.teacherProbabilities)
             (m.n_teacher_values, m.teacher_values) = arena.array(unroll.teacherValues)
             m.teacher_q_values = arena.tensor(unroll.teacherQValues)
+            m.observation_tensor = arena.observations(unroll.observationTensor)
+            m.teacher_observation_tensor = arena.observations(unroll.teacherObservationTensor)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_UNROLL
             root.unroll = arena.store(m)
         case .parameters(let parameters):
@@ -113,6 +121,8 @@ public struct WireCodec: Sendable {
             m.teacher_endpoint = arena.string(welcome.teacherEndpoint)
             m.parameters = arena.parameters(welcome.parameters)
             m.actor_settings_json = arena.string(welcome.actorSettingsJSON)
+            m.environment_spec = arena.spec(welcome.environmentSpec)
+            m.architecture = arena.string(welcome.architecture)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_WELCOME
             root.welcome = arena.store(m)
         case .hello(let hello):
@@ -122,6 +132,8 @@ public struct WireCodec: Sendable {
             m.state_count = UInt32(clamping: hello.stateCount)
             m.action_count = UInt32(clamping: hello.actionCount)
             m.teacher_endpoint = arena.string(hello.teacherEndpoint)
+            m.environment_spec = arena.spec(hello.environmentSpec)
+            m.architecture = arena.string(hello.architecture)
             root.body_case = DISTILL__V1__ENVELOPE__BODY_HELLO
             root.hello = arena.store(m)
         case .heartbeat(let heartbeat):
@@ -132,6 +144,8 @@ public struct WireCodec: Sendable {
             m.parameter_version = heartbeat.parameterVersion
             m.unrolls_withheld = heartbeat.unrollsWithheld
             m.messages_rejected = heartbeat.messagesRejected
+            m.observation_micros = heartbeat.observationMicroseconds
+            m.inference_micros = heartbeat.inferenceMicroseconds
             root.body_case = DISTILL__V1__ENVELOPE__BODY_HEARTBEAT
             root.heartbeat = arena.store(m)
         case .getParams(let request):
@@ -247,7 +261,10 @@ public struct WireCodec: Sendable {
     public static var auditedAllocations: Int { allocationsAudited.load(ordering: .relaxed) }
 
     private func readEnvelope(_ root: Distill__V1__Envelope) throws(DecodingError) -> Envelope {
-        guard root.protocol_version == currentProtocolVersion else {
+        // Checkpoints are also files: version 2 did not change `Checkpoint`, so a run checkpointed
+        // by a version-1 build still resumes.
+        let readableCheckpoint = root.protocol_version == 1 && root.body_case == DISTILL__V1__ENVELOPE__BODY_CHECKPOINT
+        guard root.protocol_version == currentProtocolVersion || readableCheckpoint else {
             if root.protocol_version == 0 {
                 throw DecodingError(.unsupportedVersion, "Envelope.protocol_version is missing")
             }
@@ -275,7 +292,8 @@ public struct WireCodec: Sendable {
             message = .heartbeat(
                 Heartbeat(
                     sequence: m.sequence, envSteps: m.env_steps, parameterVersion: m.parameter_version,
-                    unrollsWithheld: m.unrolls_withheld, messagesRejected: m.messages_rejected))
+                    unrollsWithheld: m.unrolls_withheld, messagesRejected: m.messages_rejected,
+                    observationMicroseconds: m.observation_micros, inferenceMicroseconds: m.inference_micros))
         case DISTILL__V1__ENVELOPE__BODY_GET_PARAMS:
             message = .getParams(GetParams(haveVersion: root.get_params.pointee.have_version))
         case DISTILL__V1__ENVELOPE__BODY_CONTROL:
@@ -308,6 +326,15 @@ public struct WireCodec: Sendable {
     private func readTeacherQuery(_ m: Distill__V1__TeacherQuery) throws(DecodingError) -> TeacherQuery {
         let stateIDs = Self.array(m.state_ids, m.n_state_ids)
         let features = try readTensor(m.features, field: "TeacherQuery.features")
+        let observations = try readObservations(m.observations, field: "TeacherQuery.observations")
+        if !observations.isEmpty {
+            guard stateIDs.isEmpty && features.isEmpty else {
+                throw DecodingError(
+                    .invalidField,
+                    "TeacherQuery needs exactly one of state_ids, features and observations (query \(m.query_id))")
+            }
+            return TeacherQuery(queryID: m.query_id, observations: observations)
+        }
         switch (stateIDs.isEmpty, features.isEmpty) {
         case (false, true):
             if let bad = stateIDs.firstIndex(where: { $0 < 0 }) {
@@ -340,7 +367,8 @@ public struct WireCodec: Sendable {
         return TeacherReply(
             queryID: m.query_id, teacherID: teacherID, teacherVersion: m.teacher_version,
             probabilities: probabilities, values: values, qValues: q, cacheable: m.cacheable != 0,
-            environment: environment)
+            environment: environment,
+            environmentSpec: try readSpec(m.environment_spec, field: "TeacherReply.environment_spec"))
     }
 
     private func readUnroll(_ m: Distill__V1__Unroll) throws(DecodingError) -> Unroll {
@@ -362,7 +390,29 @@ public struct WireCodec: Sendable {
         let steps = lengths.reduce(0) { $0 + Int($1) }
         let states = steps + lengths.count
         let observations = Self.array(m.observations, m.n_observations)
-        try Self.expectCount(observations.count, states, "Unroll.observations", "T + E = \(steps) + \(lengths.count)")
+        let observationTensor = try readObservations(m.observation_tensor, field: "Unroll.observation_tensor")
+        let teacherObservationTensor = try readObservations(
+            m.teacher_observation_tensor, field: "Unroll.teacher_observation_tensor")
+        if observationTensor.isEmpty {
+            guard teacherObservationTensor.isEmpty else {
+                throw DecodingError(
+                    .invalidField, "Unroll.teacher_observation_tensor needs an observation_tensor for the student")
+            }
+            try Self.expectCount(
+                observations.count, states, "Unroll.observations", "T + E = \(steps) + \(lengths.count)")
+        } else {
+            guard observations.isEmpty else {
+                throw DecodingError(
+                    .invalidField, "Unroll has both observations (state ids) and an observation_tensor: send one")
+            }
+            for (tensor, field) in [
+                (observationTensor, "Unroll.observation_tensor"),
+                (teacherObservationTensor, "Unroll.teacher_observation_tensor"),
+            ] where !tensor.isEmpty && tensor.rowCount != states {
+                throw DecodingError(
+                    .invalidField, "\(field) has \(tensor.rowCount) rows, expected T + E = \(steps) + \(lengths.count)")
+            }
+        }
         if let bad = observations.firstIndex(where: { $0 < 0 }) {
             throw DecodingError(.invalidField, "Unroll.observations[\(bad)] is \(observations[bad]), must be >= 0")
         }
@@ -395,17 +445,22 @@ public struct WireCodec: Sendable {
         try Self.expectCount(teacherValues.count, states, "Unroll.teacher_values", "T + E = \(states)")
         let q = try readTensor(m.teacher_q_values, field: "Unroll.teacher_q_values")
         try Self.validateOptionalTable(q, rows: states, columns: actionCount, field: "Unroll.teacher_q_values")
-        return Unroll(
+        var unroll = Unroll(
             sequence: m.sequence, parameterVersion: m.parameter_version, teacherID: teacherID,
             teacherVersion: m.teacher_version, actionCount: actionCount, episodeLengths: lengths,
             episodeTerminated: terminated, observations: observations, actions: actions, rewards: rewards,
             behaviourProbabilities: behaviour, teacherProbabilities: teacherProbabilities,
             teacherValues: teacherValues, teacherQValues: q)
+        unroll.observationTensor = observationTensor
+        unroll.teacherObservationTensor = teacherObservationTensor
+        return unroll
     }
 
     private func readParameters(_ m: Distill__V1__Parameters) throws(DecodingError) -> Parameters {
         let values = try readTensor(m.values, field: "Parameters.values")
-        let parameters = Parameters(version: m.version, values: values, checksum: m.checksum, envSteps: m.env_steps)
+        let architecture = try readString(m.architecture, field: "Parameters.architecture", maxBytes: 1024)
+        let parameters = Parameters(
+            version: m.version, values: values, checksum: m.checksum, envSteps: m.env_steps, architecture: architecture)
         guard parameters.hasValidChecksum else {
             throw DecodingError(
                 .invalidField,
@@ -430,21 +485,26 @@ public struct WireCodec: Sendable {
             teacherEndpoint: try readString(m.teacher_endpoint, field: "Welcome.teacher_endpoint", maxBytes: 1024),
             parameters: try readParameters(parameters.pointee),
             actorSettingsJSON: try readString(
-                m.actor_settings_json, field: "Welcome.actor_settings_json", maxBytes: 1 << 20))
+                m.actor_settings_json, field: "Welcome.actor_settings_json", maxBytes: 1 << 20),
+            environmentSpec: try readSpec(m.environment_spec, field: "Welcome.environment_spec"),
+            architecture: try readString(m.architecture, field: "Welcome.architecture", maxBytes: 1024))
     }
 
     private func readHello(_ m: Distill__V1__Hello) throws(DecodingError) -> Hello {
         let environment = try readString(m.environment, field: "Hello.environment", maxBytes: 1024)
         guard !environment.isEmpty else { throw DecodingError(.invalidField, "Hello.environment is empty") }
-        guard m.state_count >= 1, m.action_count >= 1 else {
+        let spec = try readSpec(m.environment_spec, field: "Hello.environment_spec")
+        guard m.state_count >= 1 || spec != nil, m.action_count >= 1 else {
             throw DecodingError(
                 .invalidField,
-                "Hello needs state_count and action_count >= 1, got \(m.state_count) and \(m.action_count)")
+                "Hello needs state_count (or an environment_spec) and action_count >= 1, got \(m.state_count) "
+                    + "and \(m.action_count)")
         }
         let endpoint = try readString(m.teacher_endpoint, field: "Hello.teacher_endpoint", maxBytes: 1024)
         return Hello(
             environment: environment, stateCount: Int(m.state_count), actionCount: Int(m.action_count),
-            teacherEndpoint: endpoint)
+            teacherEndpoint: endpoint, environmentSpec: spec,
+            architecture: try readString(m.architecture, field: "Hello.architecture", maxBytes: 1024))
     }
 
     private func readControl(_ m: Distill__V1__Control) throws(DecodingError) -> Control {
@@ -538,6 +598,76 @@ public struct WireCodec: Sendable {
         // tensor as absent, so decoding it with its own shape would not survive a round trip.
         if values.isEmpty { return .empty }
         return Tensor(shape: shape, values: values)
+    }
+
+    /// A typed observation tensor: known dtype, at least [rows, feature], data exactly as long
+    /// as the shape needs, at most `maxObservationElements`, float32 values finite.
+    private func readObservations(
+        _ pointer: UnsafeMutablePointer<Distill__V1__ObservationTensor>?, field: String
+    ) throws(DecodingError) -> ObservationTensor {
+        guard let pointer else { return .empty }
+        let m = pointer.pointee
+        let shape = Self.array(m.shape, m.n_shape).map { Int($0) }
+        let data = Self.array(m.data.data, m.data.len)
+        if shape.isEmpty && data.isEmpty { return .empty }
+        guard let dtype = DType(rawValue: Int32(truncatingIfNeeded: m.dtype.rawValue)) else {
+            throw DecodingError(.invalidField, "\(field).dtype \(m.dtype.rawValue) is not a known element type")
+        }
+        guard shape.count >= 2, shape.count <= 8, shape.allSatisfy({ $0 >= 1 }) else {
+            throw DecodingError(
+                .invalidField, "\(field) has shape \(shape): need [rows, feature...] with 2 to 8 extents, each >= 1")
+        }
+        guard let count = Self.elementCount(shape), count <= maxObservationElements else {
+            throw DecodingError(
+                .invalidField,
+                "\(field) of shape \(shape) has more than \(maxObservationElements) elements: refused as oversized")
+        }
+        let expected = dtype.byteCount(elements: count)
+        guard data.count == expected else {
+            throw DecodingError(
+                .invalidField,
+                "\(field) has \(data.count) bytes, its shape \(shape) of \(dtype) needs \(expected): the shape must "
+                    + "describe the data")
+        }
+        let tensor = ObservationTensor(dtype: dtype, shape: shape, data: data)
+        switch dtype {
+        case .float32:
+            if let bad = tensor.floats().firstIndex(where: { !$0.isFinite }) {
+                throw DecodingError(.invalidField, "\(field)[\(bad)] is not finite: every float must be finite")
+            }
+        case .boolPacked:
+            let used = count % 8
+            if used != 0, data[data.count - 1] >> UInt8(used) != 0 {
+                throw DecodingError(.invalidField, "\(field) sets bits beyond its last element")
+            }
+        case .uint8:
+            break
+        }
+        return tensor
+    }
+
+    /// An environment spec, or nil when absent.
+    private func readSpec(
+        _ pointer: UnsafeMutablePointer<Distill__V1__EnvironmentSpec>?, field: String
+    ) throws(DecodingError) -> WireEnvironmentSpec? {
+        guard let pointer else { return nil }
+        let m = pointer.pointee
+        let name = try readString(m.name, field: "\(field).name", maxBytes: 256)
+        let shape = Self.array(m.observation_shape, m.n_observation_shape).map { Int($0) }
+        guard let dtype = DType(rawValue: Int32(truncatingIfNeeded: m.observation_dtype.rawValue)) else {
+            throw DecodingError(
+                .invalidField, "\(field).observation_dtype \(m.observation_dtype.rawValue) is not a known element type")
+        }
+        guard !name.isEmpty, !shape.isEmpty, shape.count <= 8, shape.allSatisfy({ $0 >= 1 }),
+            let size = Self.elementCount(shape), size <= maxObservationElements, m.action_count >= 1
+        else {
+            throw DecodingError(
+                .invalidField,
+                "\(field) needs a name, an observation shape of 1 to 8 extents >= 1 and action_count >= 1, got "
+                    + "'\(name)', \(shape), \(m.action_count)")
+        }
+        return WireEnvironmentSpec(
+            name: name, observationShape: shape, observationDType: dtype, actionCount: Int(m.action_count))
     }
 
     private func readFloats(
@@ -663,6 +793,29 @@ private final class CArena {
         m.values = tensor(parameters.values)
         m.checksum = parameters.checksum
         m.env_steps = parameters.envSteps
+        m.architecture = string(parameters.architecture)
+        return store(m)
+    }
+
+    func observations(_ tensor: ObservationTensor) -> UnsafeMutablePointer<Distill__V1__ObservationTensor>? {
+        guard !tensor.isEmpty else { return nil }
+        var m = Distill__V1__ObservationTensor()
+        distill__v1__observation_tensor__init(&m)
+        m.dtype = .init(rawValue: numericCast(tensor.dtype.rawValue))
+        (m.n_shape, m.shape) = array(tensor.shape.map { UInt32(clamping: $0) })
+        let (count, bytes) = array(tensor.data)
+        m.data = ProtobufCBinaryData(len: count, data: bytes)
+        return store(m)
+    }
+
+    func spec(_ spec: WireEnvironmentSpec?) -> UnsafeMutablePointer<Distill__V1__EnvironmentSpec>? {
+        guard let spec else { return nil }
+        var m = Distill__V1__EnvironmentSpec()
+        distill__v1__environment_spec__init(&m)
+        m.name = string(spec.name)
+        (m.n_observation_shape, m.observation_shape) = array(spec.observationShape.map { UInt32(clamping: $0) })
+        m.observation_dtype = .init(rawValue: numericCast(spec.observationDType.rawValue))
+        m.action_count = UInt32(clamping: spec.actionCount)
         return store(m)
     }
 

@@ -95,6 +95,20 @@ struct LearnerCoreTests {
         #expect(core.actors[routingID(of: Self.actor("a"))]?.teacherEndpoint == "tcp://t1:1")
     }
 
+    @Test func anUnrollOfObservationTensorsIsRefusedByATabularLearner() throws {
+        var core = try Self.core()
+        guard case .unroll(var unroll) = Self.unroll(sequence: 0) else { return }
+        unroll.observations = []
+        unroll.observationTensor = ObservationTensor(rows: 2, rowShape: [4], float32: [Float](repeating: 0, count: 8))
+        let reason = core.incompatibility(of: unroll)
+        #expect(reason?.contains("observation tensors") == true, "\(reason ?? "accepted")")
+        let before = core.version
+        _ = core.receiveUnroll(
+            [WireCodec().encode(Envelope(sender: Self.actor("a"), message: .unroll(unroll)))], peer: nil, now: 1)
+        #expect(core.version == before)
+        #expect(core.rejections.total == 1)
+    }
+
     @Test func aHelloFromAnotherEnvironmentIsRefusedAsIncompatible() throws {
         var core = try Self.core()
         let effects = core.receiveControl(

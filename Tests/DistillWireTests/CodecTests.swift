@@ -146,11 +146,30 @@ struct CodecTests {
         #expect(throws: DecodingError.self) { try codec.decode(raw) }
     }
 
-    @Test("unknown protocol versions are rejected", arguments: [0, 2, 99] as [UInt64])
+    @Test("unknown protocol versions are rejected", arguments: [0, 1, 3, 99] as [UInt64])
     func unknownProtocolVersionIsRejected(version: UInt64) throws {
         let raw = RawProtobuf.envelope(version: version, bodyField: 13, body: .parameters(shape: [1], values: [1]))
         let error = try #require(throws: DecodingError.self) { try codec.decode(raw) }
         #expect(error.code == .unsupportedVersion)
+        if version == 1 {
+            // An old peer is told what this build speaks and what to do.
+            #expect(error.message.contains("protocol version 1 is not supported (this build speaks 2)"))
+        }
+    }
+
+    @Test func aCheckpointWrittenByAVersion1BuildStillDecodes() throws {
+        guard case .checkpoint(let checkpoint) = Fixtures.messages.first(where: { $0.kind == .checkpoint }) else {
+            Issue.record("no checkpoint fixture")
+            return
+        }
+        var bytes = codec.encode(Envelope(sender: Fixtures.sender, message: .checkpoint(checkpoint)))
+        #expect(Array(bytes.prefix(2)) == [0x08, UInt8(currentProtocolVersion)])
+        bytes[1] = 1
+        #expect(try codec.decode(bytes).message == .checkpoint(checkpoint))
+        // Only checkpoints: a version-1 message on the wire is still refused.
+        var hello = codec.encode(Envelope(sender: Fixtures.sender, message: LearnerHello.message))
+        hello[1] = 1
+        #expect(throws: DecodingError.self) { try codec.decode(hello) }
     }
 
     @Test func corruptedParametersFailTheChecksum() throws {
@@ -213,4 +232,9 @@ struct SplitMix: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
     }
+}
+
+private enum LearnerHello {
+    static let message = Message.hello(
+        Hello(environment: "gridworld(seed=1,20x20)", stateCount: 401, actionCount: 4, teacherEndpoint: ""))
 }

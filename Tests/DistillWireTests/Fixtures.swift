@@ -14,7 +14,46 @@ enum Fixtures {
         teacherValues: [1.5, -2, 0, 3.25, 7],
         teacherQValues: Tensor(shape: [5, 3], values: (0..<15).map { Float($0) - 7.5 }))
 
+    static let cartPole = WireEnvironmentSpec(name: "cartpole", observationShape: [4], actionCount: 2)
+
+    /// An unroll of an observed environment: float32 observations and a privileged uint8 view.
+    static var observedUnroll: Unroll {
+        var unroll = Fixtures.unroll
+        unroll.observations = []
+        unroll.observationTensor = ObservationTensor(rows: 5, rowShape: [4], float32: (0..<20).map { Float($0) / 8 })
+        unroll.teacherObservationTensor = ObservationTensor(
+            dtype: .uint8, shape: [5, 2, 3], data: (0..<30).map { UInt8($0 * 7) })
+        return unroll
+    }
+
     static let messages: [Message] = [
+        .teacherQuery(
+            TeacherQuery(
+                queryID: 101,
+                observations: ObservationTensor(rows: 2, rowShape: [4], float32: [1, 2, 3, 4, -1, -2, -3, -4]))),
+        .teacherQuery(
+            TeacherQuery(
+                queryID: 102,
+                observations: ObservationTensor(dtype: .boolPacked, shape: [3, 3], data: [0b0110_1101, 0b1]))),
+        .unroll(observedUnroll),
+        .parameters(
+            Parameters(
+                version: 78, values: Tensor(shape: [3], values: [1, -2, 3.5]), envSteps: 5, architecture: "mlp:64,64")),
+        .hello(
+            Hello(
+                environment: "cartpole", stateCount: 0, actionCount: 2, teacherEndpoint: "tcp://127.0.0.1:5556",
+                environmentSpec: cartPole, architecture: "mlp:64,64")),
+        .welcome(
+            Welcome(
+                unrollPort: 5557, parametersPort: 5558, teacherEndpoint: "",
+                parameters: Parameters(version: 9, values: Tensor(shape: [2], values: [0.5, -0.5]), envSteps: 10),
+                actorSettingsJSON: "{}", environmentSpec: cartPole, architecture: "mlp:64,64")),
+        .heartbeat(Heartbeat(sequence: 4, envSteps: 9, observationMicroseconds: 1234, inferenceMicroseconds: 5678)),
+        .teacherReply(
+            TeacherReply(
+                queryID: 101, teacherID: "cartpole-teacher", teacherVersion: 1,
+                probabilities: Tensor(shape: [1, 2], values: [0.5, 0.5]), values: [3], cacheable: false,
+                environment: "cartpole", environmentSpec: cartPole)),
         .teacherQuery(TeacherQuery(queryID: 99, stateIDs: [0, 17, 400])),
         .teacherQuery(
             TeacherQuery(queryID: 100, features: Tensor(shape: [2, 2, 3], values: (0..<12).map(Float.init)))),

@@ -1,3 +1,5 @@
+import DistillWire
+
 /// A minimal protobuf writer, independent of protobuf-c, for crafting messages our own encoder
 /// refuses to make (wrong shapes, unknown versions, NaN where the type would allow it).
 struct RawProtobuf {
@@ -57,7 +59,8 @@ struct RawProtobuf {
     }
 
     /// An Envelope with a valid sender around `body` at oneof field `bodyField`.
-    static func envelope(version: UInt64 = 1, bodyField: Int, body: RawProtobuf) -> [UInt8] {
+    static func envelope(version: UInt64 = UInt64(currentProtocolVersion), bodyField: Int, body: RawProtobuf) -> [UInt8]
+    {
         var sender = RawProtobuf()
         _ = sender.uint(1, 1)
         _ = sender.string(2, "raw")

@@ -26,7 +26,7 @@ import distill_pb2 as pb
 TIMEOUT_MS = 3000
 
 
-def envelope(version: int = 1, nonce: int = 0x5EED, sender_id: str = "check-server", with_sender: bool = True):
+def envelope(version: int = 2, nonce: int = 0x5EED, sender_id: str = "check-server", with_sender: bool = True):
     e = pb.Envelope(protocol_version=version)
     if with_sender:
         e.sender.role = pb.ROLE_TOOL
@@ -62,7 +62,7 @@ def bad_messages(state_count: int):
         ("garbage bytes", [b"\xffthis is not protobuf\x00\x01"], pb.Error.CODE_MALFORMED),
         ("an empty frame", [b""], pb.Error.CODE_MALFORMED),
         ("two payload frames", [query([0], 1), query([0], 2)], pb.Error.CODE_MALFORMED),
-        ("protocol version 2", [query([0], 3, version=2)], pb.Error.CODE_UNSUPPORTED_VERSION),
+        ("protocol version 1 (an old peer)", [query([0], 3, version=1)], pb.Error.CODE_UNSUPPORTED_VERSION),
         ("no protocol version", [query([0], 4, version=0)], pb.Error.CODE_UNSUPPORTED_VERSION),
         ("no sender", [query([0], 5, with_sender=False)], pb.Error.CODE_MALFORMED),
         ("run nonce 0", [query([0], 6, nonce=0)], pb.Error.CODE_MALFORMED),

@@ -5,7 +5,7 @@ It speaks proto/distill.proto exactly as the Swift `distill teacher` does:
 
 - one ZeroMQ ROUTER socket; every request is [routing id, Envelope] (an actor's DEALER adds
   nothing else);
-- an Envelope carries protocol_version 1, the sender (role, id, a random non-zero run nonce) and
+- an Envelope carries protocol_version 2, the sender (role, id, a random non-zero run nonce) and
   exactly one body; a teacher server takes TeacherQuery bodies only;
 - a query of N state ids is answered with one TeacherReply: the query_id echoed, this teacher's
   id and version, probabilities as a [N, actions] float32 tensor, N values, Q-values as a
@@ -43,7 +43,7 @@ except ImportError as error:  # pragma: no cover - only without the venv
         "virtual environment (pyzmq, protobuf) and generates distill_pb2 from proto/distill.proto."
     )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20  # as WireCodec.defaultMaxMessageBytes
 FLOAT32_MAX = 3.4028234663852886e38
 PROBABILITY_TOLERANCE = 1e-6  # as TeacherDescription.validated(for:)

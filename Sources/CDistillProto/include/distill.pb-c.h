@@ -17,6 +17,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Distill__V1__Sender Distill__V1__Sender;
 typedef struct Distill__V1__Tensor Distill__V1__Tensor;
+typedef struct Distill__V1__ObservationTensor Distill__V1__ObservationTensor;
+typedef struct Distill__V1__EnvironmentSpec Distill__V1__EnvironmentSpec;
 typedef struct Distill__V1__TeacherQuery Distill__V1__TeacherQuery;
 typedef struct Distill__V1__TeacherReply Distill__V1__TeacherReply;
 typedef struct Distill__V1__Unroll Distill__V1__Unroll;
@@ -128,6 +130,29 @@ typedef enum _Distill__V1__Role {
   DISTILL__V1__ROLE__ROLE_TOOL = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ROLE)
 } Distill__V1__Role;
+/*
+ * The element type of an `ObservationTensor`.
+ */
+typedef enum _Distill__V1__DType {
+  /*
+   * Not set: always rejected.
+   */
+  DISTILL__V1__DTYPE__DTYPE_UNSPECIFIED = 0,
+  /*
+   * IEEE-754 binary32, little-endian, 4 bytes per element; every value finite.
+   */
+  DISTILL__V1__DTYPE__DTYPE_FLOAT32 = 1,
+  /*
+   * Unsigned bytes (pixels), 1 byte per element; read as the float 0..255.
+   */
+  DISTILL__V1__DTYPE__DTYPE_UINT8 = 2,
+  /*
+   * Booleans packed 8 per byte, least significant bit first, row-major over the whole tensor;
+   * ceil(elements / 8) bytes, unused high bits of the last byte 0. Read as 0.0 or 1.0.
+   */
+  DISTILL__V1__DTYPE__DTYPE_BOOL_PACKED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__DTYPE)
+} Distill__V1__DType;
 
 /* --- messages --- */
 
@@ -180,6 +205,63 @@ struct  Distill__V1__Tensor
 
 
 /*
+ * A batch of observations as raw typed bytes: `shape` is [rows, feature...] and `data` holds
+ * exactly the bytes the dtype needs for the product of `shape` (receivers reject anything else,
+ * and tensors larger than their limit).
+ */
+struct  Distill__V1__ObservationTensor
+{
+  ProtobufCMessage base;
+  /*
+   * Element type. Required.
+   */
+  Distill__V1__DType dtype;
+  /*
+   * Extent of each dimension, outermost (the rows) first; at least two dimensions.
+   */
+  size_t n_shape;
+  uint32_t *shape;
+  /*
+   * The elements in row-major order (see `DType`).
+   */
+  ProtobufCBinaryData data;
+};
+#define DISTILL__V1__OBSERVATION_TENSOR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__observation_tensor__descriptor) \
+    , DISTILL__V1__DTYPE__DTYPE_UNSPECIFIED, 0,NULL, {0,NULL} }
+
+
+/*
+ * What an environment looks like to a network: both ends of a connection compare these and
+ * refuse a peer whose spec differs, with the reason.
+ */
+struct  Distill__V1__EnvironmentSpec
+{
+  ProtobufCMessage base;
+  /*
+   * The observed environment's name, e.g. "cartpole" (as `distill train --env` names it).
+   */
+  char *name;
+  /*
+   * Shape of one observation (without the batch dimension), e.g. [4].
+   */
+  size_t n_observation_shape;
+  uint32_t *observation_shape;
+  /*
+   * Element type of the observations on the wire.
+   */
+  Distill__V1__DType observation_dtype;
+  /*
+   * Number of discrete actions.
+   */
+  uint32_t action_count;
+};
+#define DISTILL__V1__ENVIRONMENT_SPEC__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__environment_spec__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, DISTILL__V1__DTYPE__DTYPE_UNSPECIFIED, 0 }
+
+
+/*
  * A batch of observations whose teacher outputs an actor needs. Sent by an actor's DEALER to a
  * teacher server's ROUTER; answered by one `TeacherReply` (or an `Error`).
  */
@@ -200,10 +282,15 @@ struct  Distill__V1__TeacherQuery
    * Feature observations, shape [batch, feature...], for teachers over features.
    */
   Distill__V1__Tensor *features;
+  /*
+   * Typed observations [batch, feature...] for network teachers (protocol version 2). Exactly
+   * one of `state_ids`, `features` and `observations` is non-empty.
+   */
+  Distill__V1__ObservationTensor *observations;
 };
 #define DISTILL__V1__TEACHER_QUERY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__teacher_query__descriptor) \
-    , 0, 0,NULL, NULL }
+    , 0, 0,NULL, NULL, NULL }
 
 
 /*
@@ -251,10 +338,14 @@ struct  Distill__V1__TeacherReply
    * Empty from older servers (added in protocol version 1 without a bump).
    */
   char *environment;
+  /*
+   * The environment spec a network teacher serves (protocol version 2); absent for tables.
+   */
+  Distill__V1__EnvironmentSpec *environment_spec;
 };
 #define DISTILL__V1__TEACHER_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__teacher_reply__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string }
+    , 0, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -332,10 +423,20 @@ struct  Distill__V1__Unroll
    * Teacher Q-values, shape [T + E, action_count]; empty when the teacher has none.
    */
   Distill__V1__Tensor *teacher_q_values;
+  /*
+   * Observed environments (protocol version 2): the student's observations, shape
+   * [T + E, observation...]; then `observations` (state ids) is empty.
+   */
+  Distill__V1__ObservationTensor *observation_tensor;
+  /*
+   * Optional (privileged teachers): what the teacher observed at each state, shape
+   * [T + E, teacher observation...]; absent when the teacher saw `observation_tensor`.
+   */
+  Distill__V1__ObservationTensor *teacher_observation_tensor;
 };
 #define DISTILL__V1__UNROLL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__unroll__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, NULL }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, NULL, NULL, NULL }
 
 
 /*
@@ -385,10 +486,15 @@ struct  Distill__V1__Parameters
    * Environment steps the learner has consumed so far (for progress and metrics).
    */
   uint64_t env_steps;
+  /*
+   * The network the flat `values` belong to (e.g. "mlp:64,64"), empty for a table (protocol
+   * version 2). A receiver refuses parameters of another architecture.
+   */
+  char *architecture;
 };
 #define DISTILL__V1__PARAMETERS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__parameters__descriptor) \
-    , 0, NULL, 0, 0 }
+    , 0, NULL, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -415,10 +521,19 @@ struct  Distill__V1__Hello
    * The teacher endpoint the client is using now (for status displays).
    */
   char *teacher_endpoint;
+  /*
+   * Observed environments (protocol version 2): the client's environment spec; then
+   * `state_count` is 0. The learner refuses a client whose spec differs from its own.
+   */
+  Distill__V1__EnvironmentSpec *environment_spec;
+  /*
+   * The student architecture the client can run (e.g. "mlp:64,64"); empty for tables.
+   */
+  char *architecture;
 };
 #define DISTILL__V1__HELLO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__hello__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -450,10 +565,18 @@ struct  Distill__V1__Welcome
    * episode length cap), so every actor acts as the learner's update rule assumes.
    */
   char *actor_settings_json;
+  /*
+   * The learner's environment spec (observed environments; protocol version 2).
+   */
+  Distill__V1__EnvironmentSpec *environment_spec;
+  /*
+   * The learner's student architecture; empty for tables.
+   */
+  char *architecture;
 };
 #define DISTILL__V1__WELCOME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__welcome__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -483,10 +606,18 @@ struct  Distill__V1__Heartbeat
    * Messages this sender rejected as malformed.
    */
   uint64_t messages_rejected;
+  /*
+   * Microseconds this sender spent stepping environments (observations) in total.
+   */
+  uint64_t observation_micros;
+  /*
+   * Microseconds this sender spent in student and teacher inference in total.
+   */
+  uint64_t inference_micros;
 };
 #define DISTILL__V1__HEARTBEAT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__heartbeat__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -662,7 +793,7 @@ struct  Distill__V1__Envelope
 {
   ProtobufCMessage base;
   /*
-   * The protocol version: 1 for this file. Receivers reject any other value (0 means the field
+   * The protocol version: 2 for this file. Receivers reject any other value (0 means the field
    * was missing). Bumped only by a change old peers cannot read.
    */
   uint32_t protocol_version;
@@ -728,6 +859,44 @@ Distill__V1__Tensor *
                       const uint8_t       *data);
 void   distill__v1__tensor__free_unpacked
                      (Distill__V1__Tensor *message,
+                      ProtobufCAllocator *allocator);
+/* Distill__V1__ObservationTensor methods */
+void   distill__v1__observation_tensor__init
+                     (Distill__V1__ObservationTensor         *message);
+size_t distill__v1__observation_tensor__get_packed_size
+                     (const Distill__V1__ObservationTensor   *message);
+size_t distill__v1__observation_tensor__pack
+                     (const Distill__V1__ObservationTensor   *message,
+                      uint8_t             *out);
+size_t distill__v1__observation_tensor__pack_to_buffer
+                     (const Distill__V1__ObservationTensor   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__ObservationTensor *
+       distill__v1__observation_tensor__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__observation_tensor__free_unpacked
+                     (Distill__V1__ObservationTensor *message,
+                      ProtobufCAllocator *allocator);
+/* Distill__V1__EnvironmentSpec methods */
+void   distill__v1__environment_spec__init
+                     (Distill__V1__EnvironmentSpec         *message);
+size_t distill__v1__environment_spec__get_packed_size
+                     (const Distill__V1__EnvironmentSpec   *message);
+size_t distill__v1__environment_spec__pack
+                     (const Distill__V1__EnvironmentSpec   *message,
+                      uint8_t             *out);
+size_t distill__v1__environment_spec__pack_to_buffer
+                     (const Distill__V1__EnvironmentSpec   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__EnvironmentSpec *
+       distill__v1__environment_spec__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__environment_spec__free_unpacked
+                     (Distill__V1__EnvironmentSpec *message,
                       ProtobufCAllocator *allocator);
 /* Distill__V1__TeacherQuery methods */
 void   distill__v1__teacher_query__init
@@ -984,6 +1153,12 @@ typedef void (*Distill__V1__Sender_Closure)
 typedef void (*Distill__V1__Tensor_Closure)
                  (const Distill__V1__Tensor *message,
                   void *closure_data);
+typedef void (*Distill__V1__ObservationTensor_Closure)
+                 (const Distill__V1__ObservationTensor *message,
+                  void *closure_data);
+typedef void (*Distill__V1__EnvironmentSpec_Closure)
+                 (const Distill__V1__EnvironmentSpec *message,
+                  void *closure_data);
 typedef void (*Distill__V1__TeacherQuery_Closure)
                  (const Distill__V1__TeacherQuery *message,
                   void *closure_data);
@@ -1030,8 +1205,11 @@ typedef void (*Distill__V1__Envelope_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    distill__v1__role__descriptor;
+extern const ProtobufCEnumDescriptor    distill__v1__dtype__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__sender__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__tensor__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__observation_tensor__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__environment_spec__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__teacher_query__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__teacher_reply__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__unroll__descriptor;

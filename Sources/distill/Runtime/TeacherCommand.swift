@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillCore
+import DistillNN
 import DistillRuntime
 import DistillWire
 import Foundation
@@ -23,6 +24,11 @@ struct TeacherCommand: ParsableCommand {
               distill teacher --config run/config.json --bind 'tcp://*:5556'
               distill teacher --env chain --teacher adversarial --bind 'tcp://*:6556'
               distill teacher --env gridworld --seed 1 --teacher optimal --export-table optimal.json
+              distill teacher --teacher-file cartpole-teacher.safetensors --bind 'tcp://*:5556'
+
+            A --teacher-file holding a network teacher of an observed environment (cartpole, \
+            acrobot, mountaincar) is served over observation tensors: the file names the \
+            environment spec it serves, and queries of other shapes are refused with the reason.
 
             --export-table FILE writes the teacher's table in the teacher-file format (README, \
             "File formats") and exits without serving: for --teacher-file, or for a teacher server \
@@ -60,6 +66,28 @@ struct TeacherCommand: ParsableCommand {
 
     func run() throws {
         let (logger, stop) = role.start(role: "teacher")
+        if let network = try observedNetworkTeacher() {
+            guard exportTable == nil else {
+                throw ValidationError(
+                    "--export-table: \(network.environment.name) has no states to tabulate; the network file is the teacher"
+                )
+            }
+            var settings = TeacherServerConfiguration(bind: bind)
+            settings.maxBatchRows = maxBatch
+            settings.batchDeadlineMilliseconds = batchDeadlineMs
+            settings.maxMessageBytes = role.maxMessageBytes
+            settings.giveUpAfterSeconds = role.giveUpAfter
+            settings.curve = try role.curve()
+            settings.environmentIdentity = network.environment.name
+            var server = TeacherServer(
+                network: network, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger,
+                stop: stop)
+            try runRole(logger) {
+                try server.run()
+                return server.gaveUp
+            }
+            return
+        }
         let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
         let env = try buildEnvironment(configuration)
         let table = try buildTeacher(configuration, for: env)
@@ -81,6 +109,24 @@ struct TeacherCommand: ParsableCommand {
             try server.run()
             return server.gaveUp
         }
+    }
+
+    /// The network teacher of `--teacher-file` when the file is a network teacher of an observed
+    /// environment (CartPole, Acrobot, MountainCar: no tabular MDP underneath), served over
+    /// observations; nil for tables and for networks of tabular environments (served as tables).
+    private func observedNetworkTeacher() throws -> NetworkTeacher? {
+        guard let path = teacher.teacherFile else { return nil }
+        let url = URL(fileURLWithPath: path)
+        guard let data = try? Data(contentsOf: url, options: .mappedIfSafe),
+            SafetensorsFile.looksLikeSafetensors(data) || path.hasSuffix(".safetensors")
+        else { return nil }
+        let network: NetworkTeacher
+        do {
+            network = try NetworkTeacher.load(from: url)
+        } catch let error as DistillError {
+            throw ValidationError("--teacher-file: \(error.message)")
+        }
+        return network.environment.identity == nil ? network : nil
     }
 
     /// Writes `table` in the teacher-file schema, which `--teacher-file` reads back.
