@@ -499,7 +499,15 @@ extension Experiment {
             ]
             // The upper bound: the optimal return with the full state (a window policy cannot beat it).
             var optimum: [Int: Double] = [:]
+            // How much the window aliases: distinct windows over states, per gridworld.
+            var aliasing: [Double] = []
             for (run, _) in results.runs(panel: panel, curve: windowCeilingCurve) {
+                if let environment = try? run.configuration.environment.build(),
+                    let spec = run.network, let kind = try? ObservationKind(parsing: spec.observation),
+                    let rows = try? aliasedRows(environment, observation: kind)
+                {
+                    aliasing.append(Double(rows.count) / Double(environment.mdp.stateCount))
+                }
                 if let environment = try? run.configuration.environment.build(),
                     let best = try? Teachers.optimal(environment.mdp),
                     let value = try? PolicyEvaluation.expectedReturn(environment.mdp, policy: best.probabilities)
@@ -509,6 +517,9 @@ extension Experiment {
             }
             let teacherByRun = results.values(.teacherReturn, panel: panel, curve: windowCeilingCurve)
             values["optimum_mean"] = MeanInterval(Array(optimum.values)).mean
+            values["distinct_windows_per_state"] = MeanInterval(aliasing).mean
+            parts.append(
+                String(format: "distinct windows per state %.3f (1 = no aliasing)", MeanInterval(aliasing).mean))
             parts.append("full-observation optimum \(MeanInterval(Array(optimum.values)).formatted())")
             for method in privilegedMethods {
                 let m = results.values(.studentReturn, panel: panel, curve: method.rawValue)
