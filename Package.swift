@@ -40,7 +40,7 @@ let package = Package(
         // rules, exact expectations, the one learning step.
         .target(name: "DistillCore", dependencies: ["DistillNN"], swiftSettings: strictSwift),
         // The paper's experiments: runs, a multi-threaded scheduler, aggregation, findings.
-        .target(name: "DistillExperiments", dependencies: ["DistillCore"], swiftSettings: strictSwift),
+        .target(name: "DistillExperiments", dependencies: ["DistillCore", "DistillNN"], swiftSettings: strictSwift),
         // Bytes on the wire: ZeroMQ sockets and the codec between Swift values and protobuf.
         .target(
             name: "DistillWire",

@@ -12,6 +12,9 @@ extension Experiment {
         case .fig5: return fig5(parameters)
         case .fig6: return fig6(parameters)
         case .rusu: return rusu(parameters)
+        case .kickstart: return kickstart(parameters)
+        case .compression: return try compression(parameters)
+        case .privileged: return privileged(parameters)
         }
     }
 }

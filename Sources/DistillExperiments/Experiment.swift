@@ -16,6 +16,12 @@ public enum ExperimentName: String, Sendable, Hashable, Codable, CaseIterable {
     case fig6
     /// Rusu et al. 2016: KL(τ), NLL and MSE teacher distillation from Q-values.
     case rusu
+    /// Schmitt et al. 2018: kickstarting vs from scratch and the distillation rules, network students.
+    case kickstart
+    /// Rusu et al. 2016: students with 1/4, 1/16, 1/64 of a network teacher's parameters.
+    case compression
+    /// A privileged teacher (the state) and a student that sees a K×K window.
+    case privileged
 }
 
 /// What sets an experiment's size: the CLI's `--mdps`, `--iterations`, `--seed`, `--quick`.
@@ -56,6 +62,12 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
         case (.fig6, true): (mdps, iterations) = (10, 400)
         case (.rusu, false): (mdps, iterations) = (1_000, 30_000)
         case (.rusu, true): (mdps, iterations) = (8, 800)
+        case (.kickstart, false): (mdps, iterations) = (5, 3_000)
+        case (.kickstart, true): (mdps, iterations) = (4, 300)
+        case (.compression, false): (mdps, iterations) = (5, 3_000)
+        case (.compression, true): (mdps, iterations) = (4, 300)
+        case (.privileged, false): (mdps, iterations) = (10, 3_000)
+        case (.privileged, true): (mdps, iterations) = (4, 400)
         }
         return ExperimentParameters(name: name, mdps: mdps, iterations: iterations, quick: quick)
     }
@@ -87,6 +99,8 @@ public enum Metric: String, Sendable, Hashable, Codable, CaseIterable {
     case rightAtStart = "p_right_s0"
     /// Fig. 2: `π_θ(R|sL) = π_θ(R|sR)` (one shared parameter).
     case rightAtSecond = "p_right_sl_sr"
+    /// Mean KL(π‖π_θ) per state visited by the student (exact on a gridworld, sampled on CartPole).
+    case klPerState = "kl_per_state"
 
     /// An axis label.
     public var label: String {
@@ -98,6 +112,7 @@ public enum Metric: String, Sendable, Hashable, Codable, CaseIterable {
         case .klUnderUniform: "E_uniform[Σ_t KL(π‖π_θ)]"
         case .rightAtStart: "π_θ(R | s0)"
         case .rightAtSecond: "π_θ(R | sL) = π_θ(R | sR)"
+        case .klPerState: "KL(π‖π_θ) per state under the student"
         }
     }
 }
@@ -127,6 +142,8 @@ public struct RunSpec: Sendable, Hashable, Codable {
     public var configuration: TrainingConfiguration
     /// How its teacher is built.
     public var teacherRecipe: TeacherRecipe = .configuration
+    /// A network student (or CartPole): then `configuration` gives the method, iterations and seeds.
+    public var network: NetworkRunSpec?
 }
 
 /// One panel of the figure: a run panel's curves for one metric.

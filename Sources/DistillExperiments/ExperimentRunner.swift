@@ -33,6 +33,7 @@ public final class ExperimentRunner: @unchecked Sendable {
     private var cacheOrder: [String] = []
     private var building: Set<String> = []
     private let built = NSCondition()
+    private let teachers: TeacherCache
 
     /// Creates a runner; `workers` ≥ 1.
     public init(experiment: Experiment, directory: URL, workers: Int) {
@@ -40,6 +41,7 @@ public final class ExperimentRunner: @unchecked Sendable {
         self.experiment = experiment
         self.directory = directory
         self.workers = workers
+        teachers = TeacherCache(directory: directory)
     }
 
     /// Where run `id`'s table lives.
@@ -66,10 +68,16 @@ public final class ExperimentRunner: @unchecked Sendable {
                 defer { group.leave() }
                 while let run = state.next(pending) {
                     do {
-                        let problem = try self.problem(for: run)
-                        let table = try execute(
-                            run, problem: problem, evaluation: experiment.evaluationIterations,
-                            metrics: experiment.metrics)
+                        let table: RunTable
+                        if let network = run.network {
+                            table = try executeNetwork(
+                                run, network, teachers: teachers, evaluation: experiment.evaluationIterations,
+                                metrics: experiment.metrics)
+                        } else {
+                            table = try execute(
+                                run, problem: try self.problem(for: run), evaluation: experiment.evaluationIterations,
+                                metrics: experiment.metrics)
+                        }
                         let file = Self.runFile(directory, id: run.id)
                         let temporary = file.deletingLastPathComponent().appendingPathComponent(
                             ".\(run.id).\(ProcessInfo.processInfo.processIdentifier).tmp")

@@ -88,7 +88,9 @@ public struct Problem: Sendable {
         let mdp = environment.mdp
         let na = mdp.actionCount
         let policy = StudentPolicy(parameters)
-        let needsKL = metrics.contains { [.klUnderStudent, .klUnderTeacher, .klUnderUniform].contains($0) }
+        let needsKL = metrics.contains {
+            [.klUnderStudent, .klUnderTeacher, .klUnderUniform, .klPerState].contains($0)
+        }
         var kl = [Double](repeating: 0, count: mdp.stateCount)
         if needsKL {
             for s in 0..<mdp.stateCount where !mdp.isTerminal[s] {
@@ -111,6 +113,11 @@ public struct Problem: Sendable {
                 return (try? PolicyEvaluation.expectedReturn(mdp, policy: policy.stateTable())) ?? .nan
             case .teacherReturn: return teacherReturn ?? .nan
             case .klUnderStudent: return expectation(try? PolicyEvaluation.visits(mdp, policy: policy.stateTable()))
+            case .klPerState:
+                guard let visits = try? PolicyEvaluation.visits(mdp, policy: policy.stateTable()) else {
+                    return .infinity
+                }
+                return expectation(visits) / max(visits.reduce(0, +), 1e-300)
             case .klUnderTeacher: return expectation(teacherVisits)
             case .klUnderUniform: return expectation(uniformVisits)
             case .rightAtStart: return parameters.probabilities(state: 0)[1]

@@ -27,7 +27,8 @@ struct Shard: Sendable {
 struct ExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
-        abstract: "Reproduce a figure of Czarnecki et al. (2019) (fig2–fig6) or Rusu et al.'s loss comparison (rusu).",
+        abstract:
+            "Reproduce a figure of Czarnecki et al. (2019) (fig2–fig6), Rusu et al.'s loss comparison (rusu), or a network-student experiment (kickstart, compression, privileged).",
         discussion: """
             One ITERATION is one optimisation step of the tabular student, as in `distill train`: \
             collect 8 episodes with the control policy (to the episode's end) and apply the method's \
@@ -50,8 +51,22 @@ struct ExperimentCommand: ParsableCommand {
             seeds, default 100; 3,000 iterations). Finding: final return per method and teacher.
               rusu  teacher distillation of a Q-learning teacher (T = 0.01) with Rusu's KL (τ = 0.01), \
             NLL and MSE (1,000 MDPs, 30,000). Finding: final return and KL per loss.
+              kickstart  network students (Adam, 8 episodes per update) from scratch (actor-critic), \
+            kickstarting (λ 1 → 0 over half the run), n-distill+R, teacher-v-reward, on-policy-distill+R, on CartPole \
+            (teacher mlp:64,64) and gridworld images (teacher conv:8x3/mlp:64), a same-size and a smaller \
+            student; teachers trained by actor-critic inside the experiment and kept in OUT/teachers (--mdps \
+            student seeds, default 5; 3,000). Finding: env steps to 90% of the teacher, final return.
+              compression  students with ~1/4, 1/16, 1/64 of a 2×256 teacher's parameters (CartPole, \
+            gridworld one-hot) and of a conv teacher (gridworld images), the teacher's logits read as Q \
+            (τ = 0.01); KL, NLL, MSE and n-distill, teacher- and student-driven (5 seeds; 3,000). Finding: \
+            share of the teacher's return and KL per state.
+              privileged  a Q-learning teacher on the state, mlp:64 students on a K×K window (K = 3, 5, \
+            7): on-policy-distill, n-distill+R, teacher-v-reward, kickstarting, against the exact \
+            window-aliased tabular policy gradient (10 MDPs; 3,000).
             --quick: fig2 8 seeds × 4,000; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
-            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800. Chain episodes are capped at 1,000 steps.
+            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; kickstart gridworld one-hot \
+            (mlp:64 teacher and student), scratch and kickstarting, 4 seeds × 300; compression gridworld one-hot, \
+            mlp:64,64 teacher, 1/4 student, 4 × 300; privileged K = 5, 4 MDPs × 400. Chain episodes are capped at 1,000 steps.
 
             Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
             gridworld's unpublished cell probabilities (README); fig4's teacher (Q-learning on the \
@@ -76,7 +91,7 @@ struct ExperimentCommand: ParsableCommand {
               distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
             """)
 
-    @Argument(help: "fig2, fig3, fig4, fig5, fig6 or rusu.")
+    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu, kickstart, compression or privileged.")
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")

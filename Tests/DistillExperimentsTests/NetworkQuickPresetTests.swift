@@ -1,0 +1,69 @@
+import DistillCore
+import DistillExperiments
+import Foundation
+import Testing
+
+/// The `--quick` presets of the network-student experiments (issue 13), run in-process, each
+/// finding asserted with a 95 % interval over seeds (runs of one replicate share the student's
+/// initial weights and sampling seed; the teacher is one network trained by the experiment).
+@Suite(.serialized) struct NetworkQuickPresetTests {
+    func run(_ name: ExperimentName) throws -> [Finding] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("experiment-\(name)-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let parameters = ExperimentParameters.preset(name, quick: true)
+        try ExperimentDirectory.prepare(parameters, directory: directory)
+        let experiment = try Experiment.make(parameters)
+        let started = Date()
+        try ExperimentRunner(experiment: experiment, directory: directory, workers: 2).run(experiment.runs) { _ in }
+        let results = try ExperimentResults.load(experiment, directory: directory)
+        #expect(results.count == experiment.runs.count)
+        // The teacher was trained once and cached in the run directory.
+        let teachers =
+            (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("teachers").path))
+            ?? []
+        #expect(teachers.filter { $0.hasSuffix(".safetensors") }.count <= 1)
+        let findings = try ExperimentDirectory.summarise(results, directory: directory)
+        print(
+            "\(name) quick: \(experiment.runs.count) runs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+        )
+        for f in findings { print("  [\(f.verdict)] \(f.name): \(f.measured)") }
+        return findings
+    }
+
+    func finding(_ findings: [Finding], prefix: String) throws -> Finding {
+        try #require(findings.first { $0.name.hasPrefix(prefix) }, "finding '\(prefix)…'")
+    }
+
+    @Test func kickstartingReachesTheScratchReturnSoonerAndEndsAbove() throws {
+        let findings = try run(.kickstart)
+        let f = try finding(findings, prefix: "steps to the scratch agent's final return")
+        // log10(scratch steps / kickstarting steps) to each seed's scratch final return, paired:
+        // its 95 % CI lies above 0 (kickstarting gets there sooner).
+        #expect(f.values["log10_speedup_to_scratch_final_kickstarting_low"]! > 0)
+        // (final kickstarting − final scratch) / |final scratch|, paired: its 95 % CI lies above 0.
+        let g = try finding(findings, prefix: "final return")
+        #expect(g.values["final_gain_kickstarting_low"]! > 0)
+    }
+
+    @Test func compressionQuarterStudentKeepsTheTeachersReturn() throws {
+        let findings = try run(.compression)
+        for control in ["teacher-driven", "student-driven"] {
+            let f = try finding(
+                findings,
+                prefix: "share of the teacher's return by size, gridworld one-hot (teacher mlp:64,64), \(control)")
+            // The ~1/4 student distilled with KL (τ = 0.01) keeps ≥ 90 % of the teacher's return: the
+            // lower end of the 95 % CI over seeds of its share.
+            #expect(f.values["kept_1-4_kl_low"]! >= 0.9, "\(control)")
+        }
+    }
+
+    @Test func privilegedStudentsAgainstTheWindowCeiling() throws {
+        let f = try finding(try run(.privileged), prefix: "final return against the window ceiling, window K=5")
+        // A privileged teacher's policy passes through a 5×5 window: on-policy-distill's return,
+        // paired with the teacher's on the same MDP, is within 0.5 of it (lower end of the 95 % CI
+        // of student − teacher above −0.5; the teacher's return is ≈ 8).
+        #expect(f.values["on-policy-distill_minus_teacher_low"]! > -0.5)
+        // The exact window-aliased policy gradient cannot beat the full-observation optimum.
+        #expect(f.values["ceiling_mean"]! <= f.values["optimum_mean"]! + 1e-9)
+    }
+}
