@@ -32,8 +32,9 @@ struct ExperimentCommand: ParsableCommand {
             One ITERATION is one optimisation step of the tabular student, as in `distill train`: \
             collect 8 episodes with the control policy (to the episode's end) and apply the method's \
             sampled update averaged over them (SGD, learning rate 0.1). fig2 also runs the paper's \
-            exact version: one expected update per iteration (learning rate 0.5 on the logits = 1 on \
-            the paper's sigmoid parameter). Metrics (return, KL = E_z[Σ_t KL(π‖π_θ)]) are exact, by \
+            exact version: one expected update per iteration (--step, default 0.014 on the logits = \
+            0.028 on the paper's sigmoid parameter, the step whose period matches the figure; --quick \
+            keeps the fast 0.5 = 1 on the sigmoid parameter). Metrics (return, KL = E_z[Σ_t KL(π‖π_θ)]) are exact, by \
             policy evaluation, at ~30–80 points per run.
 
             The experiments (paper settings by default; --quick is the reduced preset CI runs):
@@ -50,7 +51,7 @@ struct ExperimentCommand: ParsableCommand {
             seeds, default 100; 3,000 iterations). Finding: final return per method and teacher.
               rusu  teacher distillation of a Q-learning teacher (T = 0.01) with Rusu's KL (τ = 0.01), \
             NLL and MSE (1,000 MDPs, 30,000). Finding: final return and KL per loss.
-            --quick: fig2 8 seeds × 4,000; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
+            --quick: fig2 8 seeds × 4,000 at step 0.5; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
             noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800. Chain episodes are capped at 1,000 steps.
 
             Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
@@ -76,7 +77,7 @@ struct ExperimentCommand: ParsableCommand {
               distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
             """)
 
-    @Argument(help: "fig2, fig3, fig4, fig5, fig6 or rusu.")
+    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu or fig4-sweep.")
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")
@@ -84,6 +85,11 @@ struct ExperimentCommand: ParsableCommand {
 
     @Option(help: "Iterations (optimisation steps) per run. Default: the paper's (or --quick's).")
     var iterations: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "fig2's SGD step on the logits (default: the paper's 0.014; --quick: the fast 0.5).", valueName: "step"))
+    var step: Double?
 
     @Option(help: "First seed: MDP k uses seed + k for its gridworld, teacher and sampling.")
     var seed: UInt64 = 0
@@ -108,6 +114,13 @@ struct ExperimentCommand: ParsableCommand {
     var shardText: String?
 
     var shard: Shard? { shardText.flatMap { try? Shard(parsing: $0) } }
+
+    @Option(
+        name: .customLong("only"),
+        help: ArgumentHelp(
+            "Run only the runs whose panel contains TEXT (repeatable: every TEXT), e.g. --only '|A|=40,' --only 'SGD 0.1,'.",
+            valueName: "text"))
+    var onlyPanels: [String] = []
 
     @Flag(help: "Run nothing: merge the runs in --out into aggregate.csv, findings and the figure.")
     var aggregateOnly = false
@@ -135,6 +148,7 @@ struct ExperimentCommand: ParsableCommand {
         var parameters = ExperimentParameters.preset(name, quick: quick)
         if let mdps { parameters.mdps = mdps }
         if let iterations { parameters.iterations = iterations }
+        if let step { parameters.step = step }
         parameters.seed = seed
         if aggregateOnly {
             guard let recorded = try validating({ try ExperimentDirectory.recorded(in: directory) }) else {
@@ -152,7 +166,10 @@ struct ExperimentCommand: ParsableCommand {
         let experiment = try validating { try Experiment.make(parameters) }
         let label = ExperimentDirectory.describe(parameters)
         if !aggregateOnly {
-            let share = shard.map { experiment.runs(shard: $0.index, of: $0.count) } ?? experiment.runs
+            let share = (shard.map { experiment.runs(shard: $0.index, of: $0.count) } ?? experiment.runs).filter {
+                run in
+                onlyPanels.allSatisfy { run.panel.contains($0) }
+            }
             if !quiet {
                 emitError(
                     "experiment \(label): \(share.count) runs\(shard.map { " (shard \($0.index)/\($0.count) of \(experiment.runs.count))" } ?? ""), \(workers) workers, out \(directory.path)"
@@ -163,9 +180,9 @@ struct ExperimentCommand: ParsableCommand {
             try validating { try runner.run(share) { printer.update($0) } }
         }
         let results = try validating { try ExperimentResults.load(experiment, directory: directory) }
-        if shard != nil && results.count < experiment.runs.count {
+        if (shard != nil || !onlyPanels.isEmpty) && results.count < experiment.runs.count {
             emit(
-                "shard \(shard!.index)/\(shard!.count) done; \(results.count) of \(experiment.runs.count) runs are in \(directory.path). When every shard has finished: distill experiment \(name.rawValue) --aggregate-only --out \(directory.path)"
+                "\(shard.map { "shard \($0.index)/\($0.count)" } ?? "the --only runs") done; \(results.count) of \(experiment.runs.count) runs are in \(directory.path). When every shard has finished: distill experiment \(name.rawValue) --aggregate-only --out \(directory.path)"
             )
             return
         }
