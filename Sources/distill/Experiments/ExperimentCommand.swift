@@ -42,7 +42,8 @@ struct ExperimentCommand: ParsableCommand {
             sampled (--mdps sampling seeds, default 20; 20,000 iterations). Finding: oscillation period, step of convergence.
               fig3  20×20 gridworlds, Q-learning teachers T ∈ {0, 0.01, 0.1}, on-policy distillation \
             (ℓ = H×) driven by the student, the teacher or the uniform policy (1,000 MDPs, 30,000 \
-            iterations). Finding: iterations to 95% of the teacher's return and their ratios.
+            iterations). Finding: iterations to 95% of the way to the teacher's return, and per MDP to 99% \
+            and 99.9% of it ("full teacher performance"), and their ratios.
               fig4  |A| ∈ {4, 40, 400, 4000} (4 move, the rest stay put): on-policy-distill, \
             entropy-regularised, exp-entropy-regularised (1,000 MDPs, 30,000). Finding: final return per method per |A|.
               fig5  greedy Q-learning teacher with 0/15/25% of its visited states flipped, V_π from 100 \
@@ -51,8 +52,13 @@ struct ExperimentCommand: ParsableCommand {
             seeds, default 100; 3,000 iterations). Finding: final return per method and teacher.
               rusu  teacher distillation of a Q-learning teacher (T = 0.01) with Rusu's KL (τ = 0.01), \
             NLL and MSE (1,000 MDPs, 30,000). Finding: final return and KL per loss.
+              fig4-sweep  fig4's sensitivity: SGD step ∈ {0.001, 0.003, 0.01, 0.03, 0.1} (or --step) × {no \
+            baseline, student critic as baseline} × {on-policy-distill, entropy-regularised, \
+            exp-entropy-regularised and their +R forms} × |A| ∈ {40, 400} (10 MDPs, 30,000; --only \
+            selects panels). Finding: the settings, if any, with the paper's ordering.
             --quick: fig2 8 seeds × 4,000 at step 0.5; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
-            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800. Chain episodes are capped at 1,000 steps.
+            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; \
+            fig4-sweep |A| = 40, steps 0.01 and 0.1, no baseline, 3 × 300. Chain episodes are capped at 1,000 steps.
 
             Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
             gridworld's unpublished cell probabilities (README); fig4's teacher (Q-learning on the \
