@@ -18,6 +18,8 @@ public enum ExperimentName: String, Sendable, Hashable, Codable, CaseIterable {
     case rusu
     /// Issue 13, correction 7: Fig. 4 over step × baseline × bare/+R × |A| ∈ {40, 400}.
     case fig4Sweep = "fig4-sweep"
+    /// Issue 13, item 5: the paper's findings (Figs. 2, 5, 6) with a network student.
+    case faFindings = "fa-findings"
 }
 
 /// What sets an experiment's size: the CLI's `--mdps`, `--iterations`, `--seed`, `--quick`.
@@ -66,6 +68,8 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
         case (.rusu, true): (mdps, iterations) = (8, 800)
         case (.fig4Sweep, false): (mdps, iterations) = (10, 30_000)
         case (.fig4Sweep, true): (mdps, iterations) = (3, 300)
+        case (.faFindings, false): (mdps, iterations) = (20, 3_000)
+        case (.faFindings, true): (mdps, iterations) = (5, 400)
         }
         // fig2's quick preset keeps the fast step (several periods in 4,000 iterations); the full
         // default is the paper's (period ≈ 4,400 iterations).
