@@ -56,9 +56,12 @@ struct ExperimentCommand: ParsableCommand {
             baseline, student critic as baseline} × {on-policy-distill, entropy-regularised, \
             exp-entropy-regularised and their +R forms} × |A| ∈ {40, 400} (10 MDPs, 30,000; --only \
             selects panels). Finding: the settings, if any, with the paper's ordering.
+              fa-findings  the paper's findings with network students: Fig. 2's MDP (mlp:16 on one-hot, \
+            --step), Fig. 5's 25%-noisy teacher (mlp:64 on images; --quick: one-hot), Fig. 6's \
+            adversarial chain (mlp:16 on one-hot) (20 seeds, 3,000). Finding: cycling, paired return differences.
             --quick: fig2 8 seeds × 4,000 at step 0.5; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
             noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; \
-            fig4-sweep |A| = 40, steps 0.01 and 0.1, no baseline, 3 × 300. Chain episodes are capped at 1,000 steps.
+            fig4-sweep |A| = 40, steps 0.01 and 0.1, no baseline, 3 × 300; fa-findings 5 × 400. Chain episodes are capped at 1,000 steps.
 
             Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
             gridworld's unpublished cell probabilities (README); fig4's teacher (Q-learning on the \
@@ -83,7 +86,7 @@ struct ExperimentCommand: ParsableCommand {
               distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
             """)
 
-    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu or fig4-sweep.")
+    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep or fa-findings.")
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")
