@@ -22,6 +22,10 @@ public enum ExperimentName: String, Sendable, Hashable, Codable, CaseIterable {
     case compression
     /// A privileged teacher (the state) and a student that sees a K×K window.
     case privileged
+    /// Issue 13, correction 7: Fig. 4 over step × baseline × bare/+R × |A| ∈ {40, 400}.
+    case fig4Sweep = "fig4-sweep"
+    /// Issue 13, item 5: the paper's findings (Figs. 2, 5, 6) with a network student.
+    case faFindings = "fa-findings"
 }
 
 /// What sets an experiment's size: the CLI's `--mdps`, `--iterations`, `--seed`, `--quick`.
@@ -36,14 +40,20 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
     public var seed: UInt64
     /// The reduced preset (fewer panels, MDPs and iterations; what CI runs).
     public var quick: Bool
+    /// The SGD step on the logits, for experiments that take one (fig2: the paper's 0.014 by
+    /// default, the fast 0.5 in the quick preset); nil keeps the experiment's own.
+    public var step: Double? = nil
 
     /// Creates parameters.
-    public init(name: ExperimentName, mdps: Int, iterations: Int, seed: UInt64 = 0, quick: Bool = false) {
+    public init(
+        name: ExperimentName, mdps: Int, iterations: Int, seed: UInt64 = 0, quick: Bool = false, step: Double? = nil
+    ) {
         self.name = name
         self.mdps = mdps
         self.iterations = iterations
         self.seed = seed
         self.quick = quick
+        self.step = step
     }
 
     /// The paper's settings (full) or the CI preset (quick), overridable by the caller.
@@ -68,8 +78,15 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
         case (.compression, true): (mdps, iterations) = (4, 300)
         case (.privileged, false): (mdps, iterations) = (10, 3_000)
         case (.privileged, true): (mdps, iterations) = (4, 400)
+        case (.fig4Sweep, false): (mdps, iterations) = (10, 30_000)
+        case (.fig4Sweep, true): (mdps, iterations) = (3, 300)
+        case (.faFindings, false): (mdps, iterations) = (20, 3_000)
+        case (.faFindings, true): (mdps, iterations) = (5, 400)
         }
-        return ExperimentParameters(name: name, mdps: mdps, iterations: iterations, quick: quick)
+        // fig2's quick preset keeps the fast step (several periods in 4,000 iterations); the full
+        // default is the paper's (period ≈ 4,400 iterations).
+        let step: Double? = name == .fig2 ? (quick ? Experiment.fig2FastStep : Experiment.fig2PaperStep) : nil
+        return ExperimentParameters(name: name, mdps: mdps, iterations: iterations, quick: quick, step: step)
     }
 
     /// Checks ranges; the message says what to change.
@@ -79,6 +96,9 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
         }
         guard iterations >= 1 else {
             throw DistillError(.invalidConfiguration, "--iterations must be at least 1, got \(iterations)")
+        }
+        if let step, !(step > 0 && step.isFinite) {
+            throw DistillError(.invalidConfiguration, "--step must be a positive number, got \(step)")
         }
     }
 }

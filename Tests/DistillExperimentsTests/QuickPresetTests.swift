@@ -46,6 +46,9 @@ import Testing
             let f = try finding(findings, "speed of student-driven control, \(t)")
             // Mean return over the run, student-driven − teacher-driven, paired: CI above 0.
             #expect(f.values["area_student_minus_teacher_low"]! > 0, "\(t)")
+            // Correction 8's measure is present (its ratios are reported, not asserted at 800 iterations).
+            let full = try finding(findings, "steps to full teacher performance, \(t)")
+            #expect(full.values["ratio_teacher_over_student_geomean_99"] != nil, "\(t)")
         }
     }
 
@@ -88,5 +91,22 @@ import Testing
         let (kl, nll, mse) = (Experiment.rusuLosses[0].0, Experiment.rusuLosses[1].0, Experiment.rusuLosses[2].0)
         #expect(ExperimentResults.pairedDifference(ret(kl), ret(mse)).lower > 0)
         #expect(ExperimentResults.pairedDifference(ret(nll), ret(mse)).lower > 0)
+    }
+
+    @Test func faFindingsNetworkStudents() throws {
+        let (_, findings) = try run(.faFindings)
+        // Fig. 5 with an MLP student: v-gated and teacher-v-reward beat cloning the 25%-noisy teacher
+        // (paired 95 % CI of the final-return difference above 0).
+        let noisy = try finding(findings, "noisy teacher, network student")
+        #expect(noisy.values["v-gated_minus_on_policy_distill_low"]! > 0)
+        #expect(noisy.values["teacher-v-reward_minus_on_policy_distill_low"]! > 0)
+        // Fig. 6: teacher-v-reward recovers from the adversarial teacher, cloning does not (CI above 1).
+        let adversarial = try finding(findings, "adversarial teacher, network student")
+        #expect(adversarial.values["teacher-v-reward_minus_on_policy_distill_low"]! > 1)
+        // Fig. 2's MDP with an MLP on one-hot states (s_L and s_R told apart): on-policy distill+R does
+        // NOT cycle (measured: it converges to π(R|s0) ≈ 0), n-distill+R converges to R (> 0.9 at s0).
+        let fig2 = try finding(findings, "Fig. 2's MDP, network student")
+        #expect(fig2.values["swing_difference_high"]! < 0.1)
+        #expect(fig2.values["n_distill_final_p_right_s0_mean"]! > 0.9)
     }
 }

@@ -33,8 +33,9 @@ struct ExperimentCommand: ParsableCommand {
             One ITERATION is one optimisation step of the tabular student, as in `distill train`: \
             collect 8 episodes with the control policy (to the episode's end) and apply the method's \
             sampled update averaged over them (SGD, learning rate 0.1). fig2 also runs the paper's \
-            exact version: one expected update per iteration (learning rate 0.5 on the logits = 1 on \
-            the paper's sigmoid parameter). Metrics (return, KL = E_z[Σ_t KL(π‖π_θ)]) are exact, by \
+            exact version: one expected update per iteration (--step, default 0.014 on the logits = \
+            0.028 on the paper's sigmoid parameter, the step whose period matches the figure; --quick \
+            keeps the fast 0.5 = 1 on the sigmoid parameter). Metrics (return, KL = E_z[Σ_t KL(π‖π_θ)]) are exact, by \
             policy evaluation, at ~30–80 points per run.
 
             The experiments (paper settings by default; --quick is the reduced preset CI runs):
@@ -42,7 +43,8 @@ struct ExperimentCommand: ParsableCommand {
             sampled (--mdps sampling seeds, default 20; 20,000 iterations). Finding: oscillation period, step of convergence.
               fig3  20×20 gridworlds, Q-learning teachers T ∈ {0, 0.01, 0.1}, on-policy distillation \
             (ℓ = H×) driven by the student, the teacher or the uniform policy (1,000 MDPs, 30,000 \
-            iterations). Finding: iterations to 95% of the teacher's return and their ratios.
+            iterations). Finding: iterations to 95% of the way to the teacher's return, and per MDP to 99% \
+            and 99.9% of it ("full teacher performance"), and their ratios.
               fig4  |A| ∈ {4, 40, 400, 4000} (4 move, the rest stay put): on-policy-distill, \
             entropy-regularised, exp-entropy-regularised (1,000 MDPs, 30,000). Finding: final return per method per |A|.
               fig5  greedy Q-learning teacher with 0/15/25% of its visited states flipped, V_π from 100 \
@@ -51,6 +53,13 @@ struct ExperimentCommand: ParsableCommand {
             seeds, default 100; 3,000 iterations). Finding: final return per method and teacher.
               rusu  teacher distillation of a Q-learning teacher (T = 0.01) with Rusu's KL (τ = 0.01), \
             NLL and MSE (1,000 MDPs, 30,000). Finding: final return and KL per loss.
+              fig4-sweep  fig4's sensitivity: SGD step ∈ {0.001, 0.003, 0.01, 0.03, 0.1} (or --step) × {no \
+            baseline, student critic as baseline} × {on-policy-distill, entropy-regularised, \
+            exp-entropy-regularised and their +R forms} × |A| ∈ {40, 400} (10 MDPs, 30,000; --only \
+            selects panels). Finding: the settings, if any, with the paper's ordering.
+              fa-findings  the paper's findings with network students: Fig. 2's MDP (mlp:16 on one-hot, \
+            --step), Fig. 5's 25%-noisy teacher (mlp:64 on images; --quick: one-hot), Fig. 6's \
+            adversarial chain (mlp:16 on one-hot) (20 seeds, 3,000). Finding: cycling, paired return differences.
               kickstart  network students (Adam, 8 episodes per update) from scratch (actor-critic), \
             kickstarting (λ 1 → 0 over half the run), n-distill+R, teacher-v-reward, on-policy-distill+R, on CartPole \
             (teacher mlp:64,64) and gridworld images (teacher conv:8x3/mlp:64), a same-size and a smaller \
@@ -63,8 +72,9 @@ struct ExperimentCommand: ParsableCommand {
               privileged  a Q-learning teacher on the state, mlp:64 students on a K×K window (K = 3, 5, \
             7): on-policy-distill, n-distill+R, teacher-v-reward, kickstarting, against the exact \
             window-aliased tabular policy gradient (10 MDPs; 3,000).
-            --quick: fig2 8 seeds × 4,000; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
-            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; kickstart gridworld one-hot \
+            --quick: fig2 8 seeds × 4,000 at step 0.5; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
+            noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; \
+            fig4-sweep |A| = 40, steps 0.01 and 0.1, no baseline, 3 × 300; fa-findings 5 × 400; kickstart gridworld one-hot \
             (mlp:64 teacher and student), scratch and kickstarting, 4 seeds × 300; compression gridworld one-hot, \
             mlp:64,64 teacher, 1/4 student, 4 × 300; privileged K = 5, 4 MDPs × 400. Chain episodes are capped at 1,000 steps.
 
@@ -91,7 +101,7 @@ struct ExperimentCommand: ParsableCommand {
               distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
             """)
 
-    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu, kickstart, compression or privileged.")
+    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep, fa-findings, kickstart, compression or privileged.")
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")
@@ -99,6 +109,11 @@ struct ExperimentCommand: ParsableCommand {
 
     @Option(help: "Iterations (optimisation steps) per run. Default: the paper's (or --quick's).")
     var iterations: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "fig2's SGD step on the logits (default: the paper's 0.014; --quick: the fast 0.5).", valueName: "step"))
+    var step: Double?
 
     @Option(help: "First seed: MDP k uses seed + k for its gridworld, teacher and sampling.")
     var seed: UInt64 = 0
@@ -123,6 +138,13 @@ struct ExperimentCommand: ParsableCommand {
     var shardText: String?
 
     var shard: Shard? { shardText.flatMap { try? Shard(parsing: $0) } }
+
+    @Option(
+        name: .customLong("only"),
+        help: ArgumentHelp(
+            "Run only the runs whose panel contains TEXT (repeatable: every TEXT), e.g. --only '|A|=40,' --only 'SGD 0.1,'.",
+            valueName: "text"))
+    var onlyPanels: [String] = []
 
     @Flag(help: "Run nothing: merge the runs in --out into aggregate.csv, findings and the figure.")
     var aggregateOnly = false
@@ -150,6 +172,7 @@ struct ExperimentCommand: ParsableCommand {
         var parameters = ExperimentParameters.preset(name, quick: quick)
         if let mdps { parameters.mdps = mdps }
         if let iterations { parameters.iterations = iterations }
+        if let step { parameters.step = step }
         parameters.seed = seed
         if aggregateOnly {
             guard let recorded = try validating({ try ExperimentDirectory.recorded(in: directory) }) else {
@@ -167,7 +190,10 @@ struct ExperimentCommand: ParsableCommand {
         let experiment = try validating { try Experiment.make(parameters) }
         let label = ExperimentDirectory.describe(parameters)
         if !aggregateOnly {
-            let share = shard.map { experiment.runs(shard: $0.index, of: $0.count) } ?? experiment.runs
+            let share = (shard.map { experiment.runs(shard: $0.index, of: $0.count) } ?? experiment.runs).filter {
+                run in
+                onlyPanels.allSatisfy { run.panel.contains($0) }
+            }
             if !quiet {
                 emitError(
                     "experiment \(label): \(share.count) runs\(shard.map { " (shard \($0.index)/\($0.count) of \(experiment.runs.count))" } ?? ""), \(workers) workers, out \(directory.path)"
@@ -178,9 +204,9 @@ struct ExperimentCommand: ParsableCommand {
             try validating { try runner.run(share) { printer.update($0) } }
         }
         let results = try validating { try ExperimentResults.load(experiment, directory: directory) }
-        if shard != nil && results.count < experiment.runs.count {
+        if (shard != nil || !onlyPanels.isEmpty) && results.count < experiment.runs.count {
             emit(
-                "shard \(shard!.index)/\(shard!.count) done; \(results.count) of \(experiment.runs.count) runs are in \(directory.path). When every shard has finished: distill experiment \(name.rawValue) --aggregate-only --out \(directory.path)"
+                "\(shard.map { "shard \($0.index)/\($0.count)" } ?? "the --only runs") done; \(results.count) of \(experiment.runs.count) runs are in \(directory.path). When every shard has finished: distill experiment \(name.rawValue) --aggregate-only --out \(directory.path)"
             )
             return
         }
