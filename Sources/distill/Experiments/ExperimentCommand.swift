@@ -101,7 +101,8 @@ struct ExperimentCommand: ParsableCommand {
               distill experiment fig5 --aggregate-only --out /shared/fig5  # after all shards
             """)
 
-    @Argument(help: "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep, fa-findings, kickstart, compression or privileged.")
+    @Argument(
+        help: "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep, fa-findings, kickstart, compression or privileged.")
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")
