@@ -179,6 +179,8 @@ def main() -> int:
     expected = json.load(open(args.expected))
     observations = np.array(expected["observations"], dtype=np.float64)
     rows = observations.shape[0]
+    # nn forward prints each observation flattened; the wire carries [rows] + the observation shape.
+    observations = observations.reshape([rows] + list(expected.get("observation_shape", observations.shape[1:])))
     want_p = np.array(expected["probabilities"], dtype=np.float64).reshape(rows, -1)
     actions = want_p.shape[1]
     want_v = np.array(expected["values"], dtype=np.float64)
@@ -349,7 +351,7 @@ def main() -> int:
             report("benchmark", str(problem))
         for client in clients:
             client.close()
-    context.term()
+    context.destroy(linger=0)  # closes any socket a failed check left open (term() would wait for it)
     summary["failures"] = failures
     print(json.dumps(summary))
     return 1 if failures else 0
