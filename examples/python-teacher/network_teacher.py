@@ -368,6 +368,12 @@ class NetworkTeacher:
         """As distill names it: network(KIND,T=tau,FILE)."""
         return f"network({self.kind},T={self.temperature!r},{os.path.basename(self.path)})"
 
+    def summary(self) -> str:
+        return (
+            f"network={self.architecture_text} ({self.parameter_count} parameters, {self.path}) kind={self.kind} "
+            f"T={self.temperature!r} backend={self.forward.name}"
+        )
+
     def outputs(self, observations: np.ndarray) -> Outputs:
         """pi, log pi, V (and Q) of observations [B] + observation_shape in the environment's layout."""
         x = np.asarray(observations, dtype=np.float64).reshape([-1] + self.observation_shape)

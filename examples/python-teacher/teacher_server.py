@@ -272,7 +272,9 @@ class TeacherServer:
         batch_deadline_ms: float = 2.0,
     ):
         self.teacher = teacher
-        self.network = teacher if isinstance(teacher, NetworkTeacher) else None
+        # A network is anything with outputs(observations) -> Outputs, action_count, observation_shape
+        # and environment_name (NetworkTeacher, or your own model): it answers observation tensors.
+        self.network = None if isinstance(teacher, TeacherTable) else teacher
         self.table = teacher if isinstance(teacher, TeacherTable) else None
         self.spec: "pb.EnvironmentSpec | None" = None
         if self.network is not None:
@@ -568,12 +570,10 @@ class TeacherServer:
         endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         print(f"endpoint teacher {endpoint}", flush=True)  # as every distill role announces itself
         if self.network is not None:
-            n = self.network
+            summary = getattr(self.network, "summary", lambda: type(self.network).__name__)()
             log.info(
-                "python teacher server ready: endpoint=%s teacher=%s serves=%s network=%s (%d parameters, %s) "
-                "kind=%s T=%s backend=%s max_batch=%d deadline_ms=%g",
-                endpoint, self.teacher_id, self.describe(), n.architecture_text, n.parameter_count,
-                n.path, n.kind, n.temperature, n.forward.name, self.max_batch, self.batch_deadline * 1000,
+                "python teacher server ready: endpoint=%s teacher=%s serves=%s %s max_batch=%d deadline_ms=%g",
+                endpoint, self.teacher_id, self.describe(), summary, self.max_batch, self.batch_deadline * 1000,
             )
         else:
             log.info(
