@@ -518,14 +518,19 @@ class TeacherServer:
 
     def _answer_network(self, batch: list[Pending]) -> list[bytes]:
         started = time.monotonic()
-        outputs = self.network.outputs(np.concatenate([p.observations for p in batch]))
+        rows = np.concatenate([p.observations for p in batch])
+        # One forward pass per batch; a single query larger than --max-batch rows is cut into passes
+        # of --max-batch rows, which bounds the memory of the pass (im2col copies every window).
+        parts = [self.network.outputs(rows[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)]
         self.statistics.forward_total_ms += (time.monotonic() - started) * 1000
         # float32 on the wire, renormalised in float32 as the Swift server does, so that every row
         # is a distribution within the codec's tolerance.
-        probabilities = outputs.probabilities.astype(np.float32)
+        probabilities = np.concatenate([o.probabilities for o in parts]).astype(np.float32)
         probabilities /= probabilities.sum(axis=1, keepdims=True, dtype=np.float32)
-        values = outputs.values.astype(np.float32)
-        q = outputs.action_values.astype(np.float32) if outputs.action_values is not None else None
+        values = np.concatenate([o.values for o in parts]).astype(np.float32)
+        q = None
+        if parts[0].action_values is not None:
+            q = np.concatenate([o.action_values for o in parts]).astype(np.float32)
         na, row, out = self.action_count, 0, []
         for p in batch:
             envelope, reply = self._reply(p.query.query_id)

@@ -23,8 +23,9 @@
 #     `distill nn forward --teacher` (distill itself serves that file as a table over state ids, so
 #     there is no second server to compare with);
 #   - the status line reports batching across clients (max_queue_depth >= 2, batch_fill, latency);
-#     a file that is not safetensors and `--backend torch` without PyTorch fail at start with exit 2
-#     and a message; SIGTERM stops the server with exit 0.
+#     a JSON file, a truncated file, a network file without teacher.* keys and `--backend torch`
+#     without PyTorch fail at start with a message naming the problem; SIGTERM stops it with exit 0;
+#   - a query of more rows than --max-batch (python-small, --max-batch 16) is answered in full.
 # Not here: a cluster of network actors querying the Python server (`distill actor` has no observed
 # environments yet: docs/networks.md, "Networks in the cluster").
 # Budget: ~20 s once the venv exists (pip adds numpy to it on the first run).
@@ -134,6 +135,10 @@ swift_q=$served
 serve python-q --network "$work/q.safetensors"
 check python-q --endpoint "$served" --expected "$work/q-forward.json" --compare "$swift_q"
 
+lab_say "--max-batch 16: a query of 64 rows is answered in full (cut into forward passes of 16 rows)"
+serve python-small --network "$net" --max-batch 16
+check python-small --endpoint "$served" --expected "$work/forward.json" --compare "$swift_teacher"
+
 lab_say "a convolutional teacher on gridworld images ([C,H,W] observations, read as [H,W,C])"
 d train --env gridworld --grid-size 5 --seed 3 --teacher uniform --method actor-critic --optimiser adam \
     --learning-rate 0.01 --student conv:4x3/mlp:8 --observation image --iterations 30 --out "$work/conv" --quiet \
@@ -150,6 +155,15 @@ if "$python" "$example/teacher_server.py" --network "$work/cartpole/config.json"
     lab_fail "the Python server accepted a JSON file as a network"
 fi
 grep -q "is not a safetensors file" "$work/refused.log" || lab_fail "unclear refusal: $(cat "$work/refused.log")"
+head -c 300 "$net" >"$work/cut.safetensors"
+d nn export-sample --architecture mlp:8 --input-shape 4 --actions 2 --batch 1 --seed 1 --out "$work/plain" >/dev/null \
+    || lab_fail "distill nn export-sample failed"
+for bad in "cut.safetensors:is larger than the" "plain/network.safetensors:without teacher metadata"; do
+    if "$python" "$example/teacher_server.py" --network "$work/${bad%%:*}" 2>"$work/refused.log"; then
+        lab_fail "the Python server accepted $work/${bad%%:*}"
+    fi
+    grep -q "${bad#*:}" "$work/refused.log" || lab_fail "unclear refusal of ${bad%%:*}: $(cat "$work/refused.log")"
+done
 if ! "$python" -c "import torch" 2>/dev/null; then
     "$python" "$example/teacher_server.py" --network "$net" --backend torch 2>"$work/torch.log" \
         && lab_fail "--backend torch started without PyTorch"
