@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
-import struct
 import sys
 import time
 

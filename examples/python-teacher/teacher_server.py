@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import secrets
 import signal
 import sys
