@@ -10,11 +10,17 @@ It speaks proto/distill.proto exactly as the Swift `distill teacher` does:
 - a query of N state ids is answered with one TeacherReply: the query_id echoed, this teacher's
   id and version, probabilities as a [N, actions] float32 tensor, N values, Q-values as a
   [N, actions] tensor when the table has them, and cacheable = true (a table never changes);
+- for a network teacher (--network), a query of N observations ([N] + the observation shape,
+  float32) is answered the same way from one forward pass, with the environment spec stated and
+  cacheable = false;
+- valid queries of all clients wait until --max-batch rows or --batch-deadline-ms, then are
+  answered together;
 - anything else gets an Error reply (MALFORMED, UNSUPPORTED_VERSION, UNEXPECTED_TYPE,
   TOO_LARGE or INCOMPATIBLE) with a message that says what was wrong, and the server goes on.
 
 It serves a teacher table in the teacher-file format of docs/file-formats.md, e.g.
-examples/corridor-teacher.json or the output of `distill teacher --export-table FILE`.
+examples/corridor-teacher.json or the output of `distill teacher --export-table FILE`, or a
+network teacher file (safetensors; network_teacher.py reads and runs it with numpy).
 
 Run it through ./run (beside this file), which makes the virtual environment and generates
 distill_pb2 from proto/distill.proto.
