@@ -194,46 +194,30 @@ public struct RunTable: Sendable, Hashable {
 
 /// Trains one run and records its metrics at the experiment's evaluation points.
 public func execute(_ run: RunSpec, problem: Problem, evaluation: [Int], metrics: [Metric]) throws -> RunTable {
-    if !run.configuration.student.isTabular {
-        return try executeNetwork(run, problem: problem, evaluation: evaluation, metrics: metrics)
-    }
     var configuration = run.configuration
     configuration.evaluateEvery = 0
-    var trainer = try Trainer(configuration, environment: problem.environment, teacher: problem.teacher)
-    var table = RunTable(metrics: metrics)
-    let started = Date()
-    var next = 0
-    func record() {
-        table.iterations.append(trainer.iteration)
-        table.environmentSteps.append(trainer.totalEnvironmentSteps)
-        table.wallSeconds.append(Date().timeIntervalSince(started))
-        for (k, v) in problem.measure(metrics, parameters: trainer.parameters).enumerated() {
-            table.values[k].append(v)
-        }
+    if configuration.student.isTabular {
+        var trainer = try Trainer(configuration, environment: problem.environment, teacher: problem.teacher)
+        return try record(
+            &trainer, iterations: configuration.iterations, problem: problem, evaluation: evaluation,
+            metrics: metrics)
     }
-    while next < evaluation.count && evaluation[next] <= 0 {
-        record()
-        next += 1
-    }
-    for _ in 0..<configuration.iterations {
-        _ = try trainer.runIteration()
-        while next < evaluation.count && evaluation[next] <= trainer.iteration {
-            if evaluation[next] == trainer.iteration { record() }
-            next += 1
-        }
-    }
-    return table
-}
-
-/// ``execute(_:problem:evaluation:metrics:)`` for a network student (`configuration.student`): the
-/// same recording, with the network's policy read at every state's observation (exact metrics).
-func executeNetwork(_ run: RunSpec, problem: Problem, evaluation: [Int], metrics: [Metric]) throws -> RunTable {
-    var configuration = run.configuration
-    configuration.evaluateEvery = 0
+    // A network student: the same recording, its policy read at every state's observation (exact
+    // metrics).
     try configuration.method.validate()
     let student = try configuration.student.buildNetwork(for: problem.environment, method: configuration.method)
     var trainer = try StudentTrainer(
         configuration, environment: problem.environment, teacher: problem.teacher, student: student)
+    return try record(
+        &trainer, iterations: configuration.iterations, problem: problem, evaluation: evaluation,
+        metrics: metrics)
+}
+
+/// Runs `iterations` of `trainer`, recording the metrics at each evaluation point (0 = before the
+/// first update).
+func record<S: Student>(
+    _ trainer: inout StudentTrainer<S>, iterations: Int, problem: Problem, evaluation: [Int], metrics: [Metric]
+) throws -> RunTable {
     var table = RunTable(metrics: metrics)
     let started = Date()
     var next = 0
@@ -249,7 +233,7 @@ func executeNetwork(_ run: RunSpec, problem: Problem, evaluation: [Int], metrics
         record()
         next += 1
     }
-    for _ in 0..<configuration.iterations {
+    for _ in 0..<iterations {
         _ = try trainer.runIteration()
         while next < evaluation.count && evaluation[next] <= trainer.iteration {
             if evaluation[next] == trainer.iteration { record() }
