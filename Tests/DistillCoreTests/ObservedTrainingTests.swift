@@ -113,6 +113,27 @@ struct ObservedTrainingTests {
         }
     }
 
+    /// Every one of the 21 methods trains a network student on CartPole (with a Q-network teacher,
+    /// which every rule can read): two updates, each applied and finite.
+    @Test(arguments: Method.allCases)
+    func everyMethodTrainsANetworkStudentOnCartPole(_ method: Method) throws {
+        let cartPole = CartPole(maxEpisodeSteps: CartPole.timeLimit)
+        let network = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:8"), inputShape: cartPole.description.observation.shape,
+            actionCount: 2, seed: 1)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-every-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try NetworkTeacher.save(
+            network: network, kind: .qValues, temperature: 0.5, observation: cartPole.description.name,
+            environment: .init(cartPole.description), to: file, metadata: [:])
+        var trainer = try Self.trainer(Self.method(method), teacher: try NetworkTeacher.load(from: file), seed: 3)
+        for _ in 0..<2 {
+            let r = trainer.runIteration()
+            #expect(r.updateNorm.isFinite && r.updateNorm > 0, "\(method.rawValue): update norm \(r.updateNorm)")
+            #expect(r.sampledReturn > 0)
+        }
+    }
+
     /// Issue 11's thresholds: from-scratch actor-critic reaches a mean return ≥ 475 (of 500), and
     /// a 2×64 student distilled from it (through its teacher file) reaches ≥ 95 % of the teacher's
     /// mean return; returns are means over 100 episodes of the stochastic policies.
