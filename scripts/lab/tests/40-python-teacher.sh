@@ -23,20 +23,7 @@
 example="$LAB_ROOT/examples/python-teacher"
 work=$(mktemp -d /tmp/lab-python-teacher.XXXXXX)
 pids=()
-cleanup() {
-    local code=$?
-    lab_kill_tree "${pids[@]}"
-    if [ $code -ne 0 ]; then
-        for log in "$work"/*.log; do
-            [ -f "$log" ] || continue
-            echo "---- $(basename "$log") (last 15 lines)" >&2
-            tail -15 "$log" >&2
-        done
-    fi
-    rm -rf "$work"
-    exit $code
-}
-trap cleanup EXIT
+trap lab_cleanup_work EXIT
 trap 'exit 130' INT TERM
 
 lab_say "setting up the Python teacher's venv"
