@@ -621,6 +621,74 @@ extension LearnerState where S == TabularStudent {
     }
 }
 
+extension LearnerState where S == NetworkStudent {
+    /// The state as plain numbers (a checkpoint's content): the network's flat parameters
+    /// (float32, held exactly in float64), the optimiser's buffers concatenated in the order of
+    /// their names, its step count, the tabular critic's values if there is one, the counters
+    /// and the generator. The optimiser's kind and hyperparameters come from the run's configuration.
+    public var snapshot: LearnerSnapshot {
+        let optimizer = student.optimizer.state
+        let buffers = optimizer.buffers.keys.sorted().flatMap { optimizer.buffers[$0]!.map(Double.init) }
+        return LearnerSnapshot(
+            shape: [student.network.parameterCount], parameters: student.network.parameters.map(Double.init),
+            optimiserState: buffers, optimiserSteps: UInt64(optimizer.step), critic: critic?.values ?? [],
+            environmentSteps: environmentSteps, updates: UInt64(updates), rngState: rng.words)
+    }
+
+    /// Restores a snapshot taken from a state of the same run; throws, changing nothing, when it
+    /// does not fit (another network size or optimiser, non-float32 or non-finite numbers).
+    public mutating func restore(from snapshot: LearnerSnapshot) throws {
+        let count = student.network.parameterCount
+        guard snapshot.shape == [count], snapshot.parameters.count == count else {
+            throw DistillError(
+                .invalidConfiguration,
+                "it holds \(snapshot.parameters.count) parameters of shape \(snapshot.shape), this run's \(student.network.architecture.description) student has \(count)"
+            )
+        }
+        let parameters = snapshot.parameters.map(Float.init)
+        guard zip(parameters, snapshot.parameters).allSatisfy({ Double($0) == $1 }),
+            snapshot.optimiserState.allSatisfy({ Double(Float($0)) == $0 })
+        else {
+            throw DistillError(.invalidConfiguration, "its parameters or optimiser state are not float32 numbers")
+        }
+        var optimizer = student.optimizer.state
+        let names = optimizer.buffers.keys.sorted()
+        guard snapshot.optimiserState.count == names.count * count else {
+            throw DistillError(
+                .invalidConfiguration,
+                "its optimiser state has \(snapshot.optimiserState.count) numbers, expected \(names.count * count) for \(optimizer.kind)"
+            )
+        }
+        for (k, name) in names.enumerated() {
+            optimizer.buffers[name] = snapshot.optimiserState[(k * count)..<((k + 1) * count)].map(Float.init)
+        }
+        guard snapshot.optimiserSteps <= UInt64(Int.max), snapshot.updates <= UInt64(Int.max) else {
+            throw DistillError(
+                .invalidConfiguration,
+                "its counters (\(snapshot.updates) updates, \(snapshot.optimiserSteps) optimiser steps) are beyond any run"
+            )
+        }
+        optimizer.step = Int(snapshot.optimiserSteps)
+        guard snapshot.rngState.isEmpty || (snapshot.rngState.count == 4 && snapshot.rngState.contains { $0 != 0 })
+        else {
+            throw DistillError(
+                .invalidConfiguration,
+                "its generator state has \(snapshot.rngState.count) words, expected 4 (not all zero)")
+        }
+        if let critic, !snapshot.critic.isEmpty, snapshot.critic.count != critic.values.count {
+            throw DistillError(
+                .invalidConfiguration,
+                "the saved critic has \(snapshot.critic.count) values, this run's has \(critic.values.count)")
+        }
+        var restored = student
+        try restored.restore(parameters: parameters, optimizerState: optimizer)
+        try restore(
+            student: restored, criticValues: snapshot.critic.isEmpty ? nil : snapshot.critic,
+            updates: Int(snapshot.updates), environmentSteps: snapshot.environmentSteps)
+        if snapshot.rngState.count == 4 { rng = Xoshiro256StarStar(words: snapshot.rngState) }
+    }
+}
+
 /// What an episode's rewards and teacher outputs can be in an environment: the rewards its MDP
 /// can give, and values no larger than the largest discounted sum of them over the episode cap.
 /// The learner refuses unrolls outside these ranges (a reward of 3e38 is no reward this

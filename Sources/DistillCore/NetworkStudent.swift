@@ -360,3 +360,47 @@ public struct StudentSpec: Sendable, Hashable, Codable {
             observations: table, critic: .table)
     }
 }
+
+extension NetworkOptimizer {
+    /// Restores `state` (as `state` exported it); throws, changing nothing, when it is another
+    /// optimiser's or another size's.
+    public mutating func importState(_ state: OptimizerState) throws {
+        switch self {
+        case .sgd(var o):
+            try o.importState(state)
+            self = .sgd(o)
+        case .adam(var o):
+            try o.importState(state)
+            self = .adam(o)
+        case .rmsprop(var o):
+            try o.importState(state)
+            self = .rmsprop(o)
+        }
+    }
+}
+
+extension NetworkStudent {
+    /// Puts back a checkpoint's parameters and optimiser state; throws, changing nothing, when
+    /// they do not fit this network and optimiser (its gradients and pending episodes are cleared).
+    public mutating func restore(parameters: [Float], optimizerState: OptimizerState) throws {
+        guard parameters.count == network.parameterCount else {
+            throw DistillError(
+                .invalidConfiguration,
+                "it holds \(parameters.count) parameters, this run's \(network.architecture.description) student has \(network.parameterCount)"
+            )
+        }
+        guard parameters.allSatisfy(\.isFinite) else {
+            throw DistillError(.invalidConfiguration, "its parameters are not finite")
+        }
+        var restored = optimizer
+        do {
+            try restored.importState(optimizerState)
+        } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "its optimiser state does not fit: \(error.message)")
+        }
+        network.parameters = parameters
+        network.zeroGradients()
+        optimizer = restored
+        pendingEpisodes = 0
+    }
+}

@@ -293,8 +293,15 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
     /// The student's sampled return over `episodes` fresh episodes from `seed` (its stochastic
     /// policy, as it trains), with a 95 % interval.
     public func evaluate(episodes: Int, seed: UInt64) -> ReturnEstimate95 {
-        let network = state.student.network
-        return Self.evaluate(
+        Self.evaluate(network: state.student.network, prototype: prototype, episodes: episodes, seed: seed)
+    }
+
+    /// The sampled return of `network`'s stochastic policy over `episodes` fresh episodes of
+    /// copies of `prototype` from `seed`, with a 95 % interval.
+    public static func evaluate(
+        network: PolicyValueNetwork, prototype: Env, episodes: Int, seed: UInt64
+    ) -> ReturnEstimate95 {
+        evaluate(
             prototype: prototype, episodes: episodes, seed: seed,
             policy: { observations, count in
                 let logits = network.forward(observations, batch: count).logits

@@ -6,8 +6,10 @@ import Logging
 /// What a learner learns: the environment, the method (update rule, schedules, optimiser) and
 /// the size of its batches.
 public struct LearnerProblem: Sendable {
-    /// The environment (for shapes, exact metrics and checking actors' unrolls).
-    public var environment: Environment
+    /// The tabular environment (for shapes, exact metrics and checking actors' unrolls); nil for
+    /// a network run on an environment without a tabular MDP (its `NetworkLearnerModel` says
+    /// what actors observe).
+    public var environment: Environment?
     /// Identifies the environment; actors must present the same string in their Hello.
     public var environmentIdentity: String
     /// The method: rule, control policy, λ and β schedules, optimiser, V-trace clipping, critic.
@@ -27,7 +29,7 @@ public struct LearnerProblem: Sendable {
 
     /// Creates a problem.
     public init(
-        environment: Environment, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
+        environment: Environment?, environmentIdentity: String, method: MethodSpec, teacherKind: TeacherSpec.Kind?,
         referenceTeacher: Teacher?, kickstart: KickstartTeachers? = nil, unrollSteps: Int, configurationJSON: String
     ) {
         self.environment = environment
@@ -108,10 +110,10 @@ public struct LearnerConfiguration: Sendable {
 /// The ZeroMQ shell around `LearnerCore`: the core decides what every message means and what
 /// to send; this class owns the sockets, the clock, the swap's teacher check, checkpoints,
 /// metrics and the summary.
-public final class Learner: RoleLoop {
+public final class Learner<Model: LearnerModel>: RoleLoop {
     private let problem: LearnerProblem
     /// The learner's protocol behaviour and learning step, without I/O.
-    private var core: LearnerCore
+    private var core: LearnerCore<Model>
     private let configuration: LearnerConfiguration
     private let sender: Sender
     private let logger: Logger
@@ -125,7 +127,7 @@ public final class Learner: RoleLoop {
         set { core.version = newValue }
     }
     /// The one learning step's state (shared with `distill train`), as the core holds it.
-    private var state: LearnerState<TabularStudent> { core.state }
+    private var state: LearnerState<Model.Trainee> { core.state }
     private var updates: UInt64 { UInt64(state.updates) }
     private var envSteps: UInt64 { state.environmentSteps }
     private var resumedFrom: UInt64?
@@ -158,8 +160,7 @@ public final class Learner: RoleLoop {
     private var metrics: MetricsFile?
     private var lastMetrics = MetricsRow()
     private var nextProgressSeconds = 0.0
-    private var referenceTeacherReturn: Double?
-    private var studentValuesForMetrics: [Double]?
+    private var returnsCache = ReturnsCache()
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
     private var socketFactory: SocketFactory?
@@ -171,18 +172,16 @@ public final class Learner: RoleLoop {
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
     public var gaveUp: String? { core.gaveUp }
 
-    /// Creates a learner that runs until `stop` is requested (or its step limit); resumes from
-    /// the newest checkpoint in `checkpointDirectory` if any.
-    public init(
-        problem: LearnerProblem, configuration: LearnerConfiguration, sender: Sender, logger: Logger, stop: StopToken
-    ) throws {
-        self.problem = problem
+    /// Creates a learner around `core` that runs until `stop` is requested (or its step limit);
+    /// resumes from the newest checkpoint in `checkpointDirectory` if any.
+    public init(core: LearnerCore<Model>, sender: Sender, logger: Logger, stop: StopToken) throws {
+        self.problem = core.problem
         self.stop = stop
-        self.configuration = configuration
+        self.configuration = core.configuration
         self.sender = sender
         self.logger = logger
         codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        core = try LearnerCore(problem: problem, configuration: configuration)
+        self.core = core
         if let directory = configuration.checkpointDirectory {
             try resume(from: CheckpointStore(directory: directory))
         }
@@ -226,7 +225,7 @@ public final class Learner: RoleLoop {
         }
         let sockets = try SocketFactory(maxMessageBytes: configuration.maxMessageBytes, curve: configuration.curve)
         socketFactory = sockets
-        let budget = Self.unrollBudget(problem, configuration)
+        let budget = Self.unrollBudget(core)
         unrollBudget = budget
         let pull = try sockets.open(.pull, highWaterMark: budget.messagesPerConnection, curve: .server)
         // Small kernel buffers and small messages too: unrolls queued anywhere are policy lag,
@@ -388,24 +387,8 @@ public final class Learner: RoleLoop {
 
     // MARK: Metrics, checkpoints, summary
 
-    private func exactReturns() -> (student: Double, teacher: Double?) {
-        let mdp = problem.environment.mdp
-        if referenceTeacherReturn == nil, let teacher = problem.referenceTeacher {
-            referenceTeacherReturn = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
-        }
-        let table = state.student.stateTable()
-        // Warm-started from the previous row's values: a few sparse sweeps, not a dense solve.
-        if let values = PolicyEvaluation.iterativeValues(
-            mdp, policy: table, initial: studentValuesForMetrics, tolerance: 1e-7)
-        {
-            studentValuesForMetrics = values
-            return (zip(mdp.startDistribution, values).reduce(0) { $0 + $1.0 * $1.1 }, referenceTeacherReturn)
-        }
-        return ((try? PolicyEvaluation.expectedReturn(mdp, policy: table)) ?? .nan, referenceTeacherReturn)
-    }
-
     private func writeMetrics() {
-        if !divergenceReported && state.student.parameters.logits.contains(where: { !$0.isFinite }) {
+        if !divergenceReported && core.model.hasDiverged(state.student) {
             divergenceReported = true
             logger.error(
                 """
@@ -413,7 +396,7 @@ public final class Learner: RoleLoop {
                 parameters); lower --learning-rate or shorten the policy lag (--max-in-flight on the actors)
                 """)
         }
-        let (student, teacher) = exactReturns()
+        let (student, teacher) = core.model.metricsReturns(of: state.student, cache: &returnsCache)
         let elapsed = monotonicSeconds() - startSeconds
         let row = MetricsRow(
             seconds: elapsed, envSteps: envSteps, updates: updates, version: version,
@@ -432,7 +415,9 @@ public final class Learner: RoleLoop {
                 Logger.Message(
                     stringLiteral:
                         "progress: version \(version), \(envSteps) env steps (\(String(format: "%.0f", row.stepsPerSecond))/s), "
-                        + "exact return \(f(row.studentReturn)) (teacher \(f(row.teacherReturn))), "
+                        + (row.studentReturn.isFinite
+                            ? "exact return \(f(row.studentReturn))" : "episode return \(f(row.episodeReturn))")
+                        + " (teacher \(f(row.teacherReturn))), "
                         + "KL/episode \(f(row.klPerEpisode)), lag \(String(format: "%.1f", row.meanLag)) updates "
                         + "(max \(String(format: "%.0f", row.maxLag))), \(row.actorsAlive) actors alive"))
         }
@@ -481,13 +466,13 @@ public final class Learner: RoleLoop {
     }
 
     /// Unroll connections accepted whatever `unrollQueueBytes` says.
-    static let minUnrollConnections = 16
+    static var minUnrollConnections: Int { 16 }
 
     /// Largest control message a peer may send (Hello, Heartbeat, GetParams, Control).
-    static let maxControlMessageBytes = 64 << 10
+    static var maxControlMessageBytes: Int { 64 << 10 }
 
     /// Actors listed by name in a status answer (about 200 bytes each).
-    static let actorsListed = 100
+    static var actorsListed: Int { 100 }
 
     /// The `actorsListed` actors a status answer names: live ones first, then by id.
     static func listed(_ records: Dictionary<[UInt8], ActorRecord>.Values) -> [ActorRecord] {
@@ -495,10 +480,12 @@ public final class Learner: RoleLoop {
     }
 
     /// What unroll connections may make this learner hold (see `UnrollBudget`).
-    static func unrollBudget(_ problem: LearnerProblem, _ configuration: LearnerConfiguration) -> UnrollBudget {
+    static func unrollBudget(_ core: LearnerCore<Model>) -> UnrollBudget {
+        let (problem, configuration) = (core.problem, core.configuration)
         var budget = UnrollBudget(
-            unrollSteps: problem.unrollSteps, maxEpisodeSteps: problem.method.maxEpisodeSteps,
-            actionCount: problem.environment.mdp.actionCount, maxMessageBytes: configuration.maxMessageBytes)
+            unrollSteps: problem.unrollSteps, maxEpisodeSteps: core.model.maxEpisodeSteps,
+            actionCount: core.model.actionCount, observationSize: core.model.observationSize,
+            maxMessageBytes: configuration.maxMessageBytes)
         // At least `minUnrollConnections`, so that a run with very large unrolls (4,000 actions,
         // long episodes) still serves a cluster; the cap is then that many connections' worth.
         budget.maxConnections = max(
@@ -513,7 +500,7 @@ public final class Learner: RoleLoop {
         guard let directory = configuration.checkpointDirectory else { return nil }
         // No RNG state: the learner draws no random numbers (actors own the sampling).
         let snapshot = Checkpoint(
-            state.snapshot, version: version, configurationJSON: problem.configurationJSON,
+            core.snapshot, version: version, configurationJSON: problem.configurationJSON,
             createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
         do {
             let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)
@@ -540,7 +527,7 @@ public final class Learner: RoleLoop {
 
     /// What summary.json says about this run when it stops for `reason`.
     private func summary(reason: String, finalCheckpoint: String?) -> RunSummary {
-        let (student, teacher) = exactReturns()
+        let (student, teacher) = core.model.finalReturns(of: state.student, cache: &returnsCache)
         let now = monotonicSeconds()
         let elapsed = now - startSeconds
         var summary = RunSummary()

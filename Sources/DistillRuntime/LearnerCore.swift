@@ -65,6 +65,9 @@ public struct TeacherExpectation: Sendable, Equatable {
     public var actionCount: Int
     /// The update rule needs the teacher's Q-values.
     public var needsQValues: Bool
+    /// The observations of a network run (its teachers are asked for observations, not state
+    /// ids); nil for a tabular run.
+    public var observationSpec: WireEnvironmentSpec?
 
     /// Creates an expectation.
     public init(environment: String, stateCount: Int, actionCount: Int, needsQValues: Bool) {
@@ -81,19 +84,37 @@ public struct TeacherExpectation: Sendable, Equatable {
         return Array(Set([0, last / 3, 2 * last / 3, last])).sorted()
     }
 
-    /// What the teacher at `endpoint` answered to a check for `states`: passed, or refused with
-    /// the reason (another environment, the wrong shape, no Q-values when the method needs them).
-    public func judge(_ reply: TeacherReply, states: [Int32], endpoint: String) -> TeacherCheckOutcome {
+    /// The query of a check: the probe states, or for a network run two all-zero observations
+    /// of the run's shape (a teacher of another observation refuses them).
+    public var probeQuery: TeacherQuery {
+        guard let spec = observationSpec else { return TeacherQuery(queryID: 1, stateIDs: probeStates) }
+        let rows = 2
+        let tensor =
+            spec.observationDType == .uint8
+            ? ObservationTensor(
+                dtype: .uint8, shape: [rows] + spec.observationShape,
+                data: [UInt8](repeating: 0, count: rows * spec.observationSize))
+            : ObservationTensor(
+                rows: rows, rowShape: spec.observationShape,
+                float32: [Float](repeating: 0, count: rows * spec.observationSize))
+        return TeacherQuery(queryID: 1, observations: tensor)
+    }
+
+    /// What the teacher at `endpoint` answered to a check of `rows` rows: passed, or refused
+    /// with the reason (another environment, the wrong shape, no Q-values when the method needs them).
+    public func judge(_ reply: TeacherReply, rows: Int, endpoint: String) -> TeacherCheckOutcome {
         let who = "the teacher '\(reply.teacherID)' at \(endpoint)"
         guard reply.environment.isEmpty || reply.environment == environment else {
             return .refused(
                 "\(who) serves \(reply.environment), this run is \(environment): start it with the run's "
                     + "environment flags (--config RUN/config.json)")
         }
-        guard reply.probabilities.shape == [states.count, actionCount] else {
+        if let spec = observationSpec, let theirs = reply.environmentSpec, theirs != spec {
+            return .refused("\(who) serves \(theirs), this run observes \(spec)")
+        }
+        guard reply.probabilities.shape == [rows, actionCount] else {
             return .refused(
-                "\(who) answered with shape \(reply.probabilities.shape), expected [\(states.count), "
-                    + "\(actionCount)]")
+                "\(who) answered with shape \(reply.probabilities.shape), expected [\(rows), \(actionCount)]")
         }
         if needsQValues && reply.qValues.isEmpty {
             return .refused("\(who) has no Q-values, and this run's method needs them")
@@ -150,16 +171,16 @@ public struct ActorRecord: Sendable {
 ///     core.teacherChecked(outcome, now:)           → the swap applied or refused
 ///     core.tick(now:)                              → swap window, publication, liveness, give-up
 /// ```
-public struct LearnerCore {
-    /// What is learned.
+public struct LearnerCore<Model: LearnerModel> {
+    /// What is learned: the method, the reference teacher, the unroll size, the configuration.
     public let problem: LearnerProblem
+    /// The student's side of the protocol: which peers fit, unrolls to episodes, parameters.
+    public let model: Model
     /// The learner's settings (the core reads the protocol ones: timeouts, table size, windows).
     public let configuration: LearnerConfiguration
     /// The one learning step's state (shared with `distill train`): student, optimiser, critic,
     /// schedules, counters.
-    public internal(set) var state: LearnerState<TabularStudent>
-    /// What an unroll's rewards and teacher outputs may be in this environment.
-    private let bounds: PlausibleOutputs
+    public internal(set) var state: LearnerState<Model.Trainee>
     private let codec: WireCodec
 
     /// The parameter version: +1 per update, continued across restarts from the checkpoint.
@@ -207,23 +228,17 @@ public struct LearnerCore {
     private var effects: [LearnerEffect] = []
 
     /// Milliseconds between liveness sweeps.
-    public static let livenessSweepMilliseconds: Int64 = 500
+    public static var livenessSweepMilliseconds: Int64 { 500 }
 
-    /// Creates a core at version 0 with a fresh student.
-    ///
-    /// - Throws: `RuntimeError` when the method does not build a learning state.
-    public init(problem: LearnerProblem, configuration: LearnerConfiguration) throws {
+    /// Creates a core at version 0 with the fresh learning state `state` of `model`.
+    public init(
+        model: Model, state: LearnerState<Model.Trainee>, problem: LearnerProblem, configuration: LearnerConfiguration
+    ) {
         self.problem = problem
+        self.model = model
         self.configuration = configuration
+        self.state = state
         codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        do {
-            state = try LearnerState(
-                method: problem.method, teacherKind: problem.teacherKind, environment: problem.environment,
-                kickstart: problem.kickstart, bound: .standard)
-        } catch let error as DistillError {
-            throw RuntimeError(error.message)
-        }
-        bounds = PlausibleOutputs(problem.environment, maxEpisodeSteps: problem.method.maxEpisodeSteps)
         teachers = TeacherRegistry(initial: problem.referenceTeacher?.identity)
     }
 
@@ -231,8 +246,11 @@ public struct LearnerCore {
     ///
     /// - Throws: `DistillError` when the snapshot does not fit this run's student.
     public mutating func restore(_ snapshot: LearnerSnapshot) throws {
-        try state.restore(from: snapshot)
+        try model.restore(snapshot, into: &state)
     }
+
+    /// The learning state as a checkpoint holds it.
+    public var snapshot: LearnerSnapshot { model.snapshot(of: state) }
 
     /// Starts the clocks: liveness, give-up and publication count from `now`.
     public mutating func start(now: Int64) {
@@ -264,12 +282,7 @@ public struct LearnerCore {
 
     /// The learner's parameters now.
     public func currentParameters() -> Parameters {
-        Parameters(
-            version: version,
-            values: Tensor(
-                shape: [state.student.parameters.rowCount, state.student.parameters.actionCount],
-                values: state.student.parameters.float32Logits()),
-            envSteps: state.environmentSteps)
+        model.parameters(of: state.student, version: version, envSteps: state.environmentSteps)
     }
 
     /// Periodic work at `now`: the swap window, publication after `publishIntervalMilliseconds`,
@@ -335,46 +348,31 @@ public struct LearnerCore {
         }
         guard admit(unroll, from: actor, peer: unrollPeer) else { return }
         receipts[routingID(of: actor)] = unroll.sequence
-        let na = unroll.actionCount
-        let discount = problem.environment.mdp.discount
-        UnrollEpisode.withEpisodes(of: unroll) { episodes in
-            for episode in episodes {
-                // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
-                // The KL metric takes |A| logarithms per step: measure it on every 4th episode
-                // (an unbiased subsample), which keeps it off the learner's critical path.
-                episodesSeen &+= 1
-                let measureKL = episodesSeen % 4 == 0
-                let kl = measureKL ? sampledKL(episode, actionCount: na) : 0
-                state.accumulate(episode)
-                var episodeReturn = 0.0
-                var weight = 1.0
-                for t in 0..<episode.length {
-                    episodeReturn += weight * episode.reward(t)
-                    weight *= discount
-                }
-                let steps = UInt64(episode.length)
-                learnedSteps += steps
-                let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
-                window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
-                totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
-                // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
-                if state.updateDue { applyUpdate() }
+        let discount = model.discount
+        // A copy: the closure below mutates the core.
+        let model = self.model
+        model.forEachEpisode(of: unroll) { episode in
+            // Sampled Σ_t KL(π(s_t) ‖ π_θ(s_t)) of the episode (Fig. 3's metric, under the behaviour policy).
+            // The KL metric takes |A| logarithms per step: measure it on every 4th episode
+            // (an unbiased subsample), which keeps it off the learner's critical path.
+            episodesSeen &+= 1
+            let measureKL = episodesSeen % 4 == 0
+            let kl = measureKL ? model.sampledKL(episode, student: state.student) : 0
+            state.accumulate(episode)
+            var episodeReturn = 0.0
+            var weight = 1.0
+            for t in 0..<episode.length {
+                episodeReturn += weight * episode.reward(t)
+                weight *= discount
             }
+            let steps = UInt64(episode.length)
+            learnedSteps += steps
+            let lag = version >= unroll.parameterVersion ? Double(version - unroll.parameterVersion) : 0
+            window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
+            totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
+            // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
+            if state.updateDue { applyUpdate() }
         }
-    }
-
-    /// `Σ_t KL(π(s_t) ‖ π_θ(s_t))` of `episode` under the current student.
-    private func sampledKL(_ episode: UnrollEpisode, actionCount na: Int) -> Double {
-        let policy = state.student.policy
-        var kl = 0.0
-        for t in 0..<episode.length {
-            let row = Int(policy.rowOfState[episode.state(t)]) * na
-            for a in 0..<na {
-                let p = episode.teacherProbability(t, a)
-                if p > 0 { kl += p * (Foundation.log(p) - policy.logProbabilities[row + a]) }
-            }
-        }
-        return kl
     }
 
     /// Applies the accumulated update: a new parameter version. An update the parameter bound
@@ -395,27 +393,7 @@ public struct LearnerCore {
     }
 
     /// Why an unroll cannot be learned from in this run, or nil.
-    public func incompatibility(of unroll: Unroll) -> String? {
-        let mdp = problem.environment.mdp
-        // A protocol-2 unroll of an observed environment has no state ids to read: refused here,
-        // before `UnrollEpisode` would index its empty `observations`.
-        guard unroll.observationTensor.isEmpty else {
-            return "the unroll carries observation tensors of shape \(unroll.observationTensor.rowShape); this learner "
-                + "trains a tabular student on \(problem.environmentIdentity) and reads state ids"
-        }
-        guard unroll.actionCount == mdp.actionCount else {
-            return "the unroll has \(unroll.actionCount) actions, this learner's environment has \(mdp.actionCount)"
-        }
-        if let bad = unroll.observations.first(where: { Int($0) >= mdp.stateCount }) {
-            return "the unroll visits state \(bad), this learner's environment has \(mdp.stateCount) states"
-        }
-        if let problem = bounds.implausibility(of: unroll) { return problem }
-        if state.rule.loss.needsActionValues && unroll.teacherQValues.isEmpty {
-            return
-                "method \(problem.method.method.rawValue) needs the teacher's Q-values; teacher '\(unroll.teacherID)' sends none"
-        }
-        return nil
-    }
+    public func incompatibility(of unroll: Unroll) -> String? { model.incompatibility(of: unroll) }
 
     /// Acknowledges the unrolls consumed since the last call, one receipt per actor.
     public mutating func takeReceipts() -> [LearnerEffect] {
@@ -458,14 +436,7 @@ public struct LearnerCore {
         }
         switch envelope.message {
         case .hello(let hello):
-            let mdp = problem.environment.mdp
-            guard hello.environment == problem.environmentIdentity, hello.stateCount == mdp.stateCount,
-                hello.actionCount == mdp.actionCount
-            else {
-                let message =
-                    "this learner runs \(problem.environmentIdentity) (\(mdp.stateCount) states, \(mdp.actionCount) "
-                    + "actions), \(envelope.sender.role) '\(envelope.sender.id)' runs \(hello.environment) "
-                    + "(\(hello.stateCount) states, \(hello.actionCount) actions): start it with the same --env flags"
+            if let message = model.mismatch(of: hello, from: envelope.sender) {
                 if let line = peerLines.admit("refused a client", "refused a client: \(message)") {
                     log(.error, line)
                 }
@@ -497,12 +468,13 @@ public struct LearnerCore {
                 }
             }
             let settings = ActorSettings(
-                control: state.control, maxEpisodeSteps: problem.method.maxEpisodeSteps,
+                control: state.control, maxEpisodeSteps: model.maxEpisodeSteps,
                 unrollSteps: problem.unrollSteps)
             let json = (try? String(decoding: JSONEncoder().encode(settings), as: UTF8.self)) ?? "{}"
-            let welcome = Welcome(
+            var welcome = Welcome(
                 unrollPort: ports.unrolls, parametersPort: ports.parameters, teacherEndpoint: teacherEndpoint,
                 parameters: currentParameters(), actorSettingsJSON: json)
+            (welcome.environmentSpec, welcome.architecture) = model.welcomeExtras()
             reply(.welcome(welcome), to: routing)
         case .heartbeat(let beat):
             // A key cannot keep another key's actor alive (a routing id is free again once its
@@ -618,10 +590,11 @@ public struct LearnerCore {
     /// The shell's log line when it cut an unroll connection over the limit (thinned here, as
     /// every line a peer can trigger).
     public mutating func connectionsCut(open: Int, limit: Int, bytesPerConnection: Int) -> [LearnerEffect] {
+        let queueMegabytes = configuration.unrollQueueBytes >> 20
         if let line = peerLines.admit(
             "connections",
             "cut an unroll connection: \(open) are open, the limit is \(limit) "
-                + "(--unroll-queue-mb \(configuration.unrollQueueBytes >> 20) / "
+                + "(--unroll-queue-mb \(queueMegabytes) / "
                 + "\(formatBytes(UInt64(bytesPerConnection))) per connection); raise "
                 + "--unroll-queue-mb if this many actors are real")
         {
@@ -706,12 +679,9 @@ extension LearnerCore {
             }
             serverKey = key
         }
-        let mdp = problem.environment.mdp
         let check = TeacherCheck(
             endpoint: command.teacherEndpoint,
-            expectation: .init(
-                environment: problem.environmentIdentity, stateCount: mdp.stateCount, actionCount: mdp.actionCount,
-                needsQValues: state.rule.loss.needsActionValues),
+            expectation: model.teacherExpectation(needsQValues: state.rule.loss.needsActionValues),
             serverKey: serverKey, timeoutMilliseconds: configuration.swapCheckMilliseconds)
         log(
             .notice,
@@ -758,7 +728,8 @@ extension LearnerCore {
             swapWatch = nil
         } else if now >= watch.deadline && !actors.values.contains(where: \.alive) {
             // Nobody could have sent its targets: the window starts again when actors are back.
-            swapWatch?.deadline = now + Int64(configuration.swapWindowSeconds * 1000)
+            let window = Int64(configuration.swapWindowSeconds * 1000)
+            swapWatch?.deadline = now + window
         } else if now >= watch.deadline {
             swapWatch = nil
             teachers.revert()

@@ -120,16 +120,18 @@ public struct UnrollBudget: Sendable, Equatable {
     /// The budget of a run: steps per unroll message, episode length cap, actions, and the
     /// generic message limit (never exceeded).
     public init(
-        unrollSteps: Int, maxEpisodeSteps: Int, actionCount: Int, maxMessageBytes: Int, maxConnections: Int = 64
+        unrollSteps: Int, maxEpisodeSteps: Int, actionCount: Int, observationSize: Int = 0, maxMessageBytes: Int,
+        maxConnections: Int = 64
     ) {
         // An unroll holds whole episodes: it stops at the first episode that reaches
         // `unrollSteps`, so it has at most unrollSteps − 1 + maxEpisodeSteps steps, and every
         // episode may be one step long (T + E ≤ 2T states).
         let steps = max(unrollSteps, 1) - 1 + max(maxEpisodeSteps, 1)
-        // Per step, packed protobuf at worst: observation, action (varints ≤ 5 bytes), reward,
-        // behaviour probability, V (4 bytes each), episode length and flag (6), teacher
-        // probabilities and Q-values (4 bytes × actions each) — twice for the final states.
-        let perStep = 2 * (5 + 4 + 8 * max(actionCount, 1)) + 5 + 4 + 4 + 6
+        // Per step, packed protobuf at worst: observation (a state id's varint, or a float32 row
+        // of `observationSize`), action (varints ≤ 5 bytes), reward, behaviour probability, V
+        // (4 bytes each), episode length and flag (6), teacher probabilities and Q-values (4
+        // bytes × actions each) — twice for the final states.
+        let perStep = 2 * (5 + 4 * observationSize + 4 + 8 * max(actionCount, 1)) + 5 + 4 + 4 + 6
         let (body, overflow) = steps.multipliedReportingOverflow(by: perStep)
         let legitimate = overflow ? Int.max : body + 64 << 10  // + envelope, ids, headers
         maxUnrollBytes = min(maxMessageBytes, legitimate)

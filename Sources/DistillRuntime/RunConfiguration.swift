@@ -12,12 +12,42 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var teacher: TeacherSpec
     /// The update rule, control policy, schedules and optimiser.
     public var method: MethodSpec
+    /// The student: tabular (the default), or a network that actors and the learner build
+    /// from the same architecture and seed (on environments without a tabular MDP).
+    public var student: StudentSpec
 
     /// Creates a configuration.
-    public init(environment: EnvironmentSpec, teacher: TeacherSpec, method: MethodSpec) {
+    public init(
+        environment: EnvironmentSpec, teacher: TeacherSpec, method: MethodSpec, student: StudentSpec = StudentSpec()
+    ) {
         self.environment = environment
         self.teacher = teacher
         self.method = method
+        self.student = student
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case environment, teacher, method, student
+    }
+
+    /// Reads a configuration; one written before networks joined the cluster has no `student`
+    /// and is the tabular run it always was.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        environment = try container.decode(EnvironmentSpec.self, forKey: .environment)
+        teacher = try container.decode(TeacherSpec.self, forKey: .teacher)
+        method = try container.decode(MethodSpec.self, forKey: .method)
+        student = try container.decodeIfPresent(StudentSpec.self, forKey: .student) ?? StudentSpec()
+    }
+
+    /// Writes a configuration; a tabular run's JSON stays what it was before networks (no
+    /// `student`), so its checkpoints and `--resume` keep matching.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(environment, forKey: .environment)
+        try container.encode(teacher, forKey: .teacher)
+        try container.encode(method, forKey: .method)
+        if !student.isTabular { try container.encode(student, forKey: .student) }
     }
 
     /// Canonical JSON (sorted keys): byte-for-byte equal for equal configurations.

@@ -16,7 +16,7 @@ final class TeacherProbe {
     private var socket: ZMQSocket?
     private let codec: WireCodec
     private let deadline: Int64
-    private let states: [Int32]
+    private let query: TeacherQuery
     private let expectation: Expectation
     private var result: Outcome?
 
@@ -30,7 +30,7 @@ final class TeacherProbe {
         self.expectation = expectation
         self.codec = WireCodec(maxMessageBytes: sockets.maxMessageBytes)
         self.deadline = now + Int64(timeoutMilliseconds)
-        states = expectation.probeStates
+        query = expectation.probeQuery
         do {
             let endpointValue = try Endpoint(parsing: endpoint)
             guard endpointValue.port != 0 else {
@@ -40,7 +40,6 @@ final class TeacherProbe {
             let socket = try sockets.open(.dealer, highWaterMark: 4, curve: curve)
             try sockets.connect(socket, endpoint, purpose: "teacher check")
             self.socket = socket
-            let query = TeacherQuery(queryID: 1, stateIDs: states)
             // Queued for the connection being made (not ZMQ_IMMEDIATE): sent once it is up.
             guard try socket.send(codec.encode(Envelope(sender: sender, message: .teacherQuery(query))), dontWait: true)
             else { throw RuntimeError("cannot queue a query to \(endpoint)") }
@@ -61,7 +60,7 @@ final class TeacherProbe {
             guard let envelope = try? codec.decode(payload, expecting: [.teacherReply, .error]) else { continue }
             switch envelope.message {
             case .teacherReply(let reply) where reply.queryID == 1:
-                result = expectation.judge(reply, states: states, endpoint: endpoint)
+                result = expectation.judge(reply, rows: query.batchSize, endpoint: endpoint)
             case .error(let error):
                 result = .refused("the teacher at \(endpoint) refused the check: \(error.message)")
             default:
@@ -72,7 +71,7 @@ final class TeacherProbe {
         }
         if now >= deadline {
             result = .refused(
-                "the teacher at \(endpoint) did not answer a query for \(states.count) states in time: "
+                "the teacher at \(endpoint) did not answer a query for \(query.batchSize) rows in time: "
                     + "is a teacher server running there, reachable from the learner?")
             socket.close()
         }

@@ -12,7 +12,7 @@ struct ActorCoreTests {
     /// A fake monotonic clock starts far from 0, as the real one does.
     static let t0: Int64 = 1_000_000
     static let learnerSender = Sender(role: .learner, id: "learner", runNonce: 42)
-    static var environment: Environment { LearnerCoreTests.problem.environment }
+    static var environment: Environment { LearnerCoreTests.problem.environment! }
 
     static func core(_ configure: (inout ActorConfiguration) -> Void = { _ in }) throws -> ActorCore {
         var configuration = ActorConfiguration(

@@ -32,7 +32,7 @@ struct LearnerCoreTests {
     /// A core at fake time 0, with the run token as access unless told otherwise.
     static func core(
         access: ControlAccess = .token(token), _ configure: (inout LearnerConfiguration) -> Void = { _ in }
-    ) throws -> LearnerCore {
+    ) throws -> LearnerCore<TabularLearnerModel> {
         var configuration = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
         configure(&configuration)
         var core = try LearnerCore(problem: problem, configuration: configuration)
@@ -50,7 +50,7 @@ struct LearnerCoreTests {
     }
 
     static func hello(environment: String = problem.environmentIdentity, teacher: String = "tcp://t1:1") -> Message {
-        let mdp = problem.environment.mdp
+        let mdp = problem.environment!.mdp
         return .hello(
             Hello(
                 environment: environment, stateCount: mdp.stateCount, actionCount: mdp.actionCount,
@@ -262,19 +262,19 @@ struct LearnerCoreTests {
                 probabilities: Tensor(shape: [rows, actions], values: Array(repeating: 0.25, count: rows * actions)),
                 values: Array(repeating: 0, count: rows), cacheable: true, environment: environment)
         }
-        let other = expectation.judge(reply(environment: "chain"), states: states, endpoint: "tcp://t2:2")
+        let other = expectation.judge(reply(environment: "chain"), rows: states.count, endpoint: "tcp://t2:2")
         #expect(
             other
                 == .refused(
                     "the teacher 'rogue' at tcp://t2:2 serves chain, this run is gridworld-6: start it with the run's "
                         + "environment flags (--config RUN/config.json)"))
-        let shape = expectation.judge(reply(environment: "", actions: 5), states: states, endpoint: "e")
+        let shape = expectation.judge(reply(environment: "", actions: 5), rows: states.count, endpoint: "e")
         #expect(shape != .passed(teacherID: "rogue", stated: false))
         #expect(
-            expectation.judge(reply(environment: "gridworld-6"), states: states, endpoint: "e")
+            expectation.judge(reply(environment: "gridworld-6"), rows: states.count, endpoint: "e")
                 == .passed(teacherID: "rogue", stated: true))
         #expect(
-            expectation.judge(reply(environment: ""), states: states, endpoint: "e")
+            expectation.judge(reply(environment: ""), rows: states.count, endpoint: "e")
                 == .passed(teacherID: "rogue", stated: false))
         // The refusal goes back to the operator; nothing moved.
         let refused = core.teacherChecked(other, now: 100)

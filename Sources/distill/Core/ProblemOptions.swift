@@ -203,6 +203,27 @@ struct TeacherOptions: ParsableArguments {
         return spec
     }
 
+    /// The teacher of an environment without states to tabulate (cartpole, acrobot,
+    /// mountaincar): a network teacher file, read at every observation, or none.
+    func observedSpec(environment kind: EnvironmentSpec.Kind) throws -> TeacherSpec {
+        guard kickstartTeacher.isEmpty else {
+            throw ValidationError(
+                "--kickstart-teacher: further teachers are tables by state id; \(kind.rawValue) has none (one --teacher-file only)"
+            )
+        }
+        var spec = TeacherSpec()
+        if let file = teacherFile {
+            guard temperature == nil else {
+                throw ValidationError(
+                    "--temperature: on \(kind.rawValue) the teacher file's own τ (teacher.temperature) is used")
+            }
+            _ = try readInputFile(file, flag: "--teacher-file")
+            spec.kind = .file
+            spec.path = file
+        }
+        return spec
+    }
+
     /// Builds the teacher for `environment`.
     func build(for environment: Environment, defaultSeed: UInt64) throws -> (TeacherSpec, Teacher) {
         let s = try spec(defaultSeed: defaultSeed) { environment }

@@ -125,22 +125,7 @@ struct Train: ParsableCommand {
                     return try validating { try environmentSpec.build() }
                 }
             } else {
-                // No states to tabulate: a network teacher file is read at every observation.
-                guard teacher.kickstartTeacher.isEmpty else {
-                    throw ValidationError(
-                        "--kickstart-teacher: further teachers are tables by state id; \(environmentSpec.kind.rawValue) has none (one --teacher-file only)"
-                    )
-                }
-                config.teacher = TeacherSpec()
-                if let file = teacher.teacherFile {
-                    guard teacher.temperature == nil else {
-                        throw ValidationError(
-                            "--temperature: on \(environmentSpec.kind.rawValue) the teacher file's own τ (teacher.temperature) is used"
-                        )
-                    }
-                    config.teacher.kind = .file
-                    config.teacher.path = file
-                }
+                config.teacher = try teacher.observedSpec(environment: environmentSpec.kind)
             }
             config.method = try method.spec()
             config.seed = runSeed ?? environment.seed

@@ -62,6 +62,18 @@ struct LearnerCommand: ParsableCommand {
     @Option(help: "Stop after learning from this many environment steps (default: run until stopped).")
     var steps: Int64?
 
+    @Option(
+        help: ArgumentHelp(
+            "The student on cartpole, acrobot or mountaincar: a network (mlp:64,64, …; docs/networks.md), built "
+                + "from --seed; actors must name the same one.", valueName: "architecture"))
+    var student: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Episodes of the student's sampled evaluation in summary.json (network runs on a built-in environment).",
+            valueName: "n"))
+    var evaluationEpisodes = 100
+
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
     var unrollSteps = ActorSettings.defaultUnrollSteps
 
@@ -137,6 +149,7 @@ struct LearnerCommand: ParsableCommand {
             try OperatorInput.endpoint(value, flag: flag)
         }
         try OperatorInput.positive(swapWindow, "--swap-window")
+        try OperatorInput.atLeast(evaluationEpisodes, 2, "--evaluation-episodes")
     }
 
     /// One run per checkpoint directory, and an existing run only with --resume and the same
@@ -167,7 +180,26 @@ struct LearnerCommand: ParsableCommand {
 
     func run() throws {
         let (logger, stop) = role.start(role: "learner")
-        let configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
+        var configuration = try role.resolve(environment: environment, teacher: teacher, method: method)
+        if let student {
+            let flag = StudentSpec(architecture: student, seed: configuration.environment.seed)
+            if role.config != nil && configuration.student.architecture != student {
+                throw ValidationError(
+                    "--student \(student) differs from the --config file's student "
+                        + "'\(configuration.student.architecture)': leave --student out, or write another config")
+            }
+            configuration.student = flag
+        }
+        if !configuration.environment.kind.isTabular {
+            try runNetwork(configuration, logger: logger, stop: stop)
+            return
+        }
+        guard configuration.student.isTabular else {
+            throw ValidationError(
+                "--student \(configuration.student.architecture): the cluster trains network students on cartpole, "
+                    + "acrobot and mountaincar; on \(configuration.environment.kind.rawValue) it trains the tabular "
+                    + "student (use distill train --student for networks on tabular environments)")
+        }
         let env = try buildEnvironment(configuration)
         let resumedJSON = try checkResume(configuration, logger: logger)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
@@ -184,6 +216,18 @@ struct LearnerCommand: ParsableCommand {
             kickstart: further,
             unrollSteps: unrollSteps,
             configurationJSON: try resumedJSON ?? configuration.json())
+        let settings = try settings()
+        try runRole(logger) {
+            let learner = try Learner(
+                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger,
+                stop: stop)
+            try learner.run()
+            return learner.gaveUp
+        }
+    }
+
+    /// The learner's settings from the flags.
+    func settings() throws -> LearnerConfiguration {
         var settings = LearnerConfiguration(
             bindUnrolls: bindUnrolls, bindParameters: bindParams, bindControl: bindControl)
         settings.checkpointDirectory = checkpointDir.map { URL(fileURLWithPath: $0) }
@@ -203,10 +247,64 @@ struct LearnerCommand: ParsableCommand {
         settings.curve = try role.curve()
         settings.swapWindowSeconds = swapWindow
         settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
+        return settings
+    }
+
+    /// A network student on an environment without a tabular MDP (CartPole, Acrobot, MountainCar):
+    /// the same learner, with a `NetworkLearnerModel`.
+    func runNetwork(_ configuration: RunConfiguration, logger: Logger, stop: StopToken) throws {
+        guard !configuration.student.isTabular else {
+            throw ValidationError(
+                "\(configuration.environment.kind.rawValue) has no tabular MDP: give the learner a network student, "
+                    + "e.g. --student mlp:64,64 (and the actors the same)")
+        }
+        var observed = ObservedEnvironmentSpec()
+        observed.kind = try validating {
+            try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+        }
+        let prototype = try validating { try observed.build() }
+        let resumedJSON = try checkResume(configuration, logger: logger)
+        try runNetwork(
+            configuration, prototype: prototype, configurationJSON: try resumedJSON ?? configuration.json(),
+            logger: logger, stop: stop)
+    }
+
+    private func runNetwork<Env: ObservedEnvironment>(
+        _ configuration: RunConfiguration, prototype: Env, configurationJSON: String, logger: Logger, stop: StopToken
+    ) throws {
+        let description = prototype.description
+        let student = try validating {
+            try configuration.student.buildNetwork(for: description, method: configuration.method)
+        }
+        var model = NetworkLearnerModel(
+            description: description, environmentIdentity: description.name,
+            architecture: student.network.architecture.description, method: configuration.method)
+        let episodes = evaluationEpisodes
+        let seed = configuration.environment.seed
+        model.evaluate = { network in
+            ObservedTrainer<Env>.evaluate(network: network, prototype: prototype, episodes: episodes, seed: seed).mean
+        }
+        if !noReferenceTeacher, configuration.teacher.kind == .file, let path = configuration.teacher.path {
+            let teacher = try validating { try NetworkTeacher.load(from: URL(fileURLWithPath: path)) }
+            try validating { try teacher.check(against: description, observation: description.name) }
+            model.teacherReturn =
+                ObservedTrainer<Env>.evaluate(
+                    prototype: prototype, episodes: episodes, seed: seed,
+                    policy: { teacher.outputs(observations: $0, batch: $1).probabilities }
+                ).mean
+            logger.info(
+                "teacher \(teacher.identity): mean return \(String(format: "%.2f", model.teacherReturn!)) over \(episodes) episodes"
+            )
+        }
+        let problem = LearnerProblem(
+            environment: nil, environmentIdentity: description.name, method: configuration.method, teacherKind: nil,
+            referenceTeacher: nil, unrollSteps: unrollSteps, configurationJSON: configurationJSON)
+        let settings = try settings()
         try runRole(logger) {
-            let learner = try Learner(
-                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger,
-                stop: stop)
+            let core = try LearnerCore(
+                model: model, student: student, problem: problem, configuration: settings,
+                seed: configuration.environment.seed)
+            let learner = try Learner(core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
             try learner.run()
             return learner.gaveUp
         }

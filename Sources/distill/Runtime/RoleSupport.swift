@@ -83,11 +83,16 @@ struct RoleOptions: ParsableArguments {
         environment: EnvironmentOptions, teacher: TeacherOptions?, method: MethodOptions?
     ) throws -> RunConfiguration {
         let environmentSpec = try environment.spec()
-        let teacherSpec =
-            try teacher?.spec(defaultSeed: environment.seed) {
-                try checkMemory(environmentSpec)
-                return try validating { try environmentSpec.build() }
-            } ?? TeacherSpec()
+        let teacherSpec: TeacherSpec
+        if !environmentSpec.kind.isTabular {
+            teacherSpec = try teacher?.observedSpec(environment: environmentSpec.kind) ?? TeacherSpec()
+        } else {
+            teacherSpec =
+                try teacher?.spec(defaultSeed: environment.seed) {
+                    try checkMemory(environmentSpec)
+                    return try validating { try environmentSpec.build() }
+                } ?? TeacherSpec()
+        }
         let methodSpec = try method?.spec() ?? MethodSpec()
         return RunConfiguration(environment: environmentSpec, teacher: teacherSpec, method: methodSpec)
     }

@@ -55,7 +55,7 @@ public struct FuzzProblem: Sendable {
 
     /// A fresh learner core as the learner role makes it for `method` (no CURVE, no run token:
     /// every unroll's sender is admitted, as on a plain-TCP cluster).
-    public func learnerCore(_ method: MethodSpec) throws -> LearnerCore {
+    public func learnerCore(_ method: MethodSpec) throws -> LearnerCore<TabularLearnerModel> {
         let problem = LearnerProblem(
             environment: environment, environmentIdentity: "gridworld-5", method: method, teacherKind: .optimal,
             referenceTeacher: teacher, unrollSteps: 100, configurationJSON: "{}")

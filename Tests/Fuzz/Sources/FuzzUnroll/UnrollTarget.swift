@@ -28,7 +28,7 @@ enum UnrollTarget {
         } else {
             method = problem.method(0, 0)
         }
-        var core: LearnerCore
+        var core: LearnerCore<TabularLearnerModel>
         do {
             core = try problem.learnerCore(method)
         } catch {
@@ -44,7 +44,9 @@ enum UnrollTarget {
     }
 
     /// The properties of `core` after one unroll taken by `before`.
-    static func check(_ core: LearnerCore, after before: LearnerCore, _ what: String) {
+    static func check(
+        _ core: LearnerCore<TabularLearnerModel>, after before: LearnerCore<TabularLearnerModel>, _ what: String
+    ) {
         let state = core.state
         let logits = state.student.parameters.logits
         if let i = logits.firstIndex(where: { !bound.admits($0) }) {
