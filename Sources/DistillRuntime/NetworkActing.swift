@@ -29,9 +29,12 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
     /// Environment steps taken (every environment's).
     public private(set) var environmentSteps: UInt64 = 0
     /// Microseconds spent stepping the environments.
-    public private(set) var observationMicroseconds: UInt64 = 0
+    public var observationMicroseconds: UInt64 { observationNanoseconds / 1000 }
     /// Microseconds spent in the student's forward passes.
-    public private(set) var inferenceMicroseconds: UInt64 = 0
+    public var inferenceMicroseconds: UInt64 { inferenceNanoseconds / 1000 }
+    // A CartPole step takes well under a microsecond: sum nanoseconds, not rounded microseconds.
+    private var observationNanoseconds: UInt64 = 0
+    private var inferenceNanoseconds: UInt64 = 0
 
     private var network: PolicyValueNetwork
     /// Holds parameters received while an unroll is being played, until the next boundary.
@@ -195,7 +198,7 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         let started = clock()
         let logits = network.forward(batch.observations, batch: n).logits
         let forwarded = clock()
-        inferenceMicroseconds += (forwarded &- started) / 1000
+        inferenceNanoseconds += forwarded &- started
         var actions = [Int](repeating: 0, count: n)
         let uniform = 1 / Double(na)
         for i in 0..<n {
@@ -219,7 +222,7 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
             batch.restart(i)
             cut.append(i)
         }
-        observationMicroseconds += (clock() &- stepping) / 1000
+        observationNanoseconds += clock() &- stepping
         environmentSteps += UInt64(n)
         stepRows = nil
         for i in 0..<n {
