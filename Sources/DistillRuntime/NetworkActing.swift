@@ -78,7 +78,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         guard description.observation.dtype == .float32 else {
             throw DistillError(
                 .invalidConfiguration,
-                "\(description.name) observes \(description.observation.dtype); network actors send float32 observations")
+                "\(description.name) observes \(description.observation.dtype); network actors send float32 observations"
+            )
         }
         let student = StudentSpec(architecture: architecture, seed: seed)
         guard !student.isTabular else {
@@ -124,7 +125,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
             return "the learner runs \(theirs), this actor \(spec): start the actor with the learner's --env"
         }
         guard welcome.architecture == architecture else {
-            return "the learner's student is '\(welcome.architecture)', this actor's '\(architecture)': start the actor "
+            return
+                "the learner's student is '\(welcome.architecture)', this actor's '\(architecture)': start the actor "
                 + "with the learner's --student"
         }
         return nil
@@ -170,7 +172,9 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         }
         for _ in 0..<stepsPerSlice {
             if finishedSteps >= settings.unrollSteps { return finishUnroll() }
-            if readsTeacher && stepRows == nil { return ask(.step(finals: ended.count), observations: stepObservations()) }
+            if readsTeacher && stepRows == nil {
+                return ask(.step(finals: ended.count), observations: stepObservations())
+            }
             step(settings, readsTeacher: readsTeacher)
         }
         return finishedSteps >= settings.unrollSteps ? finishUnroll() : .play
@@ -205,7 +209,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
             Self.softmax(logits, row: i, into: &studentRow)
             for a in 0..<na {
                 let teacher = stepRows.map { Double($0.probabilities[i * na + a]) } ?? uniform
-                behaviourRow[a] = settings.control.probability(student: studentRow[a], teacher: teacher, uniform: uniform)
+                behaviourRow[a] = settings.control.probability(
+                    student: studentRow[a], teacher: teacher, uniform: uniform)
             }
             let a = sample(behaviourRow)
             actions[i] = a
@@ -361,7 +366,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         TeacherQuery(
             queryID: id,
             observations: ObservationTensor(
-                rows: 1, rowShape: spec.observationShape, float32: Array(batch.observations.prefix(spec.observationSize))))
+                rows: 1, rowShape: spec.observationShape,
+                float32: Array(batch.observations.prefix(spec.observationSize))))
     }
 
     // MARK: Pushing

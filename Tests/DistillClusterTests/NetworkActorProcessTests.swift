@@ -96,7 +96,8 @@ struct NetworkActorProcessTests {
                     _ = try control.send([routingID(of: envelope.sender), encode(.unrollAck(ack))])
                     // Version 2 from the first unroll on (again with each: a late subscriber
                     // misses broadcasts; the actor ignores versions it holds).
-                    _ = try pub.send(encode(.parameters(NetworkParameters.parameters(of: second, version: 2, envSteps: 1))))
+                    _ = try pub.send(
+                        encode(.parameters(NetworkParameters.parameters(of: second, version: 2, envSteps: 1))))
                 }
                 if idle { usleep(500) }
             }

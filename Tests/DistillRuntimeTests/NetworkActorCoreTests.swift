@@ -97,7 +97,8 @@ struct NetworkActorCoreTests {
     /// Works the core (answering its teacher queries `teacherDelay` ms later) until it has an
     /// unroll to push; returns it through the codec, with the queries it asked.
     static func nextUnroll(
-        _ core: inout Core, now: inout Int64, teacherDelay: Int64 = 7, answer: (TeacherQuery) -> [UInt8] = {
+        _ core: inout Core, now: inout Int64, teacherDelay: Int64 = 7,
+        answer: (TeacherQuery) -> [UInt8] = {
             answer($0)
         }
     ) throws -> (unroll: Unroll, queries: [TeacherQuery]) {
@@ -113,7 +114,8 @@ struct NetworkActorCoreTests {
             if let unroll {
                 core.unrollPushed()
                 let envelope = try WireCodec().decode(
-                    WireCodec().encode(Envelope(sender: Sender(role: .actor, id: "a", runNonce: 1), message: .unroll(unroll))),
+                    WireCodec().encode(
+                        Envelope(sender: Sender(role: .actor, id: "a", runNonce: 1), message: .unroll(unroll))),
                     expecting: [.unroll])
                 guard case .unroll(let decoded) = envelope.message else { throw ActingProblem("not an unroll") }
                 return (decoded, queries)

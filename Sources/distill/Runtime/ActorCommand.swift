@@ -101,7 +101,9 @@ struct ActorCommand: ParsableCommand {
         let (logger, stop) = role.start(role: "actor")
         let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
         var observed = ObservedEnvironmentSpec()
-        observed.kind = try validating { try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue) }
+        observed.kind = try validating {
+            try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+        }
         if !observed.kind.isTabular {
             guard let student else {
                 throw ValidationError(
