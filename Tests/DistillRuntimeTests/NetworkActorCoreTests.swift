@@ -32,13 +32,14 @@ struct NetworkActorCoreTests {
 
     static func core(
         environments: Int = 4, maxMessageBytes: Int = WireCodec.defaultMaxMessageBytes, clock: SteppingClock = .init(),
-        stepsPerSlice: Int? = nil
+        stepsPerSlice: Int? = nil, timeLimit: Int? = CartPole.timeLimit
     ) throws -> Core {
         var configuration = ActorConfiguration(
             learner: try Endpoint(parsing: "tcp://learner:5559"), teacher: "tcp://t1:1", seed: 11)
         configuration.maxMessageBytes = maxMessageBytes
         var acting = try NetworkActing(
-            environments: [CartPole](repeating: CartPole(), count: environments), architecture: architecture,
+            environments: [CartPole](repeating: CartPole(maxEpisodeSteps: timeLimit), count: environments),
+            architecture: architecture,
             seed: configuration.seed, maxMessageBytes: maxMessageBytes, clock: { clock.read() })
         if let stepsPerSlice { acting.stepsPerSlice = stepsPerSlice }
         var core = Core(acting: acting, environmentIdentity: spec.name, configuration: configuration)
@@ -186,8 +187,9 @@ struct NetworkActorCoreTests {
     }
 
     @Test func aTeacherQueryLargerThanAMessageIsSplitAndReassembled() throws {
-        // (2048 − 1024) / 20 bytes per row of reply: 51 rows per query.
-        var core = try Self.core(environments: 3, maxMessageBytes: 2048)
+        // (2048 − 1024) / 20 bytes per row of reply: 51 rows per query. CartPole's own time limit
+        // is 20 steps here.
+        var core = try Self.core(environments: 3, maxMessageBytes: 2048, timeLimit: 20)
         #expect(core.acting.maxQueryRows == 51)
         _ = core.fromLearner(Self.welcome(try Self.network(seed: 5), version: 1, unrollSteps: 300), now: Self.t0)
         var now = Self.t0
@@ -202,7 +204,11 @@ struct NetworkActorCoreTests {
                 let teacher = Self.teacherRow(episode.observationRows[(t * 4)..<((t + 1) * 4)])
                 #expect(abs(episode.teacherValues[t] - Double(teacher.value)) < 1e-6)
             }
+            #expect(episode.length <= 20)
+            if episode.length < 20 { #expect(episode.terminated) }
         }
+        // Cut by the environment's time limit (and the pole still up): bootstrapped by the learner.
+        #expect(episodes.contains { $0.length == 20 && !$0.terminated })
     }
 
     @Test func parametersArrivingDuringAnUnrollApplyOnlyAfterItIsPushed() throws {
