@@ -170,14 +170,16 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
             }
             ended = []
         }
+        // At least one step per unroll and per episode, whatever the settings say.
+        let unrollSteps = max(1, settings.unrollSteps)
         for _ in 0..<stepsPerSlice {
-            if finishedSteps >= settings.unrollSteps { return finishUnroll() }
+            if finishedSteps >= unrollSteps { return finishUnroll() }
             if readsTeacher && stepRows == nil {
                 return ask(.step(finals: ended.count), observations: stepObservations())
             }
             step(settings, readsTeacher: readsTeacher)
         }
-        return finishedSteps >= settings.unrollSteps ? finishUnroll() : .play
+        return finishedSteps >= unrollSteps ? finishUnroll() : .play
     }
 
     static func readsTeacher(_ control: ControlPolicy) -> Bool {
@@ -223,7 +225,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         let stepping = clock()
         batch.step(actions)
         var cut: [Int] = []
-        for i in 0..<n where !batch.outcomes[i].done && running[i].episode.actions.count >= settings.maxEpisodeSteps {
+        let limit = max(1, settings.maxEpisodeSteps)
+        for i in 0..<n where !batch.outcomes[i].done && running[i].episode.actions.count >= limit {
             batch.restart(i)
             cut.append(i)
         }

@@ -193,4 +193,58 @@ struct NetworkActorProcessTests {
             #expect(Double(played) / seconds > 1000, "a network actor plays at least 1000 CartPole steps/s")
         }
     }
+
+    @Test func aWelcomeForAnotherStudentEndsTheActorWithAnErrorAndBadFlagsAreRefused() async throws {
+        try await onOwnThread {
+            let context = try ZMQContext()
+            let control = try ZMQSocket(context: context, type: .router, lingerMilliseconds: 0)
+            defer { control.close() }
+            let endpoint = try control.bind("tcp://127.0.0.1:*")
+            let actor = try ChildProcess([
+                "actor", "--env", "cartpole", "--student", "mlp:16", "--environments", "2", "--learner", endpoint,
+                "--teacher-server", "tcp://127.0.0.1:9",
+            ])
+            defer { actor.stop() }
+            let codec = WireCodec()
+            let wide = try PolicyValueNetwork(
+                architecture: NetworkArchitecture(parsing: "mlp:32"), inputShape: [4], actionCount: 2, seed: 1)
+            let settings = String(
+                decoding: try JSONEncoder().encode(
+                    ActorSettings(control: .student, maxEpisodeSteps: 500, unrollSteps: 500)), as: UTF8.self)
+            let deadline = Date().addingTimeInterval(30)
+            var welcomed = false
+            while !welcomed && Date() < deadline {
+                guard let frames = try control.receive(dontWait: true), frames.count == 2 else {
+                    usleep(2000)
+                    continue
+                }
+                guard case .hello = try codec.decode(frames[1]).message else { continue }
+                let welcome = Welcome(
+                    unrollPort: 1, parametersPort: 2, teacherEndpoint: "",
+                    parameters: NetworkParameters.parameters(of: wide, version: 1, envSteps: 0),
+                    actorSettingsJSON: settings, environmentSpec: Self.spec, architecture: "mlp:32")
+                let me = Sender.starting(role: .learner, id: "test-learner")
+                _ = try control.send([frames[0], codec.encode(Envelope(sender: me, message: .welcome(welcome)))])
+                welcomed = true
+            }
+            #expect(welcomed)
+            let status = actor.waitForExit(timeout: .seconds(20))
+            #expect(status == 1, "a refused actor exits non-zero")
+            #expect(
+                actor.standardError.contains("the learner's student is 'mlp:32', this actor's 'mlp:16'"),
+                "\(actor.standardError)")
+        }
+        for (arguments, message) in [
+            (["--env", "cartpole"], "--env cartpole needs --student"),
+            (["--env", "cartpole", "--student", "mlp:16", "--environments", "0"], "--environments must be in"),
+            (["--env", "gridworld", "--student", "mlp:16"], "apply to cartpole, acrobot and mountaincar"),
+            (["--env", "cartpole", "--student", "tabular"], "tabular actors take no --student"),
+            (["--env", "cartpole", "--student", "mlp:x"], "width \"x\" is not a positive integer"),
+        ] {
+            let refused = try await OperatorInputTests.run(
+                ["actor"] + arguments + ["--learner", "tcp://127.0.0.1:1", "--teacher-server", "tcp://127.0.0.1:2"])
+            #expect(refused.status == 64 && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+            #expect(!refused.stderr.contains("Fatal error"))
+        }
+    }
 }
