@@ -294,6 +294,26 @@ struct NetworkActorCoreTests {
         }
     }
 
+    @Test func aMixtureControlActsWithBetaTimesTheTeacherPlusTheRestTimesTheStudent() throws {
+        var core = try Self.core(environments: 2)
+        let student = try Self.network(seed: 8)
+        _ = core.fromLearner(
+            Self.welcome(student, version: 1, control: .mixture(beta: 0.3), unrollSteps: 40), now: Self.t0)
+        var now = Self.t0
+        let (unroll, _) = try Self.nextUnroll(&core, now: &now)
+        var checked = 0
+        for episode in try ObservedUnroll.episodes(of: unroll, spec: Self.spec) {
+            for t in 0..<episode.length {
+                let o = episode.observationRows[(t * 4)..<((t + 1) * 4)]
+                let a = Int(episode.actions[t])
+                let mixed = 0.3 * Double(Self.teacherRow(o).probabilities[a]) + 0.7 * Self.softmax(student, o)[a]
+                #expect(abs(episode.behaviour[t] - mixed) < 1e-5)
+                checked += 1
+            }
+        }
+        #expect(checked >= 40)
+    }
+
     @Test func aSwapAsksTheNewTeacherForEveryRowOfTheUnroll() throws {
         var core = try Self.core(environments: 2, maxMessageBytes: 2048)
         _ = core.fromLearner(Self.welcome(try Self.network(seed: 6), version: 1, unrollSteps: 150), now: Self.t0)
