@@ -314,6 +314,58 @@ struct NetworkActorCoreTests {
         #expect(checked >= 40)
     }
 
+    @Test func anyObservedEnvironmentPlugsInAcrobotWithThreeActionsAndSixNumbers() throws {
+        let spec = WireEnvironmentSpec(Acrobot().description)
+        let acting = try NetworkActing(
+            environments: [Acrobot](repeating: Acrobot(maxEpisodeSteps: 50), count: 3), architecture: "mlp:8",
+            seed: 2, maxMessageBytes: WireCodec.defaultMaxMessageBytes)
+        var core = ActorCore(
+            acting: acting, environmentIdentity: spec.name,
+            configuration: ActorConfiguration(
+                learner: try Endpoint(parsing: "tcp://learner:5559"), teacher: "tcp://t1:1", seed: 2))
+        core.start(now: Self.t0)
+        guard case .hello(let hello)? = core.tick(now: Self.t0).toLearner.first else {
+            Issue.record("expected a Hello")
+            return
+        }
+        #expect(hello.environmentSpec == spec && hello.actionCount == 3 && hello.environment == "Acrobot-v1")
+        let student = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:8"), inputShape: [6], actionCount: 3, seed: 4)
+        _ = core.fromLearner(Self.welcome(student, version: 1, unrollSteps: 100, spec: spec), now: Self.t0)
+        #expect(core.phase == .playing && core.refusal == nil)
+        var now = Self.t0
+        var asked: [TeacherQuery] = []
+        var pushed: Unroll?
+        for _ in 0..<10_000 where pushed == nil {
+            now += 1
+            for case .toTeacher(.teacherQuery(let query)) in core.work(now: now) {
+                asked.append(query)
+                let rows = query.observations.rowCount
+                let reply = TeacherReply(
+                    queryID: query.queryID, teacherID: "uniform", teacherVersion: 1,
+                    probabilities: Tensor(shape: [rows, 3], values: [Float](repeating: 1 / 3, count: rows * 3)),
+                    values: [Float](repeating: -1, count: rows), cacheable: false, environmentSpec: spec)
+                _ = core.fromTeacher(
+                    WireCodec().encode(
+                        Envelope(sender: Sender(role: .teacher, id: "t", runNonce: 5), message: .teacherReply(reply))),
+                    now: now)
+            }
+            pushed = core.unrollToPush(now: now).unroll
+        }
+        let unroll = try #require(pushed)
+        let episodes = try ObservedUnroll.episodes(of: unroll, spec: spec)
+        #expect(asked.count == 1 && asked[0].observations.rowShape == [6])
+        #expect(episodes.allSatisfy { $0.length == 50 && !$0.terminated }, "a random Acrobot swings 50 steps")
+        for episode in episodes {
+            for t in 0..<episode.length {
+                let logits = student.forward(Array(episode.observationRows[(t * 6)..<((t + 1) * 6)]), batch: 1).logits
+                let z = logits.map { Foundation.exp(Double($0)) }
+                let p = z[Int(episode.actions[t])] / z.reduce(0, +)
+                #expect(abs(episode.behaviour[t] - p) < 1e-5)
+            }
+        }
+    }
+
     @Test func aSwapAsksTheNewTeacherForEveryRowOfTheUnroll() throws {
         var core = try Self.core(environments: 2, maxMessageBytes: 2048)
         _ = core.fromLearner(Self.welcome(try Self.network(seed: 6), version: 1, unrollSteps: 150), now: Self.t0)
