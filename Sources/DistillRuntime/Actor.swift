@@ -214,8 +214,8 @@ struct UnrollBuilder {
 /// so memory and policy lag stay bounded; both reconnect on their own when the peer returns.
 ///
 /// The ZeroMQ shell around `ActorCore`, which decides what every message means and what to send.
-public struct Actor: RoleLoop {
-    private var core: ActorCore
+public struct Actor<Acting: ActorActing>: RoleLoop {
+    private var core: ActorCore<Acting>
     private let configuration: ActorConfiguration
     private let sender: Sender
     private let logger: Logger
@@ -225,10 +225,10 @@ public struct Actor: RoleLoop {
     /// Why the actor gave up (`giveUpAfterSeconds` without a word from the learner), or nil.
     public var gaveUp: String? { core.gaveUp }
 
-    /// Creates an actor for `environment`, identified to the learner by `environmentIdentity`,
-    /// that runs until `stop` is requested.
+    /// Creates an actor that acts with `acting`, its environment identified to the learner by
+    /// `environmentIdentity`, and runs until `stop` is requested.
     public init(
-        environment: Environment, environmentIdentity: String, configuration: ActorConfiguration, sender: Sender,
+        acting: Acting, environmentIdentity: String, configuration: ActorConfiguration, sender: Sender,
         logger: Logger, stop: StopToken
     ) {
         self.stop = stop
@@ -236,8 +236,7 @@ public struct Actor: RoleLoop {
         self.sender = sender
         self.logger = logger
         self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        core = ActorCore(
-            environment: environment, environmentIdentity: environmentIdentity, configuration: configuration)
+        core = ActorCore(acting: acting, environmentIdentity: environmentIdentity, configuration: configuration)
     }
 
     /// The sockets of a running actor.
@@ -340,7 +339,11 @@ public struct Actor: RoleLoop {
             gaveUp.map { "gave up: \($0)" } ?? (stop.isRequested ? stop.reason : "step limit reached")
         logger.info(
             "actor stopping (\(reason))",
-            metadata: ["env_steps": "\(core.envSteps)", "unrolls": "\(core.sequence)", "version": "\(core.version)"])
+            metadata: [
+                "env_steps": "\(core.envSteps)", "unrolls": "\(core.sequence)", "version": "\(core.version)",
+                "observation_us": "\(core.acting.observationMicroseconds)",
+                "inference_us": "\(core.acting.inferenceMicroseconds)",
+            ])
         if let refusal = core.refusal {
             // A refused actor did nothing it was started for: a non-zero exit, so a supervisor
             // or cluster engine sees the failure instead of a clean stop.
@@ -389,5 +392,19 @@ public struct Actor: RoleLoop {
                 stop.request()
             }
         }
+    }
+}
+
+extension Actor where Acting == TabularActing {
+    /// Creates an actor with a tabular student on `environment`, identified to the learner by
+    /// `environmentIdentity`, that runs until `stop` is requested.
+    public init(
+        environment: Environment, environmentIdentity: String, configuration: ActorConfiguration, sender: Sender,
+        logger: Logger, stop: StopToken
+    ) {
+        self.init(
+            acting: TabularActing(environment: environment, seed: configuration.seed),
+            environmentIdentity: environmentIdentity, configuration: configuration, sender: sender, logger: logger,
+            stop: stop)
     }
 }

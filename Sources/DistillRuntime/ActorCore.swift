@@ -26,8 +26,9 @@ public enum ActorEffect: Sendable {
     case stop
 }
 
-/// The actor's protocol behaviour and its acting, as a value: it plays episodes with the control
-/// policy at the newest parameters it holds, asks for the teacher's outputs of the states it
+/// The actor's protocol behaviour, as a value, around its acting (`Acting`: a tabular student on
+/// state ids, or a network student stepping N observed environments): it plays episodes with the
+/// control policy at the newest parameters it holds, asks for the teacher's outputs of what it
 /// visited, and hands whole unrolls to its shell to push.
 ///
 /// Time is the `now` given to each call (monotonic milliseconds), never read inside:
@@ -40,7 +41,7 @@ public enum ActorEffect: Sendable {
 ///     core.work(now:)                              → play, or query the teacher (with backoff)
 ///     core.unrollToPush(now:) / unrollPushed()     → when `wantsToPush`
 /// ```
-public struct ActorCore {
+public struct ActorCore<Acting: ActorActing> {
     /// Where the actor is in its cycle.
     public enum Phase: Sendable, Equatable {
         /// No Welcome from the learner yet.
@@ -53,10 +54,10 @@ public struct ActorCore {
         case sending
     }
 
-    private let environment: Environment
+    /// The student, environments and episodes.
+    public private(set) var acting: Acting
     private let environmentIdentity: String
     private let configuration: ActorConfiguration
-    private var rng: Xoshiro256StarStar
     private let codec: WireCodec
 
     /// Where the actor is in its cycle.
@@ -64,20 +65,15 @@ public struct ActorCore {
     /// How the learner says actors act (from its Welcome).
     public private(set) var settings = ActorSettings(
         control: .student, maxEpisodeSteps: MethodSpec().maxEpisodeSteps, unrollSteps: ActorSettings.defaultUnrollSteps)
-    private var parameters: StudentParameters
-    private var policy: StudentPolicy
-    /// The parameter version the actor acts with.
+    /// The newest parameter version the actor holds (a network actor acts with it from its next
+    /// unroll on).
     public private(set) var version: UInt64 = 0
     private var learnerNonce: UInt64 = 0
     private var learnerVersion: UInt64 = 0
-    private var cache: TeacherCache
-    private var builder = UnrollBuilder()
-    private var episode = EpisodeBuffer()
-    private let placeholderTeacher: Teacher
     /// The teacher server the actor queries.
     public private(set) var teacherEndpoint: String
 
-    private var pendingQuery: (id: UInt64, states: [Int32], sentAt: Int64, backoff: Int)?
+    private var pendingQuery: (query: TeacherQuery, askedAt: Int64, sentAt: Int64, backoff: Int)?
     private var nextQueryID: UInt64 = 1
     /// Unrolls pushed so far (the next one's sequence number).
     public private(set) var sequence: UInt64 = 0
@@ -85,7 +81,9 @@ public struct ActorCore {
     private var creditBlockedSince: Int64 = 0
     private var heartbeatSequence: UInt64 = 0
     /// Environment steps played.
-    public private(set) var envSteps: UInt64 = 0
+    public var envSteps: UInt64 { acting.environmentSteps }
+    /// Microseconds between a teacher query's first send and its answer, in total.
+    private var teacherWaitMicroseconds: UInt64 = 0
     private var unrollsWithheld: UInt64 = 0
     private var teacherOutage = false
     /// Messages rejected, by code.
@@ -109,28 +107,15 @@ public struct ActorCore {
     private var effects: [ActorEffect] = []
 
     /// The longest Hello interval of the backoff.
-    public static let maxHelloIntervalMilliseconds: Int64 = 16_000
+    public static var maxHelloIntervalMilliseconds: Int64 { 16_000 }
 
-    /// Creates an actor core for `environment`, identified to the learner by `environmentIdentity`.
-    public init(environment: Environment, environmentIdentity: String, configuration: ActorConfiguration) {
-        self.environment = environment
+    /// Creates an actor core that acts with `acting`, its environment identified to the learner by
+    /// `environmentIdentity`.
+    public init(acting: Acting, environmentIdentity: String, configuration: ActorConfiguration) {
+        self.acting = acting
         self.environmentIdentity = environmentIdentity
         self.configuration = configuration
-        self.rng = Xoshiro256StarStar(seed: configuration.seed)
         self.codec = WireCodec(maxMessageBytes: configuration.maxMessageBytes)
-        let mdp = environment.mdp
-        if let tied = environment.tiedRows {
-            parameters = StudentParameters(
-                rowOfState: tied, rowCount: Int(tied.max() ?? 0) + 1, actionCount: mdp.actionCount)
-        } else {
-            parameters = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
-        }
-        policy = StudentPolicy(parameters)
-        cache = TeacherCache(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
-        let uniform = [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount)
-        placeholderTeacher = Teacher(
-            identity: "unused", stateCount: mdp.stateCount, actionCount: mdp.actionCount, probabilities: uniform,
-            values: Array(repeating: 0, count: mdp.stateCount))
         teacherEndpoint = configuration.teacher
     }
 
@@ -206,70 +191,62 @@ public struct ActorCore {
         return takeEffects()
     }
 
-    /// Plays episodes until an unroll's worth of steps is collected, then moves on to the teacher.
+    /// Plays a slice of work, then moves on to what the acting needs.
     private mutating func play() {
-        if settings.control != .student && !cache.isComplete {
-            // Teacher-driven control needs π before each action: fetch every state first.
-            requestTeacher(for: (0..<Int32(environment.mdp.stateCount)).filter { !cache.known[Int($0)] })
-            return
-        }
-        let actingTeacher =
-            settings.control == .student ? placeholderTeacher : cache.actingTeacher ?? placeholderTeacher
-        builder.parameterVersion = version
-        while builder.steps < settings.unrollSteps {
-            collectEpisode(
-                environment.mdp, policy: policy, teacher: actingTeacher, control: settings.control,
-                maxSteps: settings.maxEpisodeSteps, rng: &rng, into: &episode)
-            builder.append(episode)
-            envSteps += UInt64(episode.length)
-        }
-        let missing = builder.missingStates(in: cache)
-        if missing.isEmpty {
-            phase = .sending
-        } else {
-            requestTeacher(for: missing)
+        follow(acting.play(settings: settings))
+    }
+
+    private mutating func follow(_ need: ActingNeed) {
+        switch need {
+        case .play: phase = .playing
+        case .teacher(let query): requestTeacher(query)
+        case .push: phase = .sending
         }
     }
 
-    private mutating func requestTeacher(for states: [Int32]) {
-        pendingQuery = (nextQueryID, states, 0, configuration.teacherTimeoutMilliseconds)
+    private mutating func requestTeacher(_ query: TeacherQuery) {
+        var query = query
+        query.queryID = nextQueryID
         nextQueryID += 1
+        pendingQuery = (query, 0, 0, configuration.teacherTimeoutMilliseconds)
         phase = .awaitingTeacher
     }
 
     private mutating func retryQueryIfDue(now: Int64) {
-        guard var query = pendingQuery else { return }
-        guard query.sentAt == 0 || now - query.sentAt >= Int64(query.backoff) else { return }
-        if query.sentAt != 0 {
+        guard var pending = pendingQuery else { return }
+        guard pending.sentAt == 0 || now - pending.sentAt >= Int64(pending.backoff) else { return }
+        if pending.sentAt != 0 {
             if !teacherOutage {
                 teacherOutage = true
                 log(
                     .warning,
                     "teacher at \(teacherEndpoint) is not answering; retrying with backoff, holding the unroll back")
             }
-            unrollsWithheld += builder.isEmpty ? 0 : 1
-            query.backoff = min(query.backoff * 2, configuration.maxBackoffMilliseconds)
+            unrollsWithheld += acting.holdsEpisodes ? 1 : 0
+            pending.backoff = min(pending.backoff * 2, configuration.maxBackoffMilliseconds)
+        } else {
+            pending.askedAt = now
         }
-        effects.append(.toTeacher(.teacherQuery(TeacherQuery(queryID: query.id, stateIDs: query.states))))
-        query.sentAt = now
+        effects.append(.toTeacher(.teacherQuery(pending.query)))
+        pending.sentAt = now
         lastTeacherQueryAt = now
-        pendingQuery = query
+        pendingQuery = pending
     }
 
-    /// A one-state query whose answer is ignored: tells the teacher server this actor is alive.
+    /// A one-row query whose answer is ignored: tells the teacher server this actor is alive.
     private mutating func sendTeacherKeepalive(now: Int64) {
-        effects.append(.toTeacher(.teacherQuery(TeacherQuery(queryID: nextQueryID, stateIDs: [0]))))
+        effects.append(.toTeacher(.teacherQuery(acting.keepaliveQuery(id: nextQueryID))))
         nextQueryID += 1
         lastTeacherQueryAt = now
     }
 
     /// Takes one message from the teacher server.
     public mutating func fromTeacher(_ payload: [UInt8], now: Int64) -> [ActorEffect] {
-        handleTeacherReply(payload)
+        handleTeacherReply(payload, now: now)
         return takeEffects()
     }
 
-    private mutating func handleTeacherReply(_ payload: [UInt8]) {
+    private mutating func handleTeacherReply(_ payload: [UInt8], now: Int64) {
         let envelope: Envelope
         do {
             envelope = try codec.decode(payload, expecting: [.teacherReply, .error])
@@ -283,23 +260,21 @@ public struct ActorCore {
                 log(.error, line)
             }
         case .teacherReply(let reply):
-            guard let query = pendingQuery, reply.queryID == query.id else { return }  // a late answer
-            if let problem = cache.store(reply, for: query.states) {
-                log(.error, problem)
+            guard let pending = pendingQuery, reply.queryID == pending.query.queryID else { return }  // a late answer
+            let need: ActingNeed
+            do {
+                need = try acting.store(reply, for: pending.query)
+            } catch {
+                log(.error, error.description)
                 return
             }
             if teacherOutage {
                 teacherOutage = false
                 log(.notice, "teacher at \(teacherEndpoint) answers again")
             }
+            if pending.askedAt != 0 { teacherWaitMicroseconds += UInt64(max(0, now - pending.askedAt)) * 1000 }
             pendingQuery = nil
-            // A changed teacher clears the cache: the unroll may need other states again.
-            let missing = builder.missingStates(in: cache)
-            if !missing.isEmpty {
-                requestTeacher(for: missing)
-            } else {
-                phase = builder.isEmpty ? .playing : .sending
-            }
+            follow(need)
         default:
             break
         }
@@ -319,24 +294,21 @@ public struct ActorCore {
             consumed = sequence
         }
         creditBlockedSince = 0
-        return (builder.unroll(sequence: sequence, cache: cache), takeEffects())
+        return (acting.unroll(sequence: sequence), takeEffects())
     }
 
     /// The unroll of `unrollToPush` went out: play the next one.
     public mutating func unrollPushed() {
         sequence += 1
-        builder.reset()
-        if !cache.cacheable { cache.clear() }
+        acting.unrollPushed()
         phase = .playing
     }
 
     // MARK: The learner
 
     private mutating func sendHello(now: Int64) {
-        let hello = Hello(
-            environment: environmentIdentity, stateCount: environment.mdp.stateCount,
-            actionCount: environment.mdp.actionCount, teacherEndpoint: teacherEndpoint)
-        effects.append(.toLearner(.hello(hello)))
+        effects.append(
+            .toLearner(.hello(acting.hello(environment: environmentIdentity, teacherEndpoint: teacherEndpoint))))
         lastHelloAt = now
     }
 
@@ -344,7 +316,9 @@ public struct ActorCore {
         heartbeatSequence += 1
         let beat = Heartbeat(
             sequence: heartbeatSequence, envSteps: envSteps, parameterVersion: version,
-            unrollsWithheld: unrollsWithheld, messagesRejected: rejections.total)
+            unrollsWithheld: unrollsWithheld, messagesRejected: rejections.total,
+            observationMicroseconds: acting.observationMicroseconds,
+            inferenceMicroseconds: acting.inferenceMicroseconds + teacherWaitMicroseconds)
         effects.append(.toLearner(.heartbeat(beat)))
         lastHeartbeatAt = now
         // Parameters are published often; a long silence while the learner is ahead means we
@@ -372,6 +346,12 @@ public struct ActorCore {
         lastHeardFromLearnerAt = now
         switch envelope.message {
         case .welcome(let welcome):
+            if let problem = acting.incompatibility(with: welcome) {
+                log(.error, "refusing the learner's welcome: \(problem)")
+                refusal = problem
+                effects.append(.stop)
+                return
+            }
             do {
                 settings = try JSONDecoder().decode(ActorSettings.self, from: Data(welcome.actorSettingsJSON.utf8))
             } catch {
@@ -440,17 +420,10 @@ public struct ActorCore {
 
     private mutating func adopt(_ incoming: Parameters, force: Bool, now: Int64) {
         guard force || incoming.version > version else { return }
-        guard incoming.values.values.count == parameters.logits.count else {
-            log(
-                .error,
-                """
-                the learner's parameters have \(incoming.values.values.count) values, this actor's student has \
-                \(parameters.logits.count): is the learner running the same environment?
-                """)
+        if let problem = acting.receive(incoming) {
+            log(.error, problem)
             return
         }
-        parameters.setLogits(float32: incoming.values.values)
-        policy = StudentPolicy(parameters)
         version = incoming.version
         learnerVersion = max(learnerVersion, version)
         lastParametersAt = now
@@ -461,18 +434,24 @@ public struct ActorCore {
     public mutating func teacherConnected(_ endpoint: String) -> [ActorEffect] {
         log(.notice, "moving to the teacher server at \(endpoint) (was \(teacherEndpoint))")
         teacherEndpoint = endpoint
-        cache.clear()
         teacherOutage = false
         // Targets of the finished episodes must all come from the new teacher.
-        if let query = pendingQuery {
-            pendingQuery = (nextQueryID, query.states, 0, configuration.teacherTimeoutMilliseconds)
-            nextQueryID += 1
-        }
-        if phase == .sending {
-            requestTeacher(for: builder.missingStates(in: cache))
-        } else if phase == .awaitingTeacher && pendingQuery == nil {
+        if let query = acting.forgetTeacher(pending: pendingQuery?.query) {
+            requestTeacher(query)
+        } else if phase == .awaitingTeacher {
+            pendingQuery = nil
             phase = .playing
         }
         return takeEffects()
+    }
+}
+
+extension ActorCore where Acting == TabularActing {
+    /// Creates an actor core with a tabular student on `environment`, identified to the learner by
+    /// `environmentIdentity`.
+    public init(environment: Environment, environmentIdentity: String, configuration: ActorConfiguration) {
+        self.init(
+            acting: TabularActing(environment: environment, seed: configuration.seed),
+            environmentIdentity: environmentIdentity, configuration: configuration)
     }
 }

@@ -13,8 +13,10 @@
 //                                       PUSH → unrolls, DEALER → teacher server
 //       acts with the control policy at the newest parameters it holds, asks the teacher for
 //       the states it visited (cache for static teachers), pushes whole episodes with the
-//       behaviour probabilities and the teacher's outputs. Its protocol behaviour and acting
-//       are `ActorCore`, without I/O; `Actor` is the poll loop around it.
+//       behaviour probabilities and the teacher's outputs. Its protocol behaviour is
+//       `ActorCore`, without I/O, around an `ActorActing` (`TabularActing` on state ids,
+//       `NetworkActing` on N observed environments with one batched student forward per step);
+//       `Actor` is the poll loop around it.
 //
 //   learner (`Learner`)                 PULL ← unrolls, PUB → parameters, ROUTER ↔ control
 //       applies the update rule with V-trace correction for policy lag, publishes parameters

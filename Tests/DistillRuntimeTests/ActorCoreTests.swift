@@ -14,7 +14,7 @@ struct ActorCoreTests {
     static let learnerSender = Sender(role: .learner, id: "learner", runNonce: 42)
     static var environment: Environment { LearnerCoreTests.problem.environment! }
 
-    static func core(_ configure: (inout ActorConfiguration) -> Void = { _ in }) throws -> ActorCore {
+    static func core(_ configure: (inout ActorConfiguration) -> Void = { _ in }) throws -> ActorCore<TabularActing> {
         var configuration = ActorConfiguration(
             learner: try Endpoint(parsing: "tcp://learner:5559"), teacher: "tcp://t1:1", seed: 7)
         configure(&configuration)

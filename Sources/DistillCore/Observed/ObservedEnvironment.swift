@@ -177,4 +177,16 @@ public struct ObservedBatch<Env: ObservedEnvironment>: Sendable {
             }
         }
     }
+
+    /// Ends environment `i`'s episode before the environment would (a caller's time limit shorter
+    /// than its own): its current observation becomes its row of ``finalObservations`` and it
+    /// starts a new episode.
+    public mutating func restart(_ i: Int) {
+        precondition(environments.indices.contains(i), "environment \(i) of \(environments.count)")
+        let range = (i * observationCount)..<((i + 1) * observationCount)
+        finalObservations.replaceSubrange(range, with: observations[range])
+        observations.withUnsafeMutableBufferPointer { all in
+            environments[i].reset(rng: &generators[i], into: UnsafeMutableBufferPointer(rebasing: all[range]))
+        }
+    }
 }

@@ -3,6 +3,7 @@ import DistillCore
 import DistillRuntime
 import DistillWire
 import Foundation
+import Logging
 
 /// `distill actor`: one actor process.
 struct ActorCommand: ParsableCommand {
@@ -13,7 +14,13 @@ struct ActorCommand: ParsableCommand {
             Says hello to the learner at --learner (its control endpoint; the learner answers with \
             its other ports, the newest parameters and how to act), queries the teacher server at \
             --teacher-server for the states it visits (caching static teachers' answers), and pushes whole \
-            episodes with the behaviour probabilities and the teacher's outputs. When the teacher is \
+            episodes with the behaviour probabilities and the teacher's outputs. On cartpole, acrobot \
+            and mountaincar the student is a network (--student, the learner's architecture): \
+            --environments N environments are stepped together with one batched forward of the \
+            student per step, the teacher server (`distill teacher --teacher-file`) is asked for the \
+            observations of the finished episodes once per unroll (once per step when the control \
+            reads the teacher), and new parameters apply between unrolls; heartbeats report the \
+            time spent stepping environments and in inference. When the teacher is \
             unreachable it retries with backoff and sends nothing incomplete; when the learner is \
             away it waits with one finished unroll; both reconnect by themselves (with \
             --give-up-after S it exits with status 75 once the learner has been silent for S \
@@ -22,6 +29,7 @@ struct ActorCommand: ParsableCommand {
 
             Examples:
               distill actor --env gridworld --seed 1 --learner tcp://learner-host:5559 --teacher-server tcp://teacher-host:5556
+              distill actor --env cartpole --student mlp:64,64 --environments 16 --learner tcp://learner-host:5559 --teacher-server tcp://teacher-host:5556
               distill actor --config run/config.json --learner tcp://10.0.0.2:5559 --teacher-server tcp://10.0.0.3:5556 --id actor-7
             """)
 
@@ -55,18 +63,78 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Unrolls pushed but not yet acknowledged by the learner, at most (bounds the policy lag).")
     var maxInFlight = ActorCommand.defaults.maxUnrollsInFlight
 
+    @Option(
+        help: ArgumentHelp(
+            "cartpole, acrobot, mountaincar: the network student, as the learner's --student (e.g. mlp:64,64).",
+            valueName: "architecture"))
+    var student: String?
+
+    /// Environments of a network actor when --environments is not given.
+    static let defaultEnvironments = 16
+
+    @Option(
+        help: ArgumentHelp(
+            "cartpole, acrobot, mountaincar: environments stepped together, one batched student forward per step "
+                + "(default \(ActorCommand.defaultEnvironments)).", valueName: "n"))
+    var environments: Int?
+
     func validate() throws {
         try OperatorInput.endpoint(learner, flag: "--learner")
         try OperatorInput.endpoint(teacherServer, flag: "--teacher-server")
         try OperatorInput.atLeast(maxInFlight, 1, "--max-in-flight")
         try OperatorInput.positive(maxEnvSteps, "--max-env-steps")
         if let id, id.isEmpty || id.utf8.count > 128 { throw ValidationError("--id must be 1 to 128 bytes") }
+        if let environments, !(1...65_536).contains(environments) {
+            throw ValidationError("--environments must be in 1...65536, got \(environments)")
+        }
+        if let student {
+            try validating { try StudentSpec(architecture: student).validate() }
+            if student == "tabular" {
+                throw ValidationError(
+                    "--student tabular: tabular actors take no --student (their table is the learner's); "
+                        + "give a network such as mlp:64,64 on cartpole, acrobot or mountaincar")
+            }
+        }
     }
 
     func run() throws {
         let (logger, stop) = role.start(role: "actor")
         let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
+        var observed = ObservedEnvironmentSpec()
+        observed.kind = try validating {
+            try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+        }
+        if !observed.kind.isTabular {
+            guard let student else {
+                throw ValidationError(
+                    "--env \(observed.kind.rawValue) needs --student: the learner's network architecture "
+                        + "(e.g. --student mlp:64,64)")
+            }
+            let prototype = try validating { try observed.build() }
+            try runNetwork(prototype: prototype, student: student, logger: logger, stop: stop)
+            return
+        }
+        if student != nil || environments != nil {
+            throw ValidationError(
+                "--student and --environments apply to cartpole, acrobot and mountaincar; a tabular actor on "
+                    + "\(configuration.environment.kind.rawValue) plays the learner's table")
+        }
         let env = try buildEnvironment(configuration)
+        let settings = try actorConfiguration()
+        var actor = Actor(
+            environment: env,
+            environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
+            configuration: settings, sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
+        try runRole(logger) {
+            try actor.run()
+            return actor.gaveUp
+        }
+    }
+
+    private var name: String { id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())" }
+
+    /// The settings of the flags.
+    private func actorConfiguration() throws -> ActorConfiguration {
         var settings = ActorConfiguration(
             learner: try Endpoint(parsing: learner), teacher: teacherServer,
             seed: actorSeed ?? UInt64.random(in: 1...UInt64.max))
@@ -83,11 +151,29 @@ struct ActorCommand: ParsableCommand {
             settings.learnerKey = try KeyFiles.publicKey(learnerKey, flag: "--learner-key")
             settings.teacherKey = try KeyFiles.publicKey(teacherKey, flag: "--teacher-key")
         }
-        let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        return settings
+    }
+
+    /// A network actor on `environments` copies of `prototype`.
+    private func runNetwork<Env: ObservedEnvironment>(
+        prototype: Env, student: String, logger: Logger, stop: StopToken
+    ) throws {
+        let settings = try actorConfiguration()
+        let count = environments ?? Self.defaultEnvironments
+        let acting = try validating {
+            try NetworkActing(
+                environments: [Env](repeating: prototype, count: count), architecture: student,
+                seed: settings.seed, maxMessageBytes: settings.maxMessageBytes)
+        }
+        logger.info(
+            "network actor",
+            metadata: [
+                "env": "\(acting.spec)", "student": "\(acting.architecture)", "environments": "\(count)",
+                "max_query_rows": "\(acting.maxQueryRows)",
+            ])
         var actor = Actor(
-            environment: env,
-            environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
-            configuration: settings, sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
+            acting: acting, environmentIdentity: acting.description.name, configuration: settings,
+            sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
         try runRole(logger) {
             try actor.run()
             return actor.gaveUp
