@@ -1,6 +1,7 @@
 import ArgumentParser
 import DistillCore
 import DistillRuntime
+import DistillWire
 import Foundation
 
 /// `distill export`: a run's student as a network file.
@@ -70,6 +71,10 @@ struct Export: ParsableCommand {
         } catch {
             throw ValidationError("\(file.path): its configuration is not a run configuration (\(error))")
         }
+        if !configuration.student.isTabular {
+            try exportNetwork(checkpoint, file: file, configuration: configuration, to: destination)
+            return
+        }
         try checkMemory(configuration.environment)
         let environment = try validating { try configuration.environment.build() }
         let initial = Trainer.initialStudent(for: environment)
@@ -97,6 +102,47 @@ struct Export: ParsableCommand {
                 ("export: \(destination.path): the tabular student of \(environment.name) at version "
                     + "\(checkpoint.version) (\(checkpoint.envSteps) env steps), as a linear network on one-hot states\n")
                     .utf8))
+    }
+
+    /// A network run's checkpoint: its network (the run's architecture, the checkpoint's float32
+    /// parameters) as a policy teacher file of the run's environment.
+    private func exportNetwork(
+        _ checkpoint: Checkpoint, file: URL, configuration: RunConfiguration, to destination: URL
+    ) throws {
+        var observed = ObservedEnvironmentSpec()
+        observed.kind = try validating {
+            try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+        }
+        let description = try validating { try observed.build() }.description
+        let student = try validating {
+            try configuration.student.buildNetwork(for: description, method: configuration.method)
+        }
+        let network = student.network
+        let parameters = checkpoint.parameters.map(Float.init)
+        guard checkpoint.shape == [network.parameterCount], parameters.count == network.parameterCount,
+            zip(parameters, checkpoint.parameters).allSatisfy({ Double($0) == $1 && $0.isFinite })
+        else {
+            throw ValidationError(
+                "\(file.path): \(checkpoint.parameters.count) parameters of shape \(checkpoint.shape), not the "
+                    + "\(network.parameterCount) float32 parameters of this run's \(configuration.student.architecture) student"
+            )
+        }
+        network.parameters = parameters
+        try validating {
+            try NetworkTeacher.save(
+                network: network, kind: .policy, temperature: NetworkTeacher.Kind.policy.defaultTemperature,
+                observation: description.name, environment: NetworkTeacher.TrainingEnvironment(description),
+                to: destination,
+                metadata: [
+                    "run.environment": description.name, "run.method": configuration.method.method.rawValue,
+                    "run.version": "\(checkpoint.version)", "run.environment_steps": "\(checkpoint.envSteps)",
+                    "run.checkpoint": file.lastPathComponent,
+                ])
+        }
+        FileHandle.standardError.write(
+            Data(
+                ("export: \(destination.path): the \(configuration.student.architecture) student of \(description.name) "
+                    + "at version \(checkpoint.version) (\(checkpoint.envSteps) env steps)\n").utf8))
     }
 
     private func copy(_ source: URL, to destination: URL) throws {

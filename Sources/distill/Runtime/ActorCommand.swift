@@ -105,7 +105,14 @@ struct ActorCommand: ParsableCommand {
             try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
         }
         if !observed.kind.isTabular {
-            guard let student else {
+            // A --config of a network run names the student; --student may repeat it.
+            let configured = configuration.student.isTabular ? nil : configuration.student.architecture
+            if let student, let configured, student != configured {
+                throw ValidationError(
+                    "--student \(student) differs from the --config file's student '\(configured)': leave --student out"
+                )
+            }
+            guard let student = student ?? configured else {
                 throw ValidationError(
                     "--env \(observed.kind.rawValue) needs --student: the learner's network architecture "
                         + "(e.g. --student mlp:64,64)")

@@ -29,6 +29,8 @@ struct ClusterCommand: ParsableCommand {
               distill cluster --env gridworld --teacher q-learning --method n-distill+R --actors 4 --steps 2000000
               distill cluster --env chain --teacher adversarial --method teacher-v-reward --steps 200000 --out runs/chain
               distill cluster --write-config run.json --env gridworld --seed 3   # for roles on other machines
+              distill cluster --env cartpole --teacher-file teacher.safetensors --student mlp:64,64 \\
+                --method on-policy-distill --optimiser adam --learning-rate 0.001 --actors 2 --steps 400000
               distill cluster --config runs/chain/config.json --out runs/chain-again   # the same run again
               distill cluster --out runs/chain --resume --steps 400000                 # continue a run
             """)
@@ -51,6 +53,12 @@ struct ClusterCommand: ParsableCommand {
 
     @Option(help: "Number of actor processes.")
     var actors = 4
+
+    @Option(
+        help: ArgumentHelp(
+            "cartpole, acrobot, mountaincar: the network student of the learner and actors (e.g. mlp:64,64); the "
+                + "teacher is a --teacher-file network.", valueName: "architecture"))
+    var student: String?
 
     @Option(help: "Environment steps to learn from.")
     var steps: Int64 = 2_000_000
@@ -83,7 +91,7 @@ struct ClusterCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration: RunConfiguration
+        var configuration: RunConfiguration
         do {
             configuration =
                 try config.map { try RunConfiguration.read(from: $0) }
@@ -91,9 +99,17 @@ struct ClusterCommand: ParsableCommand {
         } catch let error as RuntimeError {
             throw ValidationError(error.description)
         }
-        try checkMemory(configuration.environment)
+        if let student {
+            guard config == nil || configuration.student.architecture == student else {
+                throw ValidationError(
+                    "--student \(student) differs from the --config file's student "
+                        + "'\(configuration.student.architecture)': leave --student out")
+            }
+            configuration.student = StudentSpec(architecture: student, seed: configuration.environment.seed)
+            try validating { try configuration.student.validate() }
+        }
         // Build once here so a bad flag fails before any process starts.
-        let env = try buildEnvironment(configuration)
+        let environmentName = try Self.checkProblem(configuration)
         if let writeConfig {
             let file = URL(fileURLWithPath: writeConfig)
             do {
@@ -137,7 +153,7 @@ struct ClusterCommand: ParsableCommand {
         }
         if stored == nil { try Data((try configuration.json(pretty: true) + "\n").utf8).write(to: configFile) }
         emit(
-            "distill cluster: \(env.name), teacher \(configuration.teacher.kind.rawValue), "
+            "distill cluster: \(environmentName), teacher \(configuration.teacher.kind.rawValue), "
                 + "\(configuration.method.method.rawValue), \(actors) actors, \(steps) steps -> \(output.path)")
 
         var launcherConfiguration = LauncherConfiguration(
@@ -166,6 +182,36 @@ struct ClusterCommand: ParsableCommand {
         }
         if !noPlot { LearningCurves.draw(runDirectory: output, report: { emit($0) }) }
         Self.printSummary(output)
+    }
+
+    /// Checks that `configuration` builds (a tabular environment with its tabular student, or an
+    /// environment without a tabular MDP with a network student and a network teacher file) and
+    /// returns the environment's name.
+    static func checkProblem(_ configuration: RunConfiguration) throws -> String {
+        let kind = configuration.environment.kind
+        if kind.isTabular {
+            guard configuration.student.isTabular else {
+                throw ValidationError(
+                    "--student \(configuration.student.architecture): the cluster trains network students on cartpole, "
+                        + "acrobot and mountaincar; on \(kind.rawValue) it trains the tabular student")
+            }
+            try checkMemory(configuration.environment)
+            return try buildEnvironment(configuration).name
+        }
+        guard !configuration.student.isTabular else {
+            throw ValidationError(
+                "\(kind.rawValue) has no tabular MDP: give the cluster a network student, e.g. --student mlp:64,64")
+        }
+        guard configuration.teacher.kind == .file, configuration.teacher.path != nil
+        else {
+            throw ValidationError(
+                "\(kind.rawValue): the teacher server serves a network teacher file: give --teacher-file NET.safetensors "
+                    + "(make one with distill train --env \(kind.rawValue) --method actor-critic --student mlp:64,64 --out DIR)"
+            )
+        }
+        var observed = ObservedEnvironmentSpec()
+        observed.kind = try validating { try ObservedEnvironmentSpec.Kind.named(kind.rawValue) }
+        return try validating { try observed.build() }.description.name
     }
 
     static func defaultOutput() -> String {

@@ -115,7 +115,20 @@ struct TeacherCommand: ParsableCommand {
     /// environment (CartPole, Acrobot, MountainCar: no tabular MDP underneath), served over
     /// observations; nil for tables and for networks of tabular environments (served as tables).
     private func observedNetworkTeacher() throws -> NetworkTeacher? {
-        guard let path = teacher.teacherFile else { return nil }
+        var file = teacher.teacherFile
+        if file == nil, role.config != nil {
+            // A network run's --config names the teacher file (distill cluster writes one).
+            let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
+            if !configuration.environment.kind.isTabular {
+                guard configuration.teacher.kind == .file, let path = configuration.teacher.path else {
+                    throw ValidationError(
+                        "--config: a run on \(configuration.environment.kind.rawValue) needs a network teacher file "
+                            + "(teacher.path, from --teacher-file NET.safetensors)")
+                }
+                file = path
+            }
+        }
+        guard let path = file else { return nil }
         let url = URL(fileURLWithPath: path)
         guard let data = try? Data(contentsOf: url, options: .mappedIfSafe),
             SafetensorsFile.looksLikeSafetensors(data) || path.hasSuffix(".safetensors")

@@ -1,0 +1,214 @@
+import DistillCore
+import DistillNN
+import DistillRuntime
+import DistillWire
+import Foundation
+import Testing
+
+/// The learner core with a network student (issue 12, item 4), in process with a fake clock: the
+/// same protocol core as the tabular learner, with a `NetworkLearnerModel`. Actors of another
+/// observation or architecture are refused with the reason; unrolls become the same update the
+/// one learning step makes in one process; garbage observations change nothing; a checkpoint
+/// (through its protobuf encoding on disk) resumes the network and its optimiser exactly.
+@Suite("network learner core, fake clock")
+struct NetworkLearnerCoreTests {
+    static let description = ObservedWireTests.cartPole.description
+    static let spec = ObservedWireTests.spec
+    static let architecture = "mlp:16"
+
+    static var method: MethodSpec {
+        var method = MethodSpec()
+        method.method = .onPolicyDistill
+        method.optimiser = .adam
+        method.learningRate = 0.01
+        method.episodesPerIteration = 4
+        return method
+    }
+
+    static func student(seed: UInt64 = 2) throws -> NetworkStudent {
+        try StudentSpec(architecture: architecture, seed: seed).buildNetwork(for: description, method: method)
+    }
+
+    static func core(seed: UInt64 = 2) throws -> LearnerCore<NetworkLearnerModel> {
+        let model = NetworkLearnerModel(
+            description: description, environmentIdentity: description.name, architecture: architecture,
+            method: method)
+        let problem = LearnerProblem(
+            environment: nil, environmentIdentity: description.name, method: method, teacherKind: nil,
+            referenceTeacher: nil, unrollSteps: 100, configurationJSON: "{}")
+        var configuration = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
+        configuration.publishEveryUpdates = 1
+        var core = try LearnerCore(
+            model: model, student: student(seed: seed), problem: problem, configuration: configuration, seed: 1)
+        core.start(now: 0)
+        return core
+    }
+
+    static func hello(spec: WireEnvironmentSpec? = spec, architecture: String = architecture) -> Message {
+        var hello = Hello(environment: description.name, stateCount: 0, actionCount: 2, teacherEndpoint: "tcp://t:1")
+        hello.environmentSpec = spec
+        hello.architecture = architecture
+        return .hello(hello)
+    }
+
+    static func unroll(_ episodes: [ObservedEpisode], sequence: UInt64) -> Message {
+        .unroll(
+            ObservedUnroll.unroll(
+                episodes, spec: spec, sequence: sequence, parameterVersion: 0, teacherID: "net", teacherVersion: 1))
+    }
+
+    static let actor = LearnerCoreTests.actor("a")
+
+    @Test func anActorOfTheSameObservationAndArchitectureGetsTheNetworkInItsWelcome() throws {
+        var core = try Self.core()
+        let effects = core.receiveControl(LearnerCoreTests.frames(Self.hello(), from: Self.actor), peer: nil, now: 1)
+        guard case .welcome(let welcome)? = effects.replies.first?.message else {
+            Issue.record("expected a Welcome, got \(effects)")
+            return
+        }
+        #expect(welcome.environmentSpec == Self.spec)
+        #expect(welcome.architecture == Self.architecture)
+        let network = try Self.student(seed: 99).network
+        #expect(network.parameters != core.state.student.network.parameters)
+        try NetworkParameters.apply(welcome.parameters, to: network)
+        #expect(network.parameters == core.state.student.network.parameters)
+    }
+
+    @Test func actorsOfAnotherArchitectureOrObservationOrATabularActorAreRefusedWithTheReason() throws {
+        var core = try Self.core()
+        let cases: [(Message, String)] = [
+            (Self.hello(architecture: "mlp:64,64"), "--student mlp:16"),
+            (
+                Self.hello(spec: WireEnvironmentSpec(name: "CartPole-v1", observationShape: [5], actionCount: 2)),
+                "same --env"
+            ),
+            (
+                .hello(
+                    Hello(
+                        environment: Self.description.name, stateCount: 36, actionCount: 2, teacherEndpoint: "tcp://t:1"
+                    )),
+                "a tabular actor"
+            ),
+        ]
+        for (hello, hint) in cases {
+            let effects = core.receiveControl(LearnerCoreTests.frames(hello, from: Self.actor), peer: nil, now: 1)
+            #expect(effects.errorCodes == [.incompatible], "\(effects.errorMessages)")
+            #expect(effects.errorMessages.first?.contains(hint) == true, "\(effects.errorMessages)")
+        }
+        #expect(core.actors.isEmpty)
+    }
+
+    @Test func unrollsTeachTheNetworkExactlyWhatTheOneLearningStepLearnsInOneProcess() throws {
+        var core = try Self.core()
+        let episodes = try ObservedWireTests.episodes(count: 8, seed: 11)
+        let first = core.receiveUnroll(
+            LearnerCoreTests.unrollFrames(Self.unroll(Array(episodes[0..<4]), sequence: 1), from: Self.actor),
+            peer: nil, now: 5)
+        let second = core.receiveUnroll(
+            LearnerCoreTests.unrollFrames(Self.unroll(Array(episodes[4..<8]), sequence: 2), from: Self.actor),
+            peer: nil, now: 6)
+        #expect(core.version == 2)
+        #expect(first.published == [1] && second.published == [2])
+        // The same episodes as the wire delivers them, through the one learning step.
+        var local = try LearnerState(
+            method: Self.method, teacherKind: nil, discount: Self.description.discount, stateCount: 0, actionCount: 2,
+            student: Self.student(), bound: .standard, seed: 1)
+        for half in [episodes[0..<4], episodes[4..<8]] {
+            guard case .unroll(let unroll) = Self.unroll(Array(half), sequence: 0) else { return }
+            for episode in try ObservedUnroll.episodes(of: ObservedWireTests.roundTrip(unroll), spec: Self.spec) {
+                local.accumulate(episode)
+            }
+            #expect(local.updateDue)
+            _ = local.applyUpdate()
+        }
+        #expect(core.state.student.network.parameters == local.student.network.parameters)
+        #expect(core.learnedSteps == UInt64(episodes.map(\.length).reduce(0, +)))
+        // What is published is that network.
+        guard case .publish(let parameters)? = second.first(where: { if case .publish = $0 { true } else { false } })
+        else { return }
+        let copy = try Self.student(seed: 5).network
+        try NetworkParameters.apply(parameters, to: copy)
+        #expect(copy.parameters == local.student.network.parameters)
+    }
+
+    @Test func garbageObservationsAndStateIdsChangeNothing() throws {
+        var core = try Self.core()
+        let before = core.state.student.network.parameters
+        let episodes = try ObservedWireTests.episodes(count: 4, seed: 12)
+        guard case .unroll(let good) = Self.unroll(episodes, sequence: 1) else { return }
+        var wrongShape = good
+        wrongShape.observationTensor = ObservationTensor(
+            rows: good.observationTensor.rowCount * 2, rowShape: [2], float32: good.observationTensor.floats())
+        var notFinite = good
+        var floats = good.observationTensor.floats()
+        floats[3] = .nan
+        notFinite.observationTensor = ObservationTensor(
+            rows: good.observationTensor.rowCount, rowShape: [4], float32: floats)
+        var stateIDs = good
+        stateIDs.observationTensor = .empty
+        var badReward = good
+        badReward.rewards[0] = 1e6
+        for (index, unroll) in [wrongShape, notFinite, stateIDs, badReward].enumerated() {
+            _ = core.receiveUnroll(
+                LearnerCoreTests.unrollFrames(.unroll(unroll), from: Self.actor), peer: nil, now: Int64(index))
+        }
+        #expect(core.version == 0 && core.learnedSteps == 0)
+        #expect(core.rejections.total == 4)
+        #expect(core.state.student.network.parameters == before)
+        _ = core.receiveUnroll(LearnerCoreTests.unrollFrames(.unroll(good), from: Self.actor), peer: nil, now: 9)
+        #expect(core.version == 1)
+    }
+
+    @Test func aCheckpointOnDiskResumesTheNetworkAndItsOptimiserExactly() throws {
+        var core = try Self.core()
+        let episodes = try ObservedWireTests.episodes(count: 12, seed: 13)
+        for (k, start) in [0, 4].enumerated() {
+            _ = core.receiveUnroll(
+                LearnerCoreTests.unrollFrames(
+                    Self.unroll(Array(episodes[start..<(start + 4)]), sequence: UInt64(k + 1)), from: Self.actor),
+                peer: nil, now: 1)
+        }
+        #expect(core.version == 2)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("net-ckpt-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try CheckpointStore(directory: directory)
+        _ = try store.write(
+            Checkpoint(core.snapshot, version: core.version, configurationJSON: "{}", createdUnixMilliseconds: 0),
+            sender: Sender(role: .learner, id: "l", runNonce: 1))
+        let (checkpoint, _, _) = try #require(try store.latest())
+        // Another process: other initial weights, restored from the file.
+        var resumed = try Self.core(seed: 77)
+        try resumed.restore(LearnerSnapshot(checkpoint))
+        #expect(resumed.state.student.network.parameters == core.state.student.network.parameters)
+        #expect(resumed.state.student.optimizer.state == core.state.student.optimizer.state)
+        #expect(resumed.state.updates == 2 && resumed.state.environmentSteps == core.state.environmentSteps)
+        // Both learn the next unroll identically (Adam's moments and step count came back too).
+        for index in [0, 1] {
+            let frames = LearnerCoreTests.unrollFrames(
+                Self.unroll(Array(episodes[8..<12]), sequence: 3), from: Self.actor)
+            if index == 0 {
+                _ = core.receiveUnroll(frames, peer: nil, now: 2)
+            } else {
+                _ = resumed.receiveUnroll(frames, peer: nil, now: 2)
+            }
+        }
+        #expect(core.version == 3 && resumed.state.updates == 3)
+        #expect(resumed.state.student.network.parameters == core.state.student.network.parameters)
+    }
+
+    @Test func aCheckpointOfAnotherNetworkIsRefusedAndChangesNothing() throws {
+        var core = try Self.core()
+        let before = core.state.student.network.parameters
+        var snapshot = core.snapshot
+        snapshot.parameters.removeLast()
+        snapshot.shape = [snapshot.parameters.count]
+        #expect(throws: DistillError.self) { try core.restore(snapshot) }
+        var halfMoments = core.snapshot
+        halfMoments.optimiserState.removeLast(7)
+        #expect(throws: DistillError.self) { try core.restore(halfMoments) }
+        var notFloat = core.snapshot
+        notFloat.parameters[0] = 0.1  // not a float32 number
+        #expect(throws: DistillError.self) { try core.restore(notFloat) }
+        #expect(core.state.student.network.parameters == before)
+    }
+}
