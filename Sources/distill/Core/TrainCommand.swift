@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
               distill train --env gridworld --seed 3 --student mlp:64 --observation image --optimiser adam --learning-rate 0.003 --iterations 300 --out out/mlp
-              distill train --env cartpole --teacher-file q.safetensors --method teacher-distill-kl --student mlp:16,16 --optimiser adam --learning-rate 0.001 --replay-size 50000 --replay-batch 32 --replay-ratio 0.25 --iterations 3000 --evaluate-every 500
+              distill train --env gridworld --seed 3 --teacher q-learning --method teacher-distill-kl --student mlp:16 --optimiser adam --learning-rate 0.01 --replay-size 20000 --replay-batch 64 --replay-ratio 0.25 --iterations 1000 --evaluate-every 250
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
