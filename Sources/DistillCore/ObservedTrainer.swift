@@ -301,7 +301,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
             let a = sample(behaviour)
             actions[i] = a
             if let answer, memory != nil {
-                memory!.append(observations: observations[(i * size)..<((i + 1) * size)], outputs: answer, row: i)
+                memory!.append(observation: observations[(i * size)..<((i + 1) * size)], outputs: answer, row: i)
                 if memory!.count >= replay!.batchSize { replayCredit += replay!.updatesPerStep }
             }
             running[i].observationRows.append(contentsOf: observations[(i * size)..<((i + 1) * size)])

@@ -47,11 +47,15 @@ public struct ReplayMemory: TeacherOutputs, Sendable {
                 "a replay row needs observations and actions, got \(observationSize) numbers and \(actionCount) actions"
             )
         }
-        let (total, overflow) = capacity.multipliedReportingOverflow(by: max(observationSize, actionCount))
-        guard !overflow && total <= 1 << 34 else {
+        // float observations; π, log π and Q per action and V in Double.
+        let rowBytes = 4 * observationSize + 8 * (3 * actionCount + 1)
+        let (bytes, overflow) = capacity.multipliedReportingOverflow(by: rowBytes)
+        let available = ProcessInfo.processInfo.physicalMemory / 2
+        guard !overflow && UInt64(bytes) <= available else {
             throw DistillError(
                 .invalidConfiguration,
-                "a replay memory of \(capacity) rows of \(observationSize) numbers is too large for this machine")
+                "a replay memory of \(capacity) rows of \(rowBytes) bytes needs \(overflow ? "more than this machine has" : "\(bytes >> 20) MiB"); "
+                    + "half of this machine's memory is \(available >> 20) MiB: lower --replay-size")
         }
         self.capacity = capacity
         self.observationSize = observationSize
@@ -67,13 +71,13 @@ public struct ReplayMemory: TeacherOutputs, Sendable {
     /// The slot the next row goes to.
     public var nextSlot: Int { appended % capacity }
 
-    /// Stores row `row` of `batch` observations and the teacher's `outputs` at them, overwriting
-    /// the oldest row when full.
-    public mutating func append(observations batch: ArraySlice<Float>, outputs: NetworkTeacher.Outputs, row: Int) {
+    /// Stores `observation` with row `row` of the teacher's batched `outputs` (its answer at that
+    /// observation), overwriting the oldest row when full.
+    public mutating func append(observation: ArraySlice<Float>, outputs: NetworkTeacher.Outputs, row: Int) {
         let na = actionCount
         let q = outputs.actionValues.map { $0[(row * na)..<(row * na + na)] }
         append(
-            observation: batch, probabilities: outputs.probabilities[(row * na)..<(row * na + na)],
+            observation: observation, probabilities: outputs.probabilities[(row * na)..<(row * na + na)],
             logProbabilities: outputs.logProbabilities[(row * na)..<(row * na + na)], value: outputs.values[row],
             actionValues: q)
     }

@@ -58,6 +58,13 @@ struct ReplayTests {
 
     @Test func badMemoriesAndReplaySettingsAreRefusedWithTheirReason() throws {
         #expect(throws: DistillError.self) { try Self.memory(capacity: 0) }
+        // 2^40 rows of 2,800 floats: refused before allocating, naming the option to lower.
+        do {
+            _ = try ReplayMemory(capacity: 1 << 40, observationSize: 2_800, actionCount: 4, hasActionValues: true)
+            Issue.record("a memory larger than the machine was allocated")
+        } catch let error as DistillError {
+            #expect(error.message.contains("--replay-size"), "\(error.message)")
+        }
         var teacherDistill = MethodSpec()
         teacherDistill.method = .teacherDistillKL
         func message(_ spec: ReplaySpec, _ method: MethodSpec) -> String {
