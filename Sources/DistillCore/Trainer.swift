@@ -164,6 +164,12 @@ public struct StudentTrainer<S: Student>: Sendable {
             guard !configuration.exact else {
                 throw DistillError(.invalidConfiguration, "--exact and a replay memory exclude each other")
             }
+            guard kickstartTeachers.isEmpty else {
+                throw DistillError(
+                    .invalidConfiguration,
+                    "the replay memory stores one teacher's outputs; further kickstarting teachers (--kickstart-teacher) are not mixed into it"
+                )
+            }
             memory = try ReplayMemory(
                 capacity: replay.capacity, observationSize: network.network.inputSize,
                 actionCount: environment.mdp.actionCount, hasActionValues: teacher.actionValues != nil)

@@ -321,5 +321,16 @@ struct ReplayTests {
         } catch let error as DistillError {
             #expect(error.message.contains("network student"), "\(error.message)")
         }
+        // Further kickstarting teachers would be left out of the memory: refused.
+        config.student = StudentSpec(architecture: "mlp:4", observation: "one-hot")
+        let optimal = try config.teacher.build(for: environment)
+        do {
+            _ = try StudentTrainer(
+                config, environment: environment, teacher: optimal, kickstartTeachers: [optimal],
+                student: try config.student.buildNetwork(for: environment, method: config.method))
+            Issue.record("kickstarting teachers were given a replay memory")
+        } catch let error as DistillError {
+            #expect(error.message.contains("--kickstart-teacher"), "\(error.message)")
+        }
     }
 }
