@@ -223,6 +223,37 @@ public struct NetworkStudent: Student, @unchecked Sendable {
         return (accumulator.finish(policy: policy, perEpisode: false), values)
     }
 
+    /// Adds, as one pending unit, the gradient of the minibatch's mean loss
+    /// `(w/B) Σ_k ℓ(π_θ(·|o_k), teacher at o_k)` over the memory's rows `slots` (Rusu et al. 2016's
+    /// supervised step; `loss` is KL(τ), NLL, MSE or the cross-entropy). Each row's logit gradient is
+    /// the rules' own (``LossKernel/addNegativeGradient(_:_:slot:policy:row:weight:into:)``),
+    /// back-propagated through the network; the value head gets no gradient.
+    public mutating func accumulateSupervised(
+        _ memory: ReplayMemory, slots: [Int], loss: DistillationLoss, weight: Double
+    ) {
+        precondition(!slots.isEmpty, "a minibatch needs at least one row")
+        precondition(
+            memory.observationSize == network.inputSize && memory.actionCount == actionCount,
+            "the memory's rows are not this network's observations and actions")
+        let rows = slots.count
+        let na = actionCount
+        let logits = network.forward(memory.observations(slots), batch: rows).logits
+        let policy = StudentPolicy(
+            StudentParameters(
+                rowOfState: (0..<rows).map { Int32($0) }, rowCount: rows, actionCount: na,
+                logits: logits.map { Double($0) }))
+        var accumulator = UpdateAccumulator(rowCount: rows, actionCount: na)
+        let w = weight / Double(rows)
+        for (k, slot) in slots.enumerated() {
+            LossKernel.addNegativeGradient(
+                loss, memory, slot: slot, policy: policy, row: k, weight: w, into: &accumulator)
+        }
+        let ascent = accumulator.finish(policy: policy, perEpisode: false)
+        network.backward(
+            logitGradient: ascent.map { Float(-$0) }, valueGradient: [Float](repeating: 0, count: rows))
+        pendingEpisodes += 1
+    }
+
     /// Applies the mean of the pending gradients with the optimiser, unless `bound` refuses it.
     public mutating func applyPending(bound: ParameterBound?) -> UpdateOutcome {
         defer {

@@ -104,9 +104,11 @@ public struct ObservedIterationResult: Sendable, Hashable {
     public var episodes: Int
     /// Environment steps taken so far (by every environment of the batch).
     public var totalEnvironmentSteps: UInt64
-    /// Mean undiscounted return of the update's episodes.
-    public var sampledReturn: Double
-    /// Mean `Σ_t H×(π(·|o_t) ‖ π_θ(·|o_t))` over the update's episodes (with a teacher), else nil.
+    /// Mean undiscounted return of the update's episodes; nil when none ended (replay: the
+    /// episodes that ended since the previous update, often none).
+    public var sampledReturn: Double?
+    /// Mean `Σ_t H×(π(·|o_t) ‖ π_θ(·|o_t))` over the update's episodes (with a teacher and at least
+    /// one episode), else nil.
     public var sampledCrossEntropy: Double?
     /// λ of the update.
     public var lossWeight: Double
@@ -122,6 +124,10 @@ public struct ObservedIterationResult: Sendable, Hashable {
 /// and bootstrapped from the value head) fed to the one learning step (``LearnerState``) as they
 /// end. Episodes that straddle an update were collected with the previous parameters: the rules'
 /// V-trace weights correct for that lag, as in the cluster.
+///
+/// With a ``ReplaySpec`` (Rusu's setting) the teacher plays, every step's observations and teacher
+/// outputs go into a ``ReplayMemory``, and an iteration is one supervised minibatch update from it
+/// after as many new environment steps as the replay ratio asks.
 public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
     /// The learning state (the network student with its value head as critic).
     public private(set) var state: LearnerState<NetworkStudent>
@@ -141,12 +147,20 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
     public private(set) var totalEnvironmentSteps: UInt64 = 0
     /// Iterations done.
     public private(set) var iteration = 0
+    /// Rusu's setting, or nil for the paper's on-policy path.
+    public let replay: ReplaySpec?
+    /// The memory of the teacher's gameplay (with ``replay``).
+    public private(set) var memory: ReplayMemory?
+    /// Minibatch updates owed to the environment steps stored (`updatesPerStep` per step stored
+    /// once the memory holds a minibatch).
+    var replayCredit = 0.0
 
     /// A trainer of `student` with `method` on `environments` (their count is the batch), reading
-    /// `teacher` at every observation (nil for actor-critic and other rules without a teacher).
+    /// `teacher` at every observation (nil for actor-critic and other rules without a teacher); with
+    /// `replay`, in Rusu's setting.
     public init(
         method: MethodSpec, environments: [Env], student: NetworkStudent, teacher: NetworkTeacher?,
-        seed: UInt64
+        seed: UInt64, replay: ReplaySpec? = nil
     ) throws {
         guard let first = environments.first else {
             throw DistillError(.invalidConfiguration, "training needs at least one environment")
@@ -177,6 +191,13 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
                 "method \(method.method.rawValue) reads the teacher's Q-values; \(teacher.identity) is a \(teacher.kind.rawValue) teacher: give a q-values teacher file or another method"
             )
         }
+        if let replay {
+            try replay.check(method)
+            memory = try ReplayMemory(
+                capacity: replay.capacity, observationSize: description.observation.count,
+                actionCount: description.actionCount, hasActionValues: teacher?.kind == .qValues)
+        }
+        self.replay = replay
         state = try LearnerState(
             method: method, teacherKind: nil, discount: description.discount, stateCount: 0,
             actionCount: description.actionCount, student: student, seed: seed)
@@ -194,6 +215,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
 
     /// Steps the environments until the next update is applied, and returns what it was.
     public mutating func runIteration() -> ObservedIterationResult {
+        if let replay { return runReplayIteration(replay) }
         var returns: [Double] = []
         var crossEntropies: [Double] = []
         var steps = 0
@@ -208,14 +230,52 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
                 state.accumulate(finished.episode)
             }
         }
-        let outcome = state.applyUpdate()
+        return finishIteration(
+            state.applyUpdate(), steps: steps, returns: returns, crossEntropies: crossEntropies,
+            lossWeight: lossWeight, beta: beta)
+    }
+
+    /// Rusu's setting: the teacher plays until the replay ratio owes an update (and the memory
+    /// holds a minibatch), then one minibatch drawn uniformly from the memory is learned from.
+    mutating func runReplayIteration(_ replay: ReplaySpec) -> ObservedIterationResult {
+        var returns: [Double] = []
+        var crossEntropies: [Double] = []
+        var steps = 0
+        let rule = state.effectiveRule
+        while replayCredit < 1 {
+            let before = totalEnvironmentSteps
+            for finished in stepAll() {
+                returns.append(finished.return)
+                crossEntropies.append(finished.crossEntropy)
+            }
+            let taken = Int(totalEnvironmentSteps - before)
+            steps += taken
+            state.countEnvironmentSteps(taken)
+        }
+        replayCredit -= 1
+        let slots = memory!.sample(replay.batchSize, using: &state.rng)
+        let memory = self.memory!
+        state.withStudent {
+            $0.accumulateSupervised(memory, slots: slots, loss: rule.loss, weight: rule.lossWeight)
+        }
+        return finishIteration(
+            state.applyUpdate(), steps: steps, returns: returns, crossEntropies: crossEntropies,
+            lossWeight: rule.lossWeight, beta: nil)
+    }
+
+    private mutating func finishIteration(
+        _ outcome: UpdateOutcome, steps: Int, returns: [Double], crossEntropies: [Double], lossWeight: Double,
+        beta: Double?
+    ) -> ObservedIterationResult {
         iteration += 1
         var norm = 0.0
         if case .applied(let n) = outcome { norm = n }
+        let episodes = Double(returns.count)
         return ObservedIterationResult(
             iteration: iteration, environmentSteps: steps, episodes: returns.count,
-            totalEnvironmentSteps: totalEnvironmentSteps, sampledReturn: returns.reduce(0, +) / Double(returns.count),
-            sampledCrossEntropy: teacher == nil ? nil : crossEntropies.reduce(0, +) / Double(crossEntropies.count),
+            totalEnvironmentSteps: totalEnvironmentSteps,
+            sampledReturn: returns.isEmpty ? nil : returns.reduce(0, +) / episodes,
+            sampledCrossEntropy: teacher == nil || returns.isEmpty ? nil : crossEntropies.reduce(0, +) / episodes,
             lossWeight: lossWeight, beta: beta, updateNorm: norm)
     }
 
@@ -240,6 +300,10 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
             }
             let a = sample(behaviour)
             actions[i] = a
+            if let answer, memory != nil {
+                memory!.append(observation: observations[(i * size)..<((i + 1) * size)], outputs: answer, row: i)
+                if memory!.count >= replay!.batchSize { replayCredit += replay!.updatesPerStep }
+            }
             running[i].observationRows.append(contentsOf: observations[(i * size)..<((i + 1) * size)])
             running[i].actions.append(Int32(a))
             running[i].behaviour.append(behaviour[a])

@@ -23,6 +23,9 @@ public struct TrainingConfiguration: Sendable, Hashable, Codable {
     public var environments = 16
     /// Episodes of each sampled evaluation on such an environment (mean return with a 95 % CI).
     public var evaluationEpisodes = 100
+    /// Rusu's setting (teacher-driven gameplay through a replay memory, minibatch updates; a
+    /// network student and a supervised loss), or nil for the paper's on-policy path (the default).
+    public var replay: ReplaySpec?
 
     /// The defaults.
     public init() {}
@@ -43,6 +46,7 @@ public struct TrainingConfiguration: Sendable, Hashable, Codable {
         environments = try c.decodeIfPresent(Int.self, forKey: .environments) ?? defaults.environments
         evaluationEpisodes =
             try c.decodeIfPresent(Int.self, forKey: .evaluationEpisodes) ?? defaults.evaluationEpisodes
+        replay = try c.decodeIfPresent(ReplaySpec.self, forKey: .replay)
     }
 }
 
@@ -88,6 +92,10 @@ public struct StudentTrainer<S: Student>: Sendable {
     /// The learning state: student, optimiser, critic, schedules, counters, RNG.
     public private(set) var state: LearnerState<S>
     private var buffer = EpisodeBuffer()
+    /// The teacher's gameplay, with `configuration.replay` (Rusu's setting).
+    public private(set) var memory: ReplayMemory?
+    /// Minibatch updates owed to the environment steps stored.
+    private var replayCredit = 0.0
 
     /// The student's logits at every state.
     public var parameters: StudentParameters { state.student.tabularParameters }
@@ -145,6 +153,27 @@ public struct StudentTrainer<S: Student>: Sendable {
                 }
             }
         }
+        if let replay = configuration.replay {
+            try replay.check(configuration.method)
+            guard let network = student as? NetworkStudent else {
+                throw DistillError(
+                    .invalidConfiguration,
+                    "a replay memory trains a network student on minibatches of observations; give --student, e.g. mlp:64,64"
+                )
+            }
+            guard !configuration.exact else {
+                throw DistillError(.invalidConfiguration, "--exact and a replay memory exclude each other")
+            }
+            guard kickstartTeachers.isEmpty else {
+                throw DistillError(
+                    .invalidConfiguration,
+                    "the replay memory stores one teacher's outputs; further kickstarting teachers (--kickstart-teacher) are not mixed into it"
+                )
+            }
+            memory = try ReplayMemory(
+                capacity: replay.capacity, observationSize: network.network.inputSize,
+                actionCount: environment.mdp.actionCount, hasActionValues: teacher.actionValues != nil)
+        }
         state = try LearnerState(
             method: configuration.method, teacherKind: configuration.teacher.kind, environment: environment,
             student: student,
@@ -166,6 +195,9 @@ public struct StudentTrainer<S: Student>: Sendable {
         if configuration.exact, var tabular = state as? LearnerState<TabularStudent> {
             outcome = try tabular.applyExactUpdate(mdp, teacher: teacher)
             state = tabular as! LearnerState<S>
+        } else if let replay = configuration.replay, var network = state as? LearnerState<NetworkStudent> {
+            outcome = replayIteration(replay, state: &network, record: &record)
+            state = network as! LearnerState<S>
         } else {
             // The tabular fast path: the step's teacher is the kickstarting mixture as a table
             // (the learner role forms the same mixture per step, `KickstartEpisode`).
@@ -218,6 +250,57 @@ public struct StudentTrainer<S: Student>: Sendable {
             record.exact = try ExactMetrics(mdp, teacher: self.teacher, parameters: parameters)
         }
         return record
+    }
+}
+
+extension StudentTrainer {
+    /// Rusu's setting on a tabular environment: the teacher plays whole episodes, each step's
+    /// observation (the student's, by state id) and the teacher's outputs there go into the memory,
+    /// until the replay ratio owes an update; then one minibatch drawn uniformly from the memory.
+    private mutating func replayIteration(
+        _ replay: ReplaySpec, state: inout LearnerState<NetworkStudent>, record: inout IterationRecord
+    ) -> UpdateOutcome {
+        let mdp = environment.mdp
+        let na = mdp.actionCount
+        let n = state.student.network.inputSize
+        let o = TabularTeacherOutputs(teacher)
+        var policy: StudentPolicy?
+        var returns = 0.0
+        var crossEntropy = 0.0
+        while replayCredit < 1 {
+            let current = policy ?? state.student.tabularPolicy()
+            policy = current
+            collectEpisode(
+                mdp, policy: current, teacher: teacher, control: .teacher,
+                maxSteps: configuration.method.maxEpisodeSteps, rng: &state.rng, into: &buffer)
+            var discount = 1.0
+            for t in 0..<buffer.length {
+                let s = Int(buffer.state(t))
+                memory!.append(
+                    observation: state.student.observations[(s * n)..<(s * n + n)],
+                    probabilities: teacher.probabilities[(s * na)..<(s * na + na)],
+                    logProbabilities: teacher.logProbabilities[(s * na)..<(s * na + na)], value: teacher.values[s],
+                    actionValues: teacher.actionValues.map { $0[(s * na)..<(s * na + na)] })
+                if memory!.count >= replay.batchSize { replayCredit += replay.updatesPerStep }
+                returns += discount * buffer.reward(t)
+                discount *= mdp.discount
+                crossEntropy += LossKernel.value(
+                    .crossEntropy, o, slot: s, policy: current, row: Int(current.rowOfState[s]))
+            }
+            state.countEnvironmentSteps(buffer.length)
+            record.environmentSteps += buffer.length
+            record.episodes += 1
+        }
+        if record.episodes > 0 {
+            record.sampledReturn = returns / Double(record.episodes)
+            record.sampledCrossEntropy = crossEntropy / Double(record.episodes)
+        }
+        replayCredit -= 1
+        let slots = memory!.sample(replay.batchSize, using: &state.rng)
+        let rule = state.effectiveRule
+        let memory = self.memory!
+        state.withStudent { $0.accumulateSupervised(memory, slots: slots, loss: rule.loss, weight: rule.lossWeight) }
+        return state.applyUpdate()
     }
 }
 

@@ -253,8 +253,34 @@ extension Experiment {
         ("KL", .teacherDistillKL), ("NLL", .teacherDistillNLL), ("MSE", .teacherDistillMSE), ("n-distill", .nDistill),
     ]
 
-    static func compressionPanel(_ domain: String, teacherDriven: Bool) -> String {
-        "\(domain), \(teacherDriven ? "teacher-driven" : "student-driven")"
+    /// How compression's students see data: the paper's two controls on fresh episodes, and Rusu's
+    /// own setting (the teacher's gameplay through a replay memory, supervised losses only).
+    enum CompressionSetting: CaseIterable {
+        /// Fresh episodes of the teacher (control = teacher), each used once.
+        case teacherDriven
+        /// Fresh episodes of the student (the paper's on-policy path).
+        case studentDriven
+        /// Rusu et al. 2016: the teacher plays into a replay memory; uniform minibatches.
+        case replay
+
+        var name: String {
+            switch self {
+            case .teacherDriven: "teacher-driven"
+            case .studentDriven: "student-driven"
+            case .replay: "replay (Rusu's setting)"
+            }
+        }
+    }
+
+    static func compressionPanel(_ domain: String, _ setting: CompressionSetting) -> String {
+        "\(domain), \(setting.name)"
+    }
+
+    /// Compression's replay memory: `capacity` rows, minibatches of 64, one update per 4 teacher
+    /// steps (DQN's and Rusu's cadence); an iteration is one minibatch update, so every panel takes
+    /// the same number of optimisation steps and the replay panel far fewer environment steps.
+    static func compressionReplay(capacity: Int) -> ReplaySpec {
+        ReplaySpec(capacity: capacity, batchSize: 64, updatesPerStep: 0.25)
     }
 
     static func compression(_ p: ExperimentParameters) throws -> Experiment {
@@ -265,6 +291,8 @@ extension Experiment {
             var students: [(String, String)]  // (fraction label, architecture)
             var observation: String
             var learningRate: Double
+            /// Rows of the replay panel's memory (an image row is 2,800 floats).
+            var replayCapacity: Int = 20_000
         }
         var settings: [Setting] = []
         if p.quick {
@@ -285,7 +313,7 @@ extension Experiment {
                         return t
                     }(),
                     students: [("1/4", "mlp:128,128"), ("1/16", "mlp:62,62"), ("1/64", "mlp:29,29")],
-                    observation: "", learningRate: 0.001))
+                    observation: "", learningRate: 0.001, replayCapacity: 100_000))
             settings.append(
                 Setting(
                     domain: "gridworld one-hot (teacher mlp:256,256)", cartpole: false,
@@ -301,7 +329,7 @@ extension Experiment {
                         architecture: "conv:8x3/mlp:64", observation: "image", iterations: 3_000, learningRate: 0.003,
                         seed: 0, readAs: .qValues),
                     students: [("1/4", "conv:8x3/mlp:16"), ("1/16", "conv:4x3/mlp:8"), ("1/64", "conv:2x3/mlp:4")],
-                    observation: "image", learningRate: 0.003))
+                    observation: "image", learningRate: 0.003, replayCapacity: 10_000))
         }
         var runs: [RunSpec] = []
         var rows: [[PlotCell]] = []
@@ -315,24 +343,31 @@ extension Experiment {
                     Double(try parameterCount(architecture, domain: domain, observation: s.observation))
                     / Double(teacherParameters)
             }
-            for teacherDriven in [true, false] {
-                let panel = compressionPanel(s.domain, teacherDriven: teacherDriven)
+            for setting in CompressionSetting.allCases {
+                let panel = compressionPanel(s.domain, setting)
                 rows.append([
                     PlotCell(panel: panel, metric: .studentReturn, title: panel, reference: .teacherReturn),
-                    PlotCell(panel: panel, metric: .klPerState, title: "\(panel): KL per state", logY: true),
+                    // The panel's name titles the row's first cell; a repeat would not fit.
+                    PlotCell(panel: panel, metric: .klPerState, title: "KL per state", logY: true),
                 ])
             }
         }
         for r in 0..<p.mdps {
             for s in settings {
-                for teacherDriven in [true, false] {
+                for setting in CompressionSetting.allCases {
                     for (fraction, architecture) in s.students {
                         for (loss, method) in compressionLosses {
                             var c = networkConfiguration(
                                 p, replicate: r, method: method, learningRate: s.learningRate, cartpole: s.cartpole)
-                            c.method.control = teacherDriven ? .teacher : .student
-                            var run = makeRun(
-                                compressionPanel(s.domain, teacherDriven: teacherDriven), "\(fraction) \(loss)", r, c)
+                            switch setting {
+                            case .teacherDriven: c.method.control = .teacher
+                            case .studentDriven: c.method.control = .student
+                            case .replay:
+                                // n-distill's score term needs the student's own episodes: no replay.
+                                guard c.method.rule(at: 0, teacherKind: nil).isSupervised else { continue }
+                                c.replay = compressionReplay(capacity: s.replayCapacity)
+                            }
+                            var run = makeRun(compressionPanel(s.domain, setting), "\(fraction) \(loss)", r, c)
                             run.network = NetworkRunSpec(
                                 domain: s.cartpole ? .cartpole : .gridworld, teacher: .trained(s.teacher),
                                 student: architecture, observation: s.observation, evaluationEpisodes: 50)
@@ -347,7 +382,7 @@ extension Experiment {
         return Experiment(
             parameters: p,
             title:
-                "policy compression (Rusu et al. 2016): smaller students, KL(τ = 0.01)/NLL/MSE on the teacher's logits read as Q, and n-distill",
+                "policy compression (Rusu et al. 2016): smaller students, KL(τ = 0.01)/NLL/MSE on the teacher's logits read as Q, and n-distill; fresh teacher- or student-driven episodes, and Rusu's replay memory",
             runs: runs,
             evaluationIterations: evaluationGrid(
                 iterations: p.iterations, logPoints: p.quick ? 8 : 16, linearPoints: p.quick ? 6 : 20),
@@ -376,7 +411,7 @@ extension Experiment {
             }
             for fraction in fractions {
                 var kept: [String: [Int: Double]] = [:]
-                for (loss, _) in compressionLosses {
+                for (loss, _) in compressionLosses where curves.contains("\(fraction) \(loss)") {
                     let curve = "\(fraction) \(loss)"
                     let ret = results.values(.studentReturn, panel: panel, curve: curve)
                     kept[loss] = ret.mapValues { $0 / teacher }
@@ -402,12 +437,19 @@ extension Experiment {
                 }
             }
             let present = results.runs(panel: panel, curve: first).count > 1
+            // The data each setting consumed: replay reuses the teacher's steps, fresh episodes do not.
+            let steps = curves.flatMap { curve in
+                results.runs(panel: panel, curve: curve).compactMap { $0.table.environmentSteps.last.map(Double.init) }
+            }
+            values["environment_steps_mean"] = MeanInterval(steps).mean
             findings.append(
                 Finding(
                     .compression, "share of the teacher's return by size, \(panel)",
                     paper:
                         "25 / 7 / 4 % students keep 108 / 102 / 84 % (the bar here: the KL student keeps at least Rusu's share − 10 points: 98 / 92 / 74 %)",
-                    measured: "teacher \(f2(teacher)); " + parts.joined(separator: "; "),
+                    measured: "teacher \(f2(teacher)); "
+                        + String(format: "%.0f environment steps per run (mean); ", MeanInterval(steps).mean)
+                        + parts.joined(separator: "; "),
                     reproduces: present ? sizesMatch : nil, values: values))
             findings.append(
                 Finding(

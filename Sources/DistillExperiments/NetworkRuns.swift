@@ -244,7 +244,7 @@ private func executeCartPole(
         for: description, method: configuration.method)
     var trainer = try ObservedTrainer(
         method: configuration.method, environments: [CartPole](repeating: prototype, count: 16), student: student,
-        teacher: teacher, seed: configuration.seed)
+        teacher: teacher, seed: configuration.seed, replay: configuration.replay)
     var table = RunTable(metrics: metrics)
     let started = Date()
     try loop(

@@ -177,6 +177,33 @@ struct CommandLineErrorTests {
         #expect(ran.err.contains("--config replaces the problem flags; ignored: --seed, --method"), "\(ran.err)")
     }
 
+    /// Rusu's replay options: refused with the reason where they cannot apply.
+    @Test func replayOptionsAreRefusedWhereTheyCannotApply() throws {
+        let cartpole = ["train", "--env", "cartpole", "--student", "mlp:8", "--teacher-file", "missing.safetensors"]
+        for (arguments, reason) in [
+            (cartpole + ["--method", "n-distill", "--replay-size", "100"], "score-function"),
+            (cartpole + ["--method", "on-policy-distill", "--replay-size", "100"], "teacher controls"),
+            (
+                cartpole + ["--method", "teacher-distill-kl", "--control", "mixture", "--replay-size", "100"],
+                "--control mixture"
+            ),
+            (
+                cartpole + ["--method", "teacher-distill-kl", "--replay-size", "10", "--replay-batch", "11"],
+                "--replay-batch"
+            ),
+            (
+                cartpole + ["--method", "teacher-distill-kl", "--replay-size", "100", "--replay-ratio", "0"],
+                "--replay-ratio"
+            ),
+            (cartpole + ["--method", "teacher-distill-kl", "--replay-batch", "8"], "--replay-size N"),
+            (["train", "--env", "chain", "--method", "teacher-distill", "--replay-size", "100"], "network student"),
+        ] {
+            let ran = try Ran(arguments)
+            #expect(ran.status == 64, "\(arguments): \(ran.err)")
+            #expect(ran.err.contains(reason), "\(arguments): \(ran.err)")
+        }
+    }
+
     @Test func validationErrorsPrintTheSubcommandsUsage() throws {
         let ran = try Ran(["cluster", "--actors", "0"])
         #expect(ran.status == 64)

@@ -47,14 +47,23 @@ import Testing
 
     @Test func compressionQuarterStudentKeepsTheTeachersReturn() throws {
         let findings = try run(.compression)
-        for control in ["teacher-driven", "student-driven"] {
-            let f = try finding(
-                findings,
-                prefix: "share of the teacher's return by size, gridworld one-hot (teacher mlp:64,64), \(control)")
+        let prefix = "share of the teacher's return by size, gridworld one-hot (teacher mlp:64,64), "
+        for setting in ["teacher-driven", "student-driven", "replay (Rusu's setting)"] {
+            let f = try finding(findings, prefix: prefix + setting)
             // The ~1/4 student distilled with KL (τ = 0.01) keeps ≥ 90 % of the teacher's return: the
-            // lower end of the 95 % CI over seeds of its share.
-            #expect(f.values["kept_1-4_kl_low"]! >= 0.9, "\(control)")
+            // lower end of the 95 % CI over seeds of its share. In Rusu's setting too (measured:
+            // 98.8 ± 1.8 %, against 99.9 ± 0.1 % on fresh teacher episodes).
+            #expect(f.values["kept_1-4_kl_low"]! >= 0.9, "\(setting)")
         }
+        // Replay takes one minibatch per iteration and one per 4 teacher steps stored; fresh
+        // teacher-driven iterations take 8 whole episodes each: over the same 300 iterations the
+        // replay panel plays 4 × 300 + 64 steps (plus the rest of the last episode), the fresh one
+        // far more.
+        let replay = try finding(findings, prefix: prefix + "replay")
+        let fresh = try finding(findings, prefix: prefix + "teacher-driven")
+        let replaySteps = replay.values["environment_steps_mean"]!
+        #expect(replaySteps >= 4 * 300 + 63 && replaySteps < 2_000, "\(replaySteps)")
+        #expect(fresh.values["environment_steps_mean"]! > 10 * replaySteps)
     }
 
     @Test func privilegedStudentsAgainstTheWindowCeiling() throws {

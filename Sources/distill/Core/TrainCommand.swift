@@ -21,6 +21,17 @@ struct Train: ParsableCommand {
             logit-space update per step, the network back-propagates it. Its exact metrics read its \
             policy at every state's observation.
 
+            Rusu's setting (--replay-size N; a network student, method teacher-distill, \
+            teacher-distill-kl, -nll or -mse): the teacher plays, every step's observation and the \
+            teacher's outputs there (π, log π, V, and Q for a q-values teacher) go into a replay \
+            memory of N rows (a ring: the oldest row is overwritten), and each iteration is one \
+            minibatch update: --replay-batch rows drawn uniformly, with replacement, from the \
+            memory, the mean loss over them descended with the student's optimiser. --replay-ratio \
+            is the number of minibatch updates per environment step stored (0.25: one update every \
+            4 steps); updates start once the memory holds one minibatch. Without --replay-size, the \
+            paper's path: fresh episodes of the control policy, each used once. Rules with a \
+            score-function term cannot learn from stored states and are refused.
+
             Output: with --out DIR, DIR/metrics.csv, DIR/config.json (the full configuration, \
             files embedded), the CSV's numbers as TensorBoard scalars (DIR/events.out.tfevents.*; \
             `tensorboard --logdir DIR`), and DIR/student.safetensors, a network teacher file (kind policy; \
@@ -34,6 +45,7 @@ struct Train: ParsableCommand {
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
               distill train --env gridworld --seed 3 --student mlp:64 --observation image --optimiser adam --learning-rate 0.003 --iterations 300 --out out/mlp
+              distill train --env gridworld --seed 3 --teacher q-learning --method teacher-distill-kl --student mlp:16 --optimiser adam --learning-rate 0.01 --replay-size 20000 --replay-batch 64 --replay-ratio 0.25 --iterations 1000 --evaluate-every 250
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
@@ -82,6 +94,25 @@ struct Train: ParsableCommand {
 
     @Option(help: "Episodes of each sampled evaluation on cartpole, acrobot or mountaincar (mean return, 95 % CI).")
     var evaluationEpisodes = Train.defaults.evaluationEpisodes
+
+    @Option(
+        help: ArgumentHelp(
+            "Rusu's setting: the teacher plays and a replay memory of this many rows keeps its outputs at every step; "
+                + "an iteration is one minibatch update from it (supervised losses only). Default: off.",
+            valueName: "rows"))
+    var replaySize: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Rows per minibatch, drawn uniformly with replacement from the replay memory (default \(ReplaySpec.defaultBatchSize)).",
+            valueName: "rows"))
+    var replayBatch: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Minibatch updates per environment step stored in the replay memory (default \(ReplaySpec.defaultUpdatesPerStep): one update every 4 steps).",
+            valueName: "updates"))
+    var replayRatio: Double?
 
     @Flag(help: "No progress on stderr.")
     var quiet = false
@@ -139,6 +170,24 @@ struct Train: ParsableCommand {
             config.student = StudentSpec(architecture: student, observation: observation, seed: config.seed)
         }
         try validating { try config.student.validate() }
+        if let replaySize {
+            config.replay = ReplaySpec(
+                capacity: replaySize, batchSize: replayBatch ?? ReplaySpec.defaultBatchSize,
+                updatesPerStep: replayRatio ?? ReplaySpec.defaultUpdatesPerStep)
+        } else if replayBatch != nil || replayRatio != nil {
+            throw ValidationError(
+                "--replay-batch and --replay-ratio shape a replay memory: give its size with --replay-size N (without it, the paper's on-policy path)"
+            )
+        }
+        if let replay = config.replay {
+            try validating { try replay.check(config.method) }
+            guard !config.student.isTabular else {
+                throw ValidationError(
+                    "a replay memory trains a network student on minibatches of observations: give --student, e.g. mlp:64,64"
+                )
+            }
+            guard !exact else { throw ValidationError("--exact and --replay-size exclude each other") }
+        }
         if exact && !config.student.isTabular {
             throw ValidationError("--exact needs the tabular student (exact expected updates are per state)")
         }

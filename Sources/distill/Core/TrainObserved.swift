@@ -28,7 +28,7 @@ extension Train {
         var trainer = try validating {
             try ObservedTrainer(
                 method: config.method, environments: [Env](repeating: prototype, count: config.environments),
-                student: student, teacher: teacher, seed: config.seed)
+                student: student, teacher: teacher, seed: config.seed, replay: config.replay)
         }
         let sink = try openMetrics(config, header: Self.observedHeader)
         defer { sink.close() }
@@ -57,11 +57,15 @@ extension Train {
         var lastProgress = started
         if !quiet {
             let taught = teacher.map { ", teacher \($0.identity)" } ?? ""
+            let replayText =
+                config.replay.map {
+                    " from a replay memory of \($0.capacity) rows (minibatches of \($0.batchSize), \($0.updatesPerStep) updates per environment step)"
+                } ?? ""
             FileHandle.standardError.write(
                 Data(
                     ("train: \(description.name)\(taught), \(config.environments) environments, student \(config.student.architecture) "
                         + "(\(student.network.parameterCount) parameters), \(config.method.method.rawValue), "
-                        + "\(config.iterations) iterations\n").utf8))
+                        + "\(config.iterations) iterations\(replayText)\n").utf8))
         }
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
         for _ in 0..<config.iterations {
@@ -91,7 +95,8 @@ extension Train {
                 FileHandle.standardError.write(
                     Data(
                         ("train: iteration \(r.iteration)/\(config.iterations), \(r.totalEnvironmentSteps) env steps, "
-                            + String(format: "sampled return %.1f", r.sampledReturn) + evaluated
+                            + (r.sampledReturn.map { String(format: "sampled return %.1f", $0) } ?? "no episode ended")
+                            + evaluated
                             + String(format: ", %.1f s\n", elapsed)).utf8))
             }
         }

@@ -67,8 +67,9 @@ struct ExperimentCommand: ParsableCommand {
             student seeds, default 5; 3,000). Finding: env steps to 90% of the teacher, final return.
               compression  students with ~1/4, 1/16, 1/64 of a 2×256 teacher's parameters (CartPole, \
             gridworld one-hot) and of a conv teacher (gridworld images), the teacher's logits read as Q \
-            (τ = 0.01); KL, NLL, MSE and n-distill, teacher- and student-driven (5 seeds; 3,000). Finding: \
-            share of the teacher's return and KL per state.
+            (τ = 0.01); KL, NLL, MSE and n-distill on fresh teacher- and student-driven episodes, and KL, \
+            NLL, MSE in Rusu's setting (the teacher's gameplay through a replay memory, minibatches of 64, one \
+            update per 4 steps) (5 seeds; 3,000). Finding: share of the teacher's return and KL per state.
               privileged  a Q-learning teacher on the state, mlp:64 students on a K×K window (K = 3, 5, \
             7): on-policy-distill, n-distill+R, teacher-v-reward, kickstarting, against the exact \
             window-aliased tabular policy gradient (10 MDPs; 3,000).
