@@ -26,6 +26,10 @@ public struct LearnerProblem: Sendable {
     public var unrollSteps: Int
     /// The run's configuration as JSON; checkpoints record it and a resume checks it.
     public var configurationJSON: String
+    /// Rusu's setting (network students, supervised losses, teacher control): the learner keeps
+    /// the teacher's gameplay in a replay memory and learns from sampled minibatches; nil: the
+    /// paper's path, each episode learned from once.
+    public var replay: ReplaySpec?
 
     /// Creates a problem.
     public init(

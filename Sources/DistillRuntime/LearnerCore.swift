@@ -226,6 +226,10 @@ public struct LearnerCore<Model: LearnerModel> {
     /// Why the learner gave up (no live actor for `giveUpAfterSeconds`), or nil.
     public private(set) var gaveUp: String?
     private var effects: [LearnerEffect] = []
+    /// Rows of the teacher's gameplay (Rusu's setting, `problem.replay`), created with the core.
+    public internal(set) var replayMemory: ReplayMemory?
+    /// Minibatch updates owed by the rows stored (the replay ratio's running sum).
+    var replayCredit = 0.0
 
     /// Milliseconds between liveness sweeps.
     public static var livenessSweepMilliseconds: Int64 { 500 }
@@ -358,7 +362,13 @@ public struct LearnerCore<Model: LearnerModel> {
             episodesSeen &+= 1
             let measureKL = episodesSeen % 4 == 0
             let kl = measureKL ? model.sampledKL(episode, student: state.student) : 0
-            state.accumulate(episode)
+            // Rusu's setting: the episode's rows go into the replay memory and the minibatch
+            // updates the replay ratio owes are applied there; else the paper's path.
+            if problem.replay != nil {
+                Model.replay(episode, into: &self)
+            } else {
+                state.accumulate(episode)
+            }
             var episodeReturn = 0.0
             var weight = 1.0
             for t in 0..<episode.length {
@@ -371,13 +381,13 @@ public struct LearnerCore<Model: LearnerModel> {
             window.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
             totals.add(steps: steps, klSample: measureKL ? kl : nil, returnSum: episodeReturn, lag: lag)
             // One update per `episodesPerIteration` episodes, across unroll boundaries, as `distill train`.
-            if state.updateDue { applyUpdate() }
+            if problem.replay == nil && state.updateDue { applyUpdate() }
         }
     }
 
     /// Applies the accumulated update: a new parameter version. An update the parameter bound
     /// refuses leaves the version as it was; its episodes are counted as quarantined.
-    private mutating func applyUpdate() {
+    mutating func applyUpdate() {
         switch state.applyUpdate() {
         case .applied:
             version += 1

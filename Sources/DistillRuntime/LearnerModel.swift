@@ -54,11 +54,17 @@ public protocol LearnerModel: Sendable {
     func restore(_ snapshot: LearnerSnapshot, into state: inout LearnerState<Trainee>) throws
     /// The student's and the reference teacher's return for a metrics row: exact where the MDP is
     /// known (warm-started from `cache`), else NaN (the row's sampled episode return stands in).
-    func metricsReturns(of student: Trainee, cache: inout ReturnsCache) -> (student: Double, teacher: Double?)
+    func metricsReturns(of student: Trainee, cache: inout ReturnsCache) -> Returns
     /// The returns summary.json reports at the end of a run (tabular: the exact ones; network:
     /// a sampled evaluation of the student, when the learner can run the environment itself).
-    func finalReturns(of student: Trainee, cache: inout ReturnsCache) -> (student: Double, teacher: Double?)
+    func finalReturns(of student: Trainee, cache: inout ReturnsCache) -> Returns
+    /// Rusu's setting: stores `episode`'s rows in `core`'s replay memory and applies the
+    /// minibatch updates the replay ratio now owes (only models whose cores accept a replay).
+    static func replay(_ episode: Episode, into core: inout LearnerCore<Self>)
 }
+
+/// The student's and the reference teacher's return, as metrics and summaries report them.
+public typealias Returns = (student: Double, teacher: Double?)
 
 /// What a learner keeps between metrics rows to compute returns quickly.
 public struct ReturnsCache: Sendable {
@@ -186,11 +192,7 @@ public struct TabularLearnerModel: LearnerModel {
         try state.restore(from: snapshot)
     }
 
-    public func metricsReturns(
-        of student: TabularStudent, cache: inout ReturnsCache
-    ) -> (
-        student: Double, teacher: Double?
-    ) {
+    public func metricsReturns(of student: TabularStudent, cache: inout ReturnsCache) -> Returns {
         let mdp = environment.mdp
         if cache.teacher == nil, let teacher = referenceTeacher {
             cache.teacher = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
@@ -204,12 +206,13 @@ public struct TabularLearnerModel: LearnerModel {
         return ((try? PolicyEvaluation.expectedReturn(mdp, policy: table)) ?? .nan, cache.teacher)
     }
 
-    public func finalReturns(
-        of student: TabularStudent, cache: inout ReturnsCache
-    ) -> (
-        student: Double, teacher: Double?
-    ) {
+    public func finalReturns(of student: TabularStudent, cache: inout ReturnsCache) -> Returns {
         metricsReturns(of: student, cache: &cache)
+    }
+
+    /// Never called: a tabular core refuses a replay when it is created.
+    public static func replay(_ episode: UnrollEpisode, into core: inout LearnerCore<TabularLearnerModel>) {
+        preconditionFailure("a tabular learner has no replay memory")
     }
 }
 
@@ -360,20 +363,40 @@ public struct NetworkLearnerModel: LearnerModel {
         try state.restore(from: snapshot)
     }
 
-    public func metricsReturns(
-        of student: NetworkStudent, cache: inout ReturnsCache
-    ) -> (
-        student: Double, teacher: Double?
-    ) {
+    public func metricsReturns(of student: NetworkStudent, cache: inout ReturnsCache) -> Returns {
         (.nan, teacherReturn)
     }
 
-    public func finalReturns(
-        of student: NetworkStudent, cache: inout ReturnsCache
-    ) -> (
-        student: Double, teacher: Double?
-    ) {
+    public func finalReturns(of student: NetworkStudent, cache: inout ReturnsCache) -> Returns {
         (evaluate?(student.network) ?? .nan, teacherReturn)
+    }
+
+    public static func replay(_ episode: ObservedEpisode, into core: inout LearnerCore<NetworkLearnerModel>) {
+        guard let spec = core.problem.replay, var memory = core.replayMemory else { return }
+        core.replayMemory = nil  // one owner while rows are appended (no copy of the buffers)
+        let size = core.model.observationSize
+        let na = core.model.actionCount
+        for t in 0..<episode.length {
+            let rows = (t * na)..<((t + 1) * na)
+            memory.append(
+                observation: episode.observationRows[(t * size)..<((t + 1) * size)],
+                probabilities: episode.teacherProbabilities[rows],
+                logProbabilities: episode.teacherLogProbabilities[rows],
+                value: episode.teacherValues[t],
+                actionValues: memory.hasActionValues ? episode.teacherActionValues[rows] : nil)
+            if memory.count >= spec.batchSize { core.replayCredit += spec.updatesPerStep }
+        }
+        core.state.countEnvironmentSteps(episode.length)
+        let rule = core.state.effectiveRule
+        while core.replayCredit >= 1 {
+            core.replayCredit -= 1
+            let slots = memory.sample(spec.batchSize, using: &core.state.rng)
+            core.state.withStudent {
+                $0.accumulateSupervised(memory, slots: slots, loss: rule.loss, weight: rule.lossWeight)
+            }
+            core.applyUpdate()
+        }
+        core.replayMemory = memory
     }
 }
 
@@ -384,6 +407,11 @@ extension LearnerCore where Model == TabularLearnerModel {
     ///
     /// - Throws: `RuntimeError` when the method does not build a learning state.
     public init(problem: LearnerProblem, configuration: LearnerConfiguration) throws {
+        guard problem.replay == nil else {
+            throw RuntimeError(
+                "a replay memory (--replay-size) holds a network student's observations; this run trains a tabular "
+                    + "student: drop the --replay-* options", code: .invalidInput)
+        }
         let model = try TabularLearnerModel(problem)
         let state: LearnerState<TabularStudent>
         do {
@@ -414,6 +442,16 @@ extension LearnerCore where Model == NetworkLearnerModel {
             throw RuntimeError(error.message)
         }
         self.init(model: model, state: state, problem: problem, configuration: configuration)
+        if let replay = problem.replay {
+            do {
+                try replay.check(problem.method)
+                replayMemory = try ReplayMemory(
+                    capacity: replay.capacity, observationSize: model.observationSize, actionCount: model.actionCount,
+                    hasActionValues: self.state.rule.loss.needsActionValues)
+            } catch let error as DistillError {
+                throw RuntimeError(error.message, code: .invalidInput)
+            }
+        }
     }
 }
 

@@ -51,6 +51,8 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
     private var ended: [PlayedEpisode] = []
     private var finished: [PlayedEpisode] = []
     private var finishedSteps = 0
+    /// The learner's `unrollSteps` (at least 1), as the last play saw it.
+    private var unrollLimit = 1
     private var readyToPush = false
     /// The teacher's rows for the N current observations (a control that reads the teacher).
     private var stepRows: TeacherRows?
@@ -172,6 +174,7 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
         }
         // At least one step per unroll and per episode, whatever the settings say.
         let unrollSteps = max(1, settings.unrollSteps)
+        unrollLimit = unrollSteps
         for _ in 0..<stepsPerSlice {
             if finishedSteps >= unrollSteps { return finishUnroll() }
             if readsTeacher && stepRows == nil {
@@ -377,18 +380,32 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
 
     public var holdsEpisodes: Bool { !finished.isEmpty }
 
+    /// The finished episodes one unroll takes: up to the first that brings them to the learner's
+    /// `unrollSteps`. N environments can end many episodes on one step; an unroll of all of them
+    /// could exceed the largest unroll the learner accepts (`UnrollBudget`: at most
+    /// `unrollSteps − 1 + maxEpisodeSteps` steps), so the rest wait for the next unroll.
+    private var episodesPerUnroll: Int {
+        var steps = 0
+        for (index, episode) in finished.enumerated() {
+            steps += episode.episode.length
+            if steps >= unrollLimit { return index + 1 }
+        }
+        return finished.count
+    }
+
     public func unroll(sequence: UInt64) -> Unroll {
         precondition(readyToPush, "unroll(sequence:) before the acting said .push")
         guard case .from(let tag) = finished[0].rows else { preconditionFailure("an unroll without its targets") }
+        let pushed = finished.prefix(episodesPerUnroll)
         return ObservedUnroll.unroll(
-            finished.map(\.episode), spec: spec, sequence: sequence,
-            parameterVersion: finished.map(\.version).min() ?? actingVersion, teacherID: tag.id,
+            pushed.map(\.episode), spec: spec, sequence: sequence,
+            parameterVersion: pushed.map(\.version).min() ?? actingVersion, teacherID: tag.id,
             teacherVersion: tag.version)
     }
 
     public mutating func unrollPushed() {
-        finished = []
-        finishedSteps = 0
+        finished.removeFirst(episodesPerUnroll)
+        finishedSteps = finished.reduce(0) { $0 + $1.episode.length }
         readyToPush = false
         atBoundary = true
     }

@@ -253,6 +253,25 @@ struct NetworkActorCoreTests {
         #expect(!corrupted.logs.isEmpty && core.version == 2, "\(corrupted.logs.map(\.message))")
     }
 
+    @Test func episodesEndingTogetherAreSplitIntoUnrollsTheLearnersBudgetAccepts() throws {
+        // 16 CartPoles under the teacher's control with a 20-step time limit end 16 episodes on
+        // the same step: one unroll of all of them would hold 320 steps, more than the learner's
+        // largest honest unroll (unrollSteps − 1 + maxEpisodeSteps = 29). Each unroll stops at
+        // the first episode that reaches unrollSteps; the rest follow in the next unrolls.
+        var core = try Self.core(environments: 16, timeLimit: 20)
+        _ = core.fromLearner(
+            Self.welcome(try Self.network(seed: 8), version: 1, control: .teacher, unrollSteps: 10), now: Self.t0)
+        var now = Self.t0
+        var lengths: [[UInt32]] = []
+        for _ in 0..<12 { lengths.append(try Self.nextUnroll(&core, now: &now).unroll.episodeLengths) }
+        for unroll in lengths {
+            let steps = Int(unroll.reduce(0, +))
+            #expect(steps >= 10 && steps <= 10 - 1 + 20, "an unroll of \(unroll)")
+            #expect(steps - Int(unroll.last!) < 10, "it stops at the episode that reaches unrollSteps")
+        }
+        #expect(lengths.flatMap { $0 }.count >= 12)
+    }
+
     @Test func aWelcomeForAnotherStudentOrEnvironmentIsRefusedWithAClearLine() throws {
         var core = try Self.core()
         let wide = try PolicyValueNetwork(

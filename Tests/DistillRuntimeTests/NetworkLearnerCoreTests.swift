@@ -211,4 +211,87 @@ struct NetworkLearnerCoreTests {
         #expect(throws: DistillError.self) { try core.restore(notFloat) }
         #expect(core.state.student.network.parameters == before)
     }
+
+    @Test func withAReplayMemoryTheLearnerLearnsFromSampledMinibatchesOfTheTeachersGameplay() throws {
+        var method = Self.method
+        method.method = .teacherDistill
+        let replay = ReplaySpec(capacity: 10_000, batchSize: 8, updatesPerStep: 0.5)
+        let model = NetworkLearnerModel(
+            description: Self.description, environmentIdentity: Self.description.name,
+            architecture: Self.architecture, method: method)
+        var problem = LearnerProblem(
+            environment: nil, environmentIdentity: Self.description.name, method: method, teacherKind: nil,
+            referenceTeacher: nil, unrollSteps: 100, configurationJSON: "{}")
+        problem.replay = replay
+        let configuration = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
+        let student = try StudentSpec(architecture: Self.architecture, seed: 2).buildNetwork(
+            for: Self.description, method: method)
+        var core = try LearnerCore(
+            model: model, student: student, problem: problem, configuration: configuration, seed: 1)
+        core.start(now: 0)
+        let episodes = try ObservedWireTests.episodes(count: 3, seed: 14)
+        let steps = episodes.map(\.length).reduce(0, +)
+        _ = core.receiveUnroll(
+            LearnerCoreTests.unrollFrames(Self.unroll(episodes, sequence: 1), from: Self.actor), peer: nil, now: 1)
+        // Every step's row is stored; once a minibatch is there, each row owes half an update.
+        #expect(core.replayMemory?.count == steps)
+        let updates = (steps - replay.batchSize + 1) / 2
+        #expect(core.version == UInt64(updates) && core.state.environmentSteps == UInt64(steps))
+
+        // The same memory and minibatches by hand, through the one learning step: each episode's
+        // rows are stored as it arrives, then the updates they owe are made.
+        var state = try LearnerState(
+            method: method, teacherKind: nil, discount: Self.description.discount, stateCount: 0, actionCount: 2,
+            student: StudentSpec(architecture: Self.architecture, seed: 2).buildNetwork(
+                for: Self.description, method: method),
+            bound: .standard, seed: 1)
+        var memory = try ReplayMemory(capacity: 10_000, observationSize: 4, actionCount: 2, hasActionValues: false)
+        guard case .unroll(let unroll) = Self.unroll(episodes, sequence: 1) else { return }
+        let rule = state.effectiveRule
+        var credit = 0.0
+        var made = 0
+        for episode in try ObservedUnroll.episodes(of: ObservedWireTests.roundTrip(unroll), spec: Self.spec) {
+            for t in 0..<episode.length {
+                memory.append(
+                    observation: episode.observationRows[(t * 4)..<((t + 1) * 4)],
+                    probabilities: episode.teacherProbabilities[(t * 2)..<((t + 1) * 2)],
+                    logProbabilities: episode.teacherLogProbabilities[(t * 2)..<((t + 1) * 2)],
+                    value: episode.teacherValues[t], actionValues: nil)
+                if memory.count >= 8 { credit += 0.5 }
+            }
+            while credit >= 1 {
+                credit -= 1
+                let slots = memory.sample(8, using: &state.rng)
+                state.withStudent {
+                    $0.accumulateSupervised(memory, slots: slots, loss: rule.loss, weight: rule.lossWeight)
+                }
+                _ = state.applyUpdate()
+                made += 1
+            }
+        }
+        #expect(made == updates)
+        #expect(core.state.student.network.parameters == state.student.network.parameters)
+    }
+
+    @Test func aReplayIsRefusedForATabularStudentAndForRulesThatNeedFreshEpisodes() throws {
+        var tabular = LearnerCoreTests.problem
+        tabular.replay = ReplaySpec(capacity: 100)
+        #expect(throws: RuntimeError.self) {
+            _ = try LearnerCore(
+                problem: tabular, configuration: .init(bindUnrolls: "", bindParameters: "", bindControl: ""))
+        }
+        let model = NetworkLearnerModel(
+            description: Self.description, environmentIdentity: Self.description.name,
+            architecture: Self.architecture, method: Self.method)
+        var problem = LearnerProblem(
+            environment: nil, environmentIdentity: Self.description.name, method: Self.method, teacherKind: nil,
+            referenceTeacher: nil, unrollSteps: 100, configurationJSON: "{}")
+        problem.replay = ReplaySpec(capacity: 100)
+        let error = try #require(throws: RuntimeError.self) {
+            _ = try LearnerCore(
+                model: model, student: Self.student(), problem: problem,
+                configuration: .init(bindUnrolls: "", bindParameters: "", bindControl: ""), seed: 1)
+        }
+        #expect(error.description.contains("a replay memory holds the teacher's gameplay"))
+    }
 }

@@ -74,6 +74,19 @@ struct LearnerCommand: ParsableCommand {
             valueName: "n"))
     var evaluationEpisodes = 100
 
+    @Option(
+        help: ArgumentHelp(
+            "Network students: Rusu's setting, a replay memory of this many rows of the teacher's gameplay (methods "
+                + "teacher-distill(-kl, -nll, -mse)); without it each episode is learned from once.", valueName: "rows")
+    )
+    var replaySize: Int?
+
+    @Option(help: "Rows per minibatch drawn uniformly from the replay memory (default 32).")
+    var replayBatch: Int?
+
+    @Option(help: "Minibatch updates per environment step stored in the replay memory (default 0.25).")
+    var replayRatio: Double?
+
     @Option(help: "Steps per unroll message (whole episodes); network batching only, learning is per episode batch.")
     var unrollSteps = ActorSettings.defaultUnrollSteps
 
@@ -200,6 +213,11 @@ struct LearnerCommand: ParsableCommand {
                     + "acrobot and mountaincar; on \(configuration.environment.kind.rawValue) it trains the tabular "
                     + "student (use distill train --student for networks on tabular environments)")
         }
+        guard replaySize == nil else {
+            throw ValidationError(
+                "--replay-size: a replay memory holds a network student's observations (cartpole, acrobot, "
+                    + "mountaincar); this run trains a tabular student")
+        }
         let env = try buildEnvironment(configuration)
         let resumedJSON = try checkResume(configuration, logger: logger)
         let reference = noReferenceTeacher ? nil : try buildTeacher(configuration, for: env)
@@ -224,6 +242,22 @@ struct LearnerCommand: ParsableCommand {
             try learner.run()
             return learner.gaveUp
         }
+    }
+
+    /// Rusu's setting from the --replay-* flags, checked against `method`; nil without them.
+    func replay(_ method: MethodSpec) throws -> ReplaySpec? {
+        guard let replaySize else {
+            guard replayBatch == nil && replayRatio == nil else {
+                throw ValidationError(
+                    "--replay-batch and --replay-ratio shape a replay memory: give its size with --replay-size N")
+            }
+            return nil
+        }
+        let spec = ReplaySpec(
+            capacity: replaySize, batchSize: replayBatch ?? ReplaySpec.defaultBatchSize,
+            updatesPerStep: replayRatio ?? ReplaySpec.defaultUpdatesPerStep)
+        try validating { try spec.check(method) }
+        return spec
     }
 
     /// The learner's settings from the flags.
@@ -296,9 +330,10 @@ struct LearnerCommand: ParsableCommand {
                 "teacher \(teacher.identity): mean return \(String(format: "%.2f", model.teacherReturn!)) over \(episodes) episodes"
             )
         }
-        let problem = LearnerProblem(
+        var problem = LearnerProblem(
             environment: nil, environmentIdentity: description.name, method: configuration.method, teacherKind: nil,
             referenceTeacher: nil, unrollSteps: unrollSteps, configurationJSON: configurationJSON)
+        problem.replay = try replay(configuration.method)
         let settings = try settings()
         try runRole(logger) {
             let core = try LearnerCore(
