@@ -102,7 +102,9 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
         }
         if sections.count > 1, let last = sections.last, last.hasPrefix("heads:") {
             heads = try number(last.dropFirst("heads:".count), "head count")
-            guard heads >= 2 else { throw fail("heads:\(heads): a multi-head network needs K ≥ 2 (leave it out for one)") }
+            guard heads >= 2 else {
+                throw fail("heads:\(heads): a multi-head network needs K ≥ 2 (leave it out for one)")
+            }
             sections.removeLast()
         }
         if sections.count == 1 && sections[0] == "linear" && (heads > 1) {
@@ -142,7 +144,8 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
                 }
             case "conv", "mlp", "heads":
                 throw fail(
-                    "\"\(section)\" is out of place (conv first, then at most one mlp, then heads, then the activation)")
+                    "\"\(section)\" is out of place (conv first, then at most one mlp, then heads, then the activation)"
+                )
             default:
                 throw fail("unknown layer kind \"\(kind)\" (expected linear, mlp or conv)")
             }

@@ -32,7 +32,9 @@ import Testing
         return (logits, values)
     }
 
-    static func checkGradient(_ architecture: String, inputShape: [Int], actions: Int, heads: [Int], seed: UInt64)
+    static func checkGradient(
+        _ architecture: String, inputShape: [Int], actions: Int, heads: [Int], seed: UInt64
+    )
         throws
     {
         let network = try PolicyValueNetwork(
