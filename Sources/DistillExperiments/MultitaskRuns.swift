@@ -15,6 +15,45 @@ public struct MultitaskRunSpec: Sendable, Hashable, Codable {
     /// How the student is told its task (none for a student of one task).
     public var label: MultitaskGridworlds.TaskLabel
 
+    /// The gridworlds `seeds` (tasks) and `heldOut` of `gridworld`, the student told its task by `label`.
+    public init(
+        gridworld: GridworldConfiguration, seeds: [UInt64], heldOut: [UInt64], label: MultitaskGridworlds.TaskLabel
+    ) {
+        self.gridworld = gridworld
+        self.seeds = seeds
+        self.heldOut = heldOut
+        self.label = label
+    }
+
+    /// Checks that a student of architecture `student` can be told its task this way: one head per
+    /// task for a head selector, one head otherwise, and a label for several tasks; returns the
+    /// parsed architecture.
+    @discardableResult
+    public func validate(student: String) throws -> NetworkArchitecture {
+        let architecture: NetworkArchitecture
+        do { architecture = try NetworkArchitecture(parsing: student) } catch let error as NetworkError {
+            throw DistillError(.invalidConfiguration, "multitask student: \(error.message)")
+        }
+        let k = seeds.count
+        switch label {
+        case .headSelector where architecture.heads != k:
+            throw DistillError(
+                .invalidConfiguration,
+                "a multi-head student of \(k) tasks needs heads:\(k) in its architecture, not \"\(student)\"")
+        case .none where k != 1:
+            throw DistillError(
+                .invalidConfiguration,
+                "a student of \(k) tasks must be told its task (a task input or one head per task)")
+        case .input where architecture.heads != 1, .none where architecture.heads != 1:
+            throw DistillError(
+                .invalidConfiguration,
+                "\"\(student)\" has several heads: only a student told its task by a head selector reads them")
+        default: break
+        }
+        _ = try family()
+        return architecture
+    }
+
     /// The family the seeds describe (it refuses overlapping lists).
     public func family() throws -> GridworldFamily {
         try GridworldFamily(configuration: gridworld, seeds: seeds, heldOut: heldOut)
@@ -67,26 +106,8 @@ func executeMultitask(
     }
     let teacher = union.teacher(teachers)
     let observation = try ObservationKind(parsing: spec.observation)
-    let architecture: NetworkArchitecture
-    do { architecture = try NetworkArchitecture(parsing: spec.student) } catch let error as NetworkError {
-        throw DistillError(.invalidConfiguration, "multitask student: \(error.message)")
-    }
+    let architecture = try tasks.validate(student: spec.student)
     let k = environments.count
-    switch tasks.label {
-    case .headSelector where architecture.heads != k:
-        throw DistillError(
-            .invalidConfiguration,
-            "a multi-head student of \(k) tasks needs heads:\(k) in its architecture, not \"\(spec.student)\"")
-    case .none where k != 1:
-        throw DistillError(
-            .invalidConfiguration, "a student of \(k) tasks must be told its task (a task input or one head per task)")
-    case .input, .none:
-        guard architecture.heads == 1 else {
-            throw DistillError(
-                .invalidConfiguration, "\"\(spec.student)\" has several heads: only a head-selector student reads them")
-        }
-    default: break
-    }
     let (rows, shape) = try union.observationTable(observation, label: tasks.label, architecture: architecture)
     let network: PolicyValueNetwork
     do {
