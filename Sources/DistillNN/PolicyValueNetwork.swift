@@ -217,6 +217,30 @@ public final class PolicyValueNetwork {
         }
     }
 
+    /// The first row of `observations` (`[batch, inputSize]`) whose head selector is not one-hot, and
+    /// why; nil when every row is valid (always, with one head). `forward` requires valid rows.
+    public func invalidHeadSelector(_ observations: [Float]) -> String? {
+        guard heads > 1 else { return nil }
+        let size = widths[0]
+        for row in 0..<(observations.count / inputSize) {
+            let selector = observations[(row * inputSize + size)..<((row + 1) * inputSize)]
+            guard selector.allSatisfy({ $0 == 0 || $0 == 1 }), selector.filter({ $0 == 1 }).count == 1 else {
+                return
+                    "row \(row) must end in a one-hot head selector of \(heads) numbers (the task), not \(Array(selector))"
+            }
+        }
+        return nil
+    }
+
+    /// One-hot head selectors written into `observations` (`[batch, inputSize]`): row r selects head r mod K.
+    public func selectHeadsRoundRobin(_ observations: inout [Float]) {
+        guard heads > 1 else { return }
+        let size = widths[0]
+        for row in 0..<(observations.count / inputSize) {
+            for k in 0..<heads { observations[row * inputSize + size + k] = k == row % heads ? 1 : 0 }
+        }
+    }
+
     /// Calls `body` with the logits (`[batch, actionCount]`) and values (`[batch]`) of the last forward pass.
     public func withOutputs<R>(
         _ body: (_ logits: UnsafeBufferPointer<Float>, _ values: UnsafeBufferPointer<Float>) throws -> R

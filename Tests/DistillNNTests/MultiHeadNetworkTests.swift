@@ -147,4 +147,26 @@ import Testing
             expectNetworkError(["architecture \"\(text)\"", fragment]) { _ = try NetworkArchitecture(parsing: text) }
         }
     }
+
+    @Test func rowsWithoutAOneHotSelectorAreFoundBeforeTheForwardPass() throws {
+        let network = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:4/heads:3"), inputShape: [2], actionCount: 2, seed: 1)
+        var rows: [Float] = [0.5, -1, 0, 1, 0, 0.2, 0.3, 1, 0, 0]
+        #expect(network.invalidHeadSelector(rows) == nil)
+        rows[7] = 0.5
+        #expect(network.invalidHeadSelector(rows)?.hasPrefix("row 1 must end in a one-hot head selector of 3") == true)
+        rows[7] = 1
+        rows[8] = 1
+        #expect(network.invalidHeadSelector(rows)?.hasPrefix("row 1") == true)
+        rows[3] = 0
+        #expect(network.invalidHeadSelector(rows)?.hasPrefix("row 0") == true)
+        var random = [Float](repeating: 0.7, count: 4 * network.inputSize)
+        network.selectHeadsRoundRobin(&random)
+        #expect(network.invalidHeadSelector(random) == nil)
+        #expect(Array(random[(3 * 5 + 2)..<(4 * 5)]) == [1, 0, 0])
+        #expect(Array(random[0..<2]) == [0.7, 0.7])
+        let single = try PolicyValueNetwork(
+            architecture: NetworkArchitecture(parsing: "mlp:4"), inputShape: [2], actionCount: 2, seed: 1)
+        #expect(single.invalidHeadSelector([3, 4]) == nil)
+    }
 }
