@@ -133,4 +133,14 @@ import Testing
         let none = Self.message { _ = try MultitaskGridworlds([]) }
         #expect(none.contains("at least one task"), "\(none)")
     }
+
+    @Test func aOneTaskStudentWithSeveralHeadsIsRefused() throws {
+        let refused = Self.message { try StudentSpec(architecture: "mlp:8/heads:3", observation: "image").validate() }
+        #expect(refused.contains("one head per task") && refused.contains("heads:3"), "\(refused)")
+        let world = try Self.gridworlds([1])[0]
+        let built = Self.message {
+            _ = try StudentSpec(architecture: "mlp:8/heads:2").buildNetwork(for: world, method: MethodSpec())
+        }
+        #expect(built.contains("one head per task"), "\(built)")
+    }
 }
