@@ -343,11 +343,21 @@ public struct StudentSpec: Sendable, Hashable, Codable {
     /// The architecture, or an error that shows the grammar.
     func parsedArchitecture() throws -> NetworkArchitecture {
         precondition(!isTabular, "a network student needs a network architecture")
+        let parsed: NetworkArchitecture
         do {
-            return try NetworkArchitecture(parsing: architecture)
+            parsed = try NetworkArchitecture(parsing: architecture)
         } catch let error as NetworkError {
             throw DistillError(.invalidConfiguration, "--student: \(error.message)")
         }
+        // One head per task needs tasks to choose from: only the multitask experiment has them.
+        guard parsed.heads == 1 else {
+            throw DistillError(
+                .invalidConfiguration,
+                "--student \(architecture): a network with one head per task needs a task label on every observation; "
+                    + "here there is one task (use it in `distill experiment multitask`, or leave out /heads:\(parsed.heads))"
+            )
+        }
+        return parsed
     }
 
     /// A network student of `architecture` reading `inputShape`, optimised as `method` says.

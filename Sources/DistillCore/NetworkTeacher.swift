@@ -192,6 +192,11 @@ public final class NetworkTeacher: @unchecked Sendable {
             throw DistillError(.invalidDescription, error.message)
         }
         func fail(_ problem: String) -> DistillError { DistillError(.invalidDescription, "\(source): \(problem)") }
+        guard loaded.network.heads == 1 else {
+            throw fail(
+                "\(loaded.network.architecture) has \(loaded.network.heads) heads, one per task: a teacher answers for "
+                    + "observations without a task, so it must have one head")
+        }
         let meta = loaded.metadata
         let present = meta.keys.filter { $0.hasPrefix(metadataPrefix) }
         guard !present.isEmpty else {

@@ -17,6 +17,7 @@ extension Experiment {
         case .privileged: return privileged(parameters)
         case .fig4Sweep: return fig4Sweep(parameters)
         case .faFindings: return faFindings(parameters)
+        case .multitask: return multitask(parameters)
         }
     }
 }

@@ -26,6 +26,8 @@ public enum ExperimentName: String, Sendable, Hashable, Codable, CaseIterable {
     case fig4Sweep = "fig4-sweep"
     /// Issue 13, item 5: the paper's findings (Figs. 2, 5, 6) with a network student.
     case faFindings = "fa-findings"
+    /// Issue 13, item 3: one student distilled from K teachers of K gridworlds (Rusu et al. 2016, §4.3).
+    case multitask
 }
 
 /// What sets an experiment's size: the CLI's `--mdps`, `--iterations`, `--seed`, `--quick`.
@@ -82,6 +84,8 @@ public struct ExperimentParameters: Sendable, Hashable, Codable {
         case (.fig4Sweep, true): (mdps, iterations) = (3, 300)
         case (.faFindings, false): (mdps, iterations) = (20, 3_000)
         case (.faFindings, true): (mdps, iterations) = (5, 400)
+        case (.multitask, false): (mdps, iterations) = (5, 3_000)
+        case (.multitask, true): (mdps, iterations) = (4, 200)
         }
         // fig2's quick preset keeps the fast step (several periods in 4,000 iterations); the full
         // default is the paper's (period ≈ 4,400 iterations).
@@ -121,6 +125,13 @@ public enum Metric: String, Sendable, Hashable, Codable, CaseIterable {
     case rightAtSecond = "p_right_sl_sr"
     /// Mean KL(π‖π_θ) per state visited by the student (exact on a gridworld, sampled on CartPole).
     case klPerState = "kl_per_state"
+    /// Multi-task: the mean over tasks of the student's share of the task's teacher's return,
+    /// `(R − R_uniform) / (R_teacher − R_uniform)` (0 = chance, 1 = the teacher).
+    case teacherShareMean = "teacher_share_mean"
+    /// Multi-task: the geometric mean over tasks of that share, each floored at 1 % (Rusu's summary).
+    case teacherShareGeometricMean = "teacher_share_geomean"
+    /// Multi-task: the mean exact return on the held-out gridworlds, played without a teacher.
+    case heldOutReturn = "held_out_return"
 
     /// An axis label.
     public var label: String {
@@ -133,6 +144,9 @@ public enum Metric: String, Sendable, Hashable, Codable, CaseIterable {
         case .rightAtStart: "π_θ(R | s0)"
         case .rightAtSecond: "π_θ(R | sL) = π_θ(R | sR)"
         case .klPerState: "KL(π‖π_θ) per state under the student"
+        case .teacherShareMean: "share of the teacher's return over chance, mean over tasks"
+        case .teacherShareGeometricMean: "share of the teacher's return over chance, geometric mean"
+        case .heldOutReturn: "expected return on held-out gridworlds"
         }
     }
 }

@@ -55,6 +55,8 @@ public struct NetworkRunSpec: Sendable, Hashable, Codable {
     public var evaluationEpisodes: Int = 50
     /// Updates per recorded iteration (the exact tabular window student takes several).
     public var updatesPerIteration: Int = 1
+    /// Several gridworlds played as tasks (the multitask experiment), or nil for one.
+    public var tasks: MultitaskRunSpec? = nil
 
     /// The exact tabular student whose rows are the distinct window observations.
     public static let tabularWindow = "tabular-window"
@@ -193,6 +195,9 @@ final class TeacherCache: @unchecked Sendable {
 func executeNetwork(
     _ run: RunSpec, _ spec: NetworkRunSpec, teachers: TeacherCache, evaluation: [Int], metrics: [Metric]
 ) throws -> RunTable {
+    if let tasks = spec.tasks {
+        return try executeMultitask(run, spec, tasks, evaluation: evaluation, metrics: metrics)
+    }
     switch spec.domain {
     case .cartpole: return try executeCartPole(run, spec, teachers: teachers, evaluation: evaluation, metrics: metrics)
     case .gridworld:
@@ -201,7 +206,7 @@ func executeNetwork(
 }
 
 /// Calls `record` at each evaluation point while `step` advances the iteration count.
-private func loop(
+func loop(
     iterations: Int, evaluation: [Int], current: () -> Int, step: () throws -> Void, record: () throws -> Void
 ) throws {
     var next = 0

@@ -122,6 +122,8 @@ public struct Problem: Sendable {
             case .klUnderUniform: return expectation(uniformVisits)
             case .rightAtStart: return parameters.probabilities(state: 0)[1]
             case .rightAtSecond: return parameters.probabilities(state: min(1, mdp.stateCount - 1))[1]
+            // The multi-task experiment's own (MultitaskRuns.swift).
+            case .teacherShareMean, .teacherShareGeometricMean, .heldOutReturn: return .nan
             }
         }
     }

@@ -2,9 +2,9 @@
 ///
 /// Grammar (whitespace is not allowed; `tabular` students are not networks and are handled by the caller):
 ///
-///     architecture := "linear" | mlp | conv
-///     mlp          := "mlp:" widths [ "/" activation ]
-///     conv         := "conv:" filters [ "/mlp:" widths ] [ "/" activation ]
+///     architecture := ( "linear" | mlp | conv ) [ "/heads:" count ] [ "/" activation ]
+///     mlp          := "mlp:" widths
+///     conv         := "conv:" filters [ "/mlp:" widths ]
 ///     widths       := width { "," width }               a hidden layer of `width` units each
 ///     filters      := filter { "," filter }
 ///     filter       := channels "x" kernel [ "s" stride ]  valid padding, stride 1 by default
@@ -14,6 +14,11 @@
 /// directly: on one-hot states this is the tabular student), `mlp:64,64`, `mlp:64,64/tanh`,
 /// `conv:16x3,32x3/mlp:256`, `conv:16x3s2,32x3/tanh`. Convolutions need `[height, width, channels]`
 /// (NHWC) inputs; an MLP flattens any input. Both heads (|A| logits, 1 value) read the last hidden layer.
+///
+/// `heads:K` (K ≥ 2) gives the network K output heads (each |A| logits and 1 value) on the one
+/// torso: Rusu et al.'s (2016, §4.3) multi-task "multi-controller", switched by the task label. Such
+/// a network reads, after each observation, a one-hot head selector of K scalars (see
+/// ``PolicyValueNetwork``). Examples: `conv:8x3/mlp:64/heads:10`, `linear/heads:3`.
 public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConvertible {
     /// One convolution of the torso.
     public struct Convolution: Hashable, Sendable {
@@ -43,24 +48,30 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
     public private(set) var hiddenWidths: [Int]
     /// The nonlinearity after every hidden layer (`.relu` when there is none).
     public private(set) var activation: Activation
+    /// The number of output heads (1, or K ≥ 2 for a multi-controller switched by a task label).
+    public private(set) var heads: Int
 
     /// The grammar, as printed in error messages.
     public static let grammar = """
-        architecture := "linear" | "mlp:" widths ["/" activation] | "conv:" filters ["/mlp:" widths] ["/" activation]
+        architecture := ("linear" | "mlp:" widths | "conv:" filters ["/mlp:" widths]) ["/heads:" K] ["/" activation]
         widths := width {"," width}; filters := filter {"," filter}; filter := channels "x" kernel ["s" stride]
-        activation := "relu" (default) | "tanh"; numbers are positive integers
-        examples: linear, mlp:64,64, mlp:64,64/tanh, conv:16x3,32x3/mlp:256, conv:16x3s2,32x3/tanh
+        activation := "relu" (default) | "tanh"; numbers are positive integers; heads K ≥ 2 (one head per task)
+        examples: linear, mlp:64,64, mlp:64,64/tanh, conv:16x3,32x3/mlp:256, conv:16x3s2,32x3/tanh, mlp:64/heads:10
         """
 
     /// An architecture from its parts; every size must be positive.
-    public init(convolutions: [Convolution] = [], hiddenWidths: [Int] = [], activation: Activation = .relu) {
+    public init(
+        convolutions: [Convolution] = [], hiddenWidths: [Int] = [], activation: Activation = .relu, heads: Int = 1
+    ) {
         precondition(hiddenWidths.allSatisfy { $0 > 0 }, "NetworkArchitecture: widths must be positive")
+        precondition(heads >= 1, "NetworkArchitecture: heads must be positive")
         precondition(
             convolutions.allSatisfy { $0.channels > 0 && $0.kernel > 0 && $0.stride > 0 },
             "NetworkArchitecture: convolution sizes must be positive")
         self.convolutions = convolutions
         self.hiddenWidths = hiddenWidths
         self.activation = convolutions.isEmpty && hiddenWidths.isEmpty ? .relu : activation
+        self.heads = heads
     }
 
     /// Parses the grammar above; a malformed string throws an error that names the bad part.
@@ -80,6 +91,7 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
             return
         }
         var sections = text.split(separator: "/", omittingEmptySubsequences: false)
+        var heads = 1
         var activation = Activation.relu
         if sections.count > 1, let last = sections.last, !last.contains(":") {
             guard let parsed = Activation(rawValue: String(last)) else {
@@ -87,6 +99,17 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
             }
             activation = parsed
             sections.removeLast()
+        }
+        if sections.count > 1, let last = sections.last, last.hasPrefix("heads:") {
+            heads = try number(last.dropFirst("heads:".count), "head count")
+            guard heads >= 2 else {
+                throw fail("heads:\(heads): a multi-head network needs K ≥ 2 (leave it out for one)")
+            }
+            sections.removeLast()
+        }
+        if sections.count == 1 && sections[0] == "linear" && (heads > 1) {
+            self.init(heads: heads)
+            return
         }
         var convolutions: [Convolution] = []
         var widths: [Int] = []
@@ -119,13 +142,15 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
                 widths = try body.split(separator: ",", omittingEmptySubsequences: false).map {
                     try number($0, "width")
                 }
-            case "conv", "mlp":
-                throw fail("\"\(section)\" is out of place (conv first, then at most one mlp, then the activation)")
+            case "conv", "mlp", "heads":
+                throw fail(
+                    "\"\(section)\" is out of place (conv first, then at most one mlp, then heads, then the activation)"
+                )
             default:
                 throw fail("unknown layer kind \"\(kind)\" (expected linear, mlp or conv)")
             }
         }
-        self.init(convolutions: convolutions, hiddenWidths: widths, activation: activation)
+        self.init(convolutions: convolutions, hiddenWidths: widths, activation: activation, heads: heads)
     }
 
     /// The canonical string: `NetworkArchitecture(parsing: a.description) == a`.
@@ -138,7 +163,8 @@ public struct NetworkArchitecture: Hashable, Sendable, Codable, CustomStringConv
                     .joined(separator: ","))
         }
         if !hiddenWidths.isEmpty { sections.append("mlp:" + hiddenWidths.map(String.init).joined(separator: ",")) }
-        if sections.isEmpty { return "linear" }
+        if sections.isEmpty { sections.append("linear") }
+        if heads > 1 { sections.append("heads:\(heads)") }
         if activation != .relu { sections.append(activation.rawValue) }
         return sections.joined(separator: "/")
     }

@@ -18,6 +18,15 @@
 /// LeCun-normal (1/√fan_in) for tanh; the logits head 0.01/√fan_in so the initial policy is near
 /// uniform; the value head 0.1/√fan_in; all biases 0.
 ///
+/// **Multiple heads** (`architecture.heads` = K ≥ 2, `…/heads:K`): Rusu et al.'s (2016, §4.3)
+/// multi-task student, one torso and K output heads (|A| logits and a value each), the head chosen
+/// per sample by its task label. Each input row is then the observation (`inputShape`) followed by
+/// a one-hot head selector of K scalars, so `inputSize` = |observation| + K; the selector picks the
+/// head and is not fed to the torso. The heads are stored as one Linear of K·|A| outputs and one of
+/// K outputs, named per head (`head.k.logits.weight`, `head.k.logits.bias`, `head.k.value.weight`,
+/// `head.k.value.bias`); every head computes in the forward pass, and only the selected one's
+/// outputs are returned and receive gradients.
+///
 /// Not thread-safe: it keeps the last forward pass's activations. One network per thread.
 public final class PolicyValueNetwork {
     /// The torso's architecture.
@@ -26,11 +35,13 @@ public final class PolicyValueNetwork {
     public let inputShape: [Int]
     /// |A|, the number of logits.
     public let actionCount: Int
+    /// The number of output heads (1, or K ≥ 2 switched by a one-hot selector after each observation).
+    public var heads: Int { architecture.heads }
     /// The torso's layers, in order.
     public let torso: [any Layer]
-    /// The layer from the torso's features to the logits.
+    /// The layer from the torso's features to the logits (of every head: `heads`·|A| outputs).
     public let logitsHead: Linear
-    /// The layer from the torso's features to the value.
+    /// The layer from the torso's features to the value (of every head: `heads` outputs).
     public let valueHead: Linear
     /// Every parameter, laid out as `parameterTensors`.
     public var parameters: [Float]
@@ -41,7 +52,8 @@ public final class PolicyValueNetwork {
 
     /// One named parameter tensor inside the flat array.
     public struct NamedParameter: Hashable, Sendable {
-        /// "torso.I.NAME" (I the layer's index in `torso`), "logits.NAME" or "value.NAME".
+        /// "torso.I.NAME" (I the layer's index in `torso`), "logits.NAME" or "value.NAME"
+        /// ("head.K.logits.NAME", "head.K.value.NAME" with several heads).
         public var name: String
         /// Its shape.
         public var shape: [Int]
@@ -56,6 +68,8 @@ public final class PolicyValueNetwork {
     private let widths: [Int]
     private var workspace: UnsafeMutableBufferPointer<Float>
     private var capacity = 0
+    /// The head of each sample of the last forward pass (all 0 with one head).
+    private var selectedHeads: [Int] = []
     /// The batch size of the last forward pass (0 before the first).
     public private(set) var batch = 0
 
@@ -69,8 +83,9 @@ public final class PolicyValueNetwork {
         self.actionCount = actionCount
         torso = try architecture.torsoLayers(inputShape: inputShape)
         let features = torso.last?.outputSize ?? Tensor.elementCount(inputShape)
-        logitsHead = Linear(inputs: features, outputs: actionCount, initialScale: 0.01)
-        valueHead = Linear(inputs: features, outputs: 1, initialScale: 0.1)
+        let heads = architecture.heads
+        logitsHead = Linear(inputs: features, outputs: heads * actionCount, initialScale: 0.01)
+        valueHead = Linear(inputs: features, outputs: heads, initialScale: 0.1)
         layers = torso + [logitsHead, valueHead]
         var offsets: [Int] = []
         var named: [NamedParameter] = []
@@ -78,6 +93,22 @@ public final class PolicyValueNetwork {
         for (index, layer) in layers.enumerated() {
             offsets.append(total)
             let prefix = index < torso.count ? "torso.\(index)" : (index == torso.count ? "logits" : "value")
+            if index >= torso.count && heads > 1 {
+                // Head k's rows of the fused weight [heads·n, features] and its slice of the bias.
+                let n = index == torso.count ? actionCount : 1
+                for k in 0..<heads {
+                    named.append(
+                        NamedParameter(
+                            name: "head.\(k).\(prefix).weight", shape: [n, features], offset: total + k * n * features))
+                }
+                for k in 0..<heads {
+                    named.append(
+                        NamedParameter(
+                            name: "head.\(k).\(prefix).bias", shape: [n], offset: total + heads * n * features + k * n))
+                }
+                total += layer.parameterShapes.reduce(0) { $0 + $1.count }
+                continue
+            }
             for p in layer.parameterShapes {
                 named.append(NamedParameter(name: "\(prefix).\(p.name)", shape: p.shape, offset: total))
                 total += p.count
@@ -102,18 +133,24 @@ public final class PolicyValueNetwork {
         workspace.deallocate()
     }
 
-    /// The number of scalars of one observation.
-    public var inputSize: Int { widths[0] }
+    /// The number of scalars of one input row: the observation, and the head selector with several heads.
+    public var inputSize: Int { widths[0] + (heads > 1 ? heads : 0) }
     /// The number of parameters.
     public var parameterCount: Int { parameters.count }
 
-    // Workspace layout for `capacity` samples: the activations a_0 (the input) … a_L (the torso's
-    // output), then logits, values, and two ping-pong gradient buffers as wide as the widest a_i.
+    // Workspace layout for `capacity` samples: the activations a_0 (the observation) … a_L (the
+    // torso's output), then logits, values, then (several heads only) every head's logits and values
+    // and their gradients, then two ping-pong gradient buffers as wide as the widest a_i.
     private func activationOffset(_ i: Int) -> Int { capacity * widths[..<i].reduce(0, +) }
     private var logitsOffset: Int { activationOffset(widths.count) }
     private var valuesOffset: Int { logitsOffset + capacity * actionCount }
+    private var headScratch: Int { heads > 1 ? heads * (actionCount + 1) : 0 }
+    private var allLogitsOffset: Int { heads > 1 ? valuesOffset + capacity : logitsOffset }
+    private var allValuesOffset: Int { heads > 1 ? allLogitsOffset + capacity * heads * actionCount : valuesOffset }
+    private var allLogitGradientOffset: Int { allValuesOffset + capacity * heads }
+    private var allValueGradientOffset: Int { allLogitGradientOffset + capacity * heads * actionCount }
     private var gradientOffsets: (Int, Int) {
-        let start = valuesOffset + capacity
+        let start = valuesOffset + capacity + 2 * capacity * headScratch
         return (start, start + capacity * widths.max()!)
     }
 
@@ -121,14 +158,15 @@ public final class PolicyValueNetwork {
         guard batch > capacity else { return }
         workspace.deallocate()
         capacity = max(batch, 2 * capacity)
-        let size = capacity * (widths.reduce(0, +) + actionCount + 1 + 2 * widths.max()!)
+        let size = capacity * (widths.reduce(0, +) + actionCount + 1 + 2 * headScratch + 2 * widths.max()!)
         workspace = .allocate(capacity: size)
         workspace.initialize(repeating: 0)
     }
 
     /// Runs `batch` observations (row-major `[batch, inputSize]`) through the network, keeping the
     /// activations for `backward`; the logits (`[batch, actionCount]`) and values are then in
-    /// `withOutputs`. The allocation-free form of `forward(_:batch:)`.
+    /// `withOutputs`. The allocation-free form of `forward(_:batch:)`. With several heads each row
+    /// ends in a one-hot head selector (exactly one 1, the rest 0).
     public func forward(observations: UnsafeBufferPointer<Float>, batch: Int) {
         precondition(batch > 0, "forward: batch must be positive")
         precondition(
@@ -137,7 +175,25 @@ public final class PolicyValueNetwork {
         reserve(batch)
         self.batch = batch
         let base = workspace.baseAddress!
-        (base + activationOffset(0)).update(from: observations.baseAddress!, count: batch * inputSize)
+        let observationSize = widths[0]
+        if heads == 1 {
+            (base + activationOffset(0)).update(from: observations.baseAddress!, count: batch * observationSize)
+        } else {
+            selectedHeads.removeAll(keepingCapacity: true)
+            for row in 0..<batch {
+                let input = observations.baseAddress! + row * inputSize
+                (base + activationOffset(0) + row * observationSize).update(from: input, count: observationSize)
+                var head = -1
+                for k in 0..<heads where input[observationSize + k] != 0 {
+                    precondition(
+                        head < 0 && input[observationSize + k] == 1,
+                        "forward: row \(row)'s head selector is not one-hot over \(heads) heads")
+                    head = k
+                }
+                precondition(head >= 0, "forward: row \(row)'s head selector is all zero (\(heads) heads)")
+                selectedHeads.append(head)
+            }
+        }
         let features = base + activationOffset(torso.count)
         parameters.withUnsafeBufferPointer { p in
             let theta = p.baseAddress!
@@ -147,9 +203,41 @@ public final class PolicyValueNetwork {
                     output: base + activationOffset(i + 1))
             }
             logitsHead.forward(
-                features, batch: batch, parameters: theta + layerOffsets[torso.count], output: base + logitsOffset)
+                features, batch: batch, parameters: theta + layerOffsets[torso.count], output: base + allLogitsOffset)
             valueHead.forward(
-                features, batch: batch, parameters: theta + layerOffsets[torso.count + 1], output: base + valuesOffset)
+                features, batch: batch, parameters: theta + layerOffsets[torso.count + 1],
+                output: base + allValuesOffset)
+        }
+        guard heads > 1 else { return }
+        let na = actionCount
+        for (row, head) in selectedHeads.enumerated() {
+            (base + logitsOffset + row * na).update(
+                from: base + allLogitsOffset + (row * heads + head) * na, count: na)
+            base[valuesOffset + row] = base[allValuesOffset + row * heads + head]
+        }
+    }
+
+    /// The first row of `observations` (`[batch, inputSize]`) whose head selector is not one-hot, and
+    /// why; nil when every row is valid (always, with one head). `forward` requires valid rows.
+    public func invalidHeadSelector(_ observations: [Float]) -> String? {
+        guard heads > 1 else { return nil }
+        let size = widths[0]
+        for row in 0..<(observations.count / inputSize) {
+            let selector = observations[(row * inputSize + size)..<((row + 1) * inputSize)]
+            guard selector.allSatisfy({ $0 == 0 || $0 == 1 }), selector.filter({ $0 == 1 }).count == 1 else {
+                return
+                    "row \(row) must end in a one-hot head selector of \(heads) numbers (the task), not \(Array(selector))"
+            }
+        }
+        return nil
+    }
+
+    /// One-hot head selectors written into `observations` (`[batch, inputSize]`): row r selects head r mod K.
+    public func selectHeadsRoundRobin(_ observations: inout [Float]) {
+        guard heads > 1 else { return }
+        let size = widths[0]
+        for row in 0..<(observations.count / inputSize) {
+            for k in 0..<heads { observations[row * inputSize + size + k] = k == row % heads ? 1 : 0 }
         }
     }
 
@@ -200,6 +288,22 @@ public final class PolicyValueNetwork {
         let (g0, g1) = gradientOffsets
         let batch = self.batch
         let torsoCount = torso.count
+        var logitGradient = UnsafePointer(logitGradient.baseAddress!)
+        var valueGradient = UnsafePointer(valueGradient.baseAddress!)
+        if heads > 1 {
+            // The unselected heads' outputs do not reach the loss: their gradients are 0.
+            let na = actionCount
+            let allLogits = base + allLogitGradientOffset
+            let allValues = base + allValueGradientOffset
+            allLogits.update(repeating: 0, count: batch * heads * na)
+            allValues.update(repeating: 0, count: batch * heads)
+            for (row, head) in selectedHeads.enumerated() {
+                (allLogits + (row * heads + head) * na).update(from: logitGradient + row * na, count: na)
+                allValues[row * heads + head] = valueGradient[row]
+            }
+            logitGradient = UnsafePointer(allLogits)
+            valueGradient = UnsafePointer(allValues)
+        }
         parameters.withUnsafeBufferPointer { p in
             gradients.withUnsafeMutableBufferPointer { g in
                 let theta = p.baseAddress!
@@ -209,11 +313,11 @@ public final class PolicyValueNetwork {
                 let featureGradient = torsoCount > 0 ? base + g0 : nil
                 let valuePart = torsoCount > 0 ? base + g1 : nil
                 logitsHead.backward(
-                    input: features, output: base + logitsOffset, outputGradient: logitGradient.baseAddress!,
+                    input: features, output: base + allLogitsOffset, outputGradient: logitGradient,
                     batch: batch, parameters: theta + layerOffsets[torsoCount],
                     parameterGradients: grad + layerOffsets[torsoCount], inputGradient: featureGradient)
                 valueHead.backward(
-                    input: features, output: base + valuesOffset, outputGradient: valueGradient.baseAddress!,
+                    input: features, output: base + allValuesOffset, outputGradient: valueGradient,
                     batch: batch, parameters: theta + layerOffsets[torsoCount + 1],
                     parameterGradients: grad + layerOffsets[torsoCount + 1], inputGradient: valuePart)
                 guard let featureGradient, let valuePart else { return }

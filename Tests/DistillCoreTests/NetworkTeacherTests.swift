@@ -232,6 +232,19 @@ struct NetworkTeacherTests {
         return (url, environment)
     }
 
+    @Test func aMultiHeadNetworkIsRefusedAsATeacher() throws {
+        let environment = try Self.smallGridworld()
+        let network = try Self.randomNetwork("mlp:4/heads:3", inputShape: [environment.mdp.stateCount], actions: 4)
+        let url = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(at: url) }
+        try NetworkTeacher.save(
+            network: network, kind: .policy, temperature: 1, observation: "one-hot",
+            environment: .init(environment, observation: .oneHot), to: url)
+        Self.expectError([url.path, "mlp:4/heads:3", "3 heads", "must have one head"]) {
+            _ = try NetworkTeacher.load(from: url)
+        }
+    }
+
     @Test func teacherForAnotherEnvironmentOrObservationIsRefused() throws {
         let (url, environment) = try Self.validFile()
         defer { try? FileManager.default.removeItem(at: url) }

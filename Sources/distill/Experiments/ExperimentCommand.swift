@@ -28,7 +28,7 @@ struct ExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
         abstract:
-            "Reproduce a figure of Czarnecki et al. (2019) (fig2–fig6), Rusu et al.'s loss comparison (rusu), or a network-student experiment (kickstart, compression, privileged).",
+            "Reproduce a figure of Czarnecki et al. (2019) (fig2–fig6), Rusu et al.'s loss comparison (rusu), or a network-student experiment (kickstart, compression, privileged, multitask).",
         discussion: """
             One ITERATION is one optimisation step of the tabular student, as in `distill train`: \
             collect 8 episodes with the control policy (to the episode's end) and apply the method's \
@@ -73,11 +73,17 @@ struct ExperimentCommand: ParsableCommand {
               privileged  a Q-learning teacher on the state, mlp:64 students on a K×K window (K = 3, 5, \
             7): on-policy-distill, n-distill+R, teacher-v-reward, kickstarting, against the exact \
             window-aliased tabular policy gradient (10 MDPs; 3,000).
+              multitask  one student distilled (KL, τ = 0.01, teacher-driven) from the Q-learning teachers of 10 \
+            gridworlds seen as images (conv:8x3/mlp:64): the task as 10 input planes, or one head per task \
+            (…/heads:10); against one student per task and a multi-task actor-critic from scratch; 10 held-out \
+            gridworlds played without a teacher (--mdps families of gridworlds, default 5; 3,000). Finding: mean \
+            and geometric mean share of each teacher's return, held-out return.
             --quick: fig2 8 seeds × 4,000 at step 0.5; fig3 6 MDPs × 800; fig4 |A| ∈ {4, 400}, 6 × 400; fig5 25% \
             noise, MC student, 4 methods, 10 × 2,000; fig6 10 × 400; rusu 8 × 800; \
             fig4-sweep |A| = 40, steps 0.01 and 0.1, no baseline, 3 × 300; fa-findings 5 × 400; kickstart gridworld one-hot \
             (mlp:64 teacher and student), scratch and kickstarting, 4 seeds × 300; compression gridworld one-hot, \
-            mlp:64,64 teacher, 1/4 student, 4 × 300; privileged K = 5, 4 MDPs × 400. Chain episodes are capped at 1,000 steps.
+            mlp:64,64 teacher, 1/4 student, 4 × 300; privileged K = 5, 4 MDPs × 400; multitask 3 tasks and 3 held-out 10×10 \
+            gridworlds, mlp:64, 4 families × 200. Chain episodes are capped at 1,000 steps.
 
             Where the paper is silent the choice is ours: SGD 0.1 and 8 episodes per update; the \
             gridworld's unpublished cell probabilities (README); fig4's teacher (Q-learning on the \
@@ -103,7 +109,9 @@ struct ExperimentCommand: ParsableCommand {
             """)
 
     @Argument(
-        help: "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep, fa-findings, kickstart, compression or privileged.")
+        help:
+            "fig2, fig3, fig4, fig5, fig6, rusu, fig4-sweep, fa-findings, kickstart, compression, privileged or multitask."
+    )
     var name: ExperimentName
 
     @Option(help: "MDPs per curve (fig2, fig6: sampling seeds per curve). Default: the paper's (or --quick's).")

@@ -119,7 +119,8 @@ struct NNExportSample: ParsableCommand {
         }
         var generator = WeightGenerator(seed: seed &+ 1)
         network.parameters = (0..<network.parameterCount).map { _ in Float.random(in: -0.5...0.5, using: &generator) }
-        let observations = (0..<(batch * network.inputSize)).map { _ in Float.random(in: -1...1, using: &generator) }
+        var observations = (0..<(batch * network.inputSize)).map { _ in Float.random(in: -1...1, using: &generator) }
+        network.selectHeadsRoundRobin(&observations)
         let (logits, values) = network.forward(observations, batch: batch)
         let directory = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -221,8 +222,16 @@ struct NNForward: ParsableCommand {
             if let q = out.actionValues { report["action_values"] = table(q, na) }
         } else {
             let network = try validatingNetwork { try PolicyValueNetwork.load(from: url) }.network
-            let inputs = try rows(width: network.inputSize)
-            let (logits, values) = network.forward(inputs.flatMap { $0 }, batch: inputs.count)
+            var flat = try rows(width: network.inputSize).flatMap { $0 }
+            // Random rows (no --observations) take heads in turn; given rows must choose theirs.
+            if observations == nil { network.selectHeadsRoundRobin(&flat) }
+            if let problem = network.invalidHeadSelector(flat) {
+                throw ValidationError("--observations: \(problem) (the network has \(network.heads) heads)")
+            }
+            let inputs = stride(from: 0, to: flat.count, by: network.inputSize).map {
+                Array(flat[$0..<($0 + network.inputSize)])
+            }
+            let (logits, values) = network.forward(flat, batch: inputs.count)
             report = [
                 "observations": inputs.map(doubles), "logits": table(doubles(logits), network.actionCount),
                 "values": doubles(values),
