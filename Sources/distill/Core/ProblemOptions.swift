@@ -67,7 +67,7 @@ struct EnvironmentOptions: ParsableArguments {
 
     @Option(
         help:
-            "Environment kind (ignored with --env-file); remote:tcp://HOST:PORT trains on a remote environment server's (docs/remote-environments.md)."
+            "Environment kind (ignored with --env-file); remote:tcp://HOST:PORT: a remote environment server's, for network students (distill train, eval; docs/remote-environments.md)."
     )
     var env = EnvironmentChoice(EnvironmentOptions.defaults.kind)
 

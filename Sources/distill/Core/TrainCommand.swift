@@ -21,6 +21,11 @@ struct Train: ParsableCommand {
             logit-space update per step, the network back-propagates it. Its exact metrics read its \
             policy at every state's observation.
 
+            --env remote:tcp://HOST:PORT trains on the environments of a remote environment server \
+            (examples/env-server: any gymnasium id with discrete actions, e.g. MinAtar, Atari, MiniGrid \
+            or your own; docs/remote-environments.md). Start it with --envs at least --environments plus \
+            --evaluation-episodes.
+
             Output: with --out DIR, DIR/metrics.csv, DIR/config.json (the full configuration, \
             files embedded), the CSV's numbers as TensorBoard scalars (DIR/events.out.tfevents.*; \
             `tensorboard --logdir DIR`), and DIR/student.safetensors, a network teacher file (kind policy; \
@@ -34,6 +39,7 @@ struct Train: ParsableCommand {
               distill train --env chain --teacher adversarial --method teacher-v-reward --optimiser adam --learning-rate 0.05 --iterations 200
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
               distill train --env gridworld --seed 3 --student mlp:64 --observation image --optimiser adam --learning-rate 0.003 --iterations 300 --out out/mlp
+              distill train --env remote:tcp://127.0.0.1:5560 --student mlp:64,64 --method actor-critic --optimiser adam --learning-rate 0.001 --critic-learning-rate 1 --evaluation-episodes 16
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions

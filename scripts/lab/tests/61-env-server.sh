@@ -7,8 +7,9 @@
 #     observation agrees to 1e-6 and every reward, terminated and truncated flag exactly, both
 #     sides stopping at the same step (scripts/lab/gymnasium/remote_trajectories.py, which must
 #     also FAIL when the native start angles are moved by 1e-4);
-#   - a student distilled on the remote CartPole (on-policy-distill from a native actor-critic
-#     teacher file) learns: its evaluation return at least doubles and ends >= 60;
+#   - a native actor-critic teacher (500 on the native CartPole) scores >= 400 on the remote one
+#     (distill eval), and a student distilled on the remote CartPole from it (on-policy-distill)
+#     learns: its evaluation return at least doubles and ends >= 60;
 #   - a MultiBinary environment of one's own (example_envs.py, imported by the server) trains
 #     with actor-critic from a sampled return below -2 to above 0.5, and the seeded run repeats
 #     exactly; its uint8-image variant (--make-kwargs) is served as uint8 [1,1,6] reading 0/255;
@@ -98,6 +99,12 @@ d train --env "remote:$cartpole" --teacher-file "$work/teacher/student.safetenso
     --student mlp:64,64 --optimiser adam --learning-rate 0.001 --episodes-per-iteration 8 --iterations 60 \
     --evaluate-every 20 --evaluation-episodes 8 --environments 8 --seed 7 --out "$work/student" \
     2>"$work/student.log" || lab_fail "distill train --env remote:$cartpole failed"
+# The native teacher plays the remote CartPole as well as the native one (it reached 500 there).
+d eval --env "remote:$cartpole" --student "$work/teacher/student.safetensors" --episodes 10 --json \
+    >"$work/teacher-remote.json" 2>"$work/teacher-remote.log" || lab_fail "distill eval --env remote:$cartpole failed"
+teacher_remote=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sampled_return"])' "$work/teacher-remote.json")
+lab_say "the native teacher on the remote CartPole: mean return $teacher_remote over 10 episodes"
+ge "$teacher_remote" 400 || lab_fail "the native teacher scores $teacher_remote on the remote CartPole"
 mapfile -t evaluations < <(column "$work/student/metrics.csv" evaluation_return)
 lab_say "evaluation returns of the remote student: ${evaluations[*]}"
 [ ${#evaluations[@]} -eq 3 ] || lab_fail "expected 3 evaluations, got ${#evaluations[@]}"
