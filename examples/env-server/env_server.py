@@ -89,19 +89,19 @@ class Observations:
             self.numpy = np.uint8
         elif isinstance(space, gym.spaces.Box):
             self.shape = tuple(int(n) for n in space.shape) or (1,)
-            if space.dtype == np.uint8:
+            if space.dtype in (np.uint8, np.bool_):  # pixels; MinAtar's boolean channels as 0/1
                 self.dtype, self.numpy = pb.DTYPE_UINT8, np.uint8
             else:
                 self.dtype, self.numpy = pb.DTYPE_FLOAT32, np.float32
         else:
             hint = (
-                "wrap it, e.g. gymnasium.wrappers.FlattenObservation for Dict/Tuple/Discrete observations"
+                "wrap it, e.g. --wrapper gymnasium.wrappers:FlattenObservation for Dict/Tuple/Discrete observations"
                 if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple, gym.spaces.Discrete))
                 else "wrap it so that it gives a Box or MultiBinary observation"
             )
             raise SpaceError(
                 f"the observation space {space} is not served: only Box (float or uint8) and MultiBinary "
-                f"observations are; {hint} (--wrapper), or register a wrapped id of your own"
+                f"observations are; {hint}, or register a wrapped id of your own"
             )
         if not self.shape or any(n < 1 for n in self.shape) or len(self.shape) > 7:
             raise SpaceError(f"the observation shape {self.shape} is not served: 1 to 7 extents, each >= 1")
