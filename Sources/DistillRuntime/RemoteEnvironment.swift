@@ -9,7 +9,7 @@ import DistillWire
 /// (COMMAND_OPEN) and releases it when the last copy sharing it goes away (COMMAND_CLOSE); a copy
 /// made after a reset shares the server's environment with the original until one of them
 /// resets. All environments of a process share one ``RemoteEnvironmentClient``: one round trip
-/// per reset or step.
+/// per reset, and one per step of a whole ``ObservedBatch`` (``step(_:actions:generators:into:outcomes:)``).
 ///
 /// A reset draws its gymnasium seed from the generator it is given, so a seeded run asks the
 /// server for the same episodes. The time limit is the server's (its TimeLimit wrapper reports
@@ -99,6 +99,47 @@ public struct RemoteEnvironment: ObservedEnvironment {
             current.values = [Float](repeating: 0, count: current.values.count)
             observe(into: observation)
             return ObservedStep(reward: 0, terminated: true, truncated: false)
+        }
+    }
+
+    /// Steps all `environments` in one round trip when they share a client and each holds its own
+    /// server environment (as in ``ObservedBatch``); otherwise one by one.
+    public static func step(
+        _ environments: inout [RemoteEnvironment], actions: [Int], generators: inout [Xoshiro256StarStar],
+        into observations: UnsafeMutableBufferPointer<Float>, outcomes: inout [ObservedStep]
+    ) {
+        guard let client = environments.first?.client else { return }
+        let indices = environments.compactMap { $0.client === client ? $0.lease?.index : nil }
+        guard indices.count == environments.count, Set(indices).count == indices.count else {
+            stepEach(&environments, actions: actions, generators: &generators, into: observations, outcomes: &outcomes)
+            return
+        }
+        for (i, action) in actions.enumerated() {
+            precondition(
+                (0..<environments[i].description.actionCount).contains(action),
+                "\(environments[i].description.name) action must be in 0..<\(environments[i].description.actionCount), got \(action)"
+            )
+            environments[i].elapsedSteps += 1
+        }
+        let count = observations.count / environments.count
+        do {
+            try client.checkHealthy()
+            let results = try client.step(indices, actions: actions)
+            for i in environments.indices {
+                environments[i].current = results[i].observation
+                outcomes[i] = ObservedStep(
+                    reward: results[i].reward, terminated: results[i].terminated, truncated: results[i].truncated)
+            }
+        } catch {
+            client.record(error)
+            for i in environments.indices {
+                environments[i].current.values = [Float](repeating: 0, count: count)
+                outcomes[i] = ObservedStep(reward: 0, terminated: true, truncated: false)
+            }
+        }
+        for i in environments.indices {
+            environments[i].observe(
+                into: UnsafeMutableBufferPointer(rebasing: observations[(i * count)..<((i + 1) * count)]))
         }
     }
 
