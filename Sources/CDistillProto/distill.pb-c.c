@@ -727,6 +727,141 @@ void   distill__v1__checkpoint__free_unpacked
   assert(message->base.descriptor == &distill__v1__checkpoint__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   distill__v1__remote_environment_description__init
+                     (Distill__V1__RemoteEnvironmentDescription         *message)
+{
+  static const Distill__V1__RemoteEnvironmentDescription init_value = DISTILL__V1__REMOTE_ENVIRONMENT_DESCRIPTION__INIT;
+  *message = init_value;
+}
+size_t distill__v1__remote_environment_description__get_packed_size
+                     (const Distill__V1__RemoteEnvironmentDescription *message)
+{
+  assert(message->base.descriptor == &distill__v1__remote_environment_description__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__remote_environment_description__pack
+                     (const Distill__V1__RemoteEnvironmentDescription *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__remote_environment_description__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__remote_environment_description__pack_to_buffer
+                     (const Distill__V1__RemoteEnvironmentDescription *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__remote_environment_description__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__RemoteEnvironmentDescription *
+       distill__v1__remote_environment_description__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__RemoteEnvironmentDescription *)
+     protobuf_c_message_unpack (&distill__v1__remote_environment_description__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__remote_environment_description__free_unpacked
+                     (Distill__V1__RemoteEnvironmentDescription *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__remote_environment_description__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   distill__v1__environment_request__init
+                     (Distill__V1__EnvironmentRequest         *message)
+{
+  static const Distill__V1__EnvironmentRequest init_value = DISTILL__V1__ENVIRONMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t distill__v1__environment_request__get_packed_size
+                     (const Distill__V1__EnvironmentRequest *message)
+{
+  assert(message->base.descriptor == &distill__v1__environment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__environment_request__pack
+                     (const Distill__V1__EnvironmentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__environment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__environment_request__pack_to_buffer
+                     (const Distill__V1__EnvironmentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__environment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__EnvironmentRequest *
+       distill__v1__environment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__EnvironmentRequest *)
+     protobuf_c_message_unpack (&distill__v1__environment_request__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__environment_request__free_unpacked
+                     (Distill__V1__EnvironmentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__environment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   distill__v1__environment_reply__init
+                     (Distill__V1__EnvironmentReply         *message)
+{
+  static const Distill__V1__EnvironmentReply init_value = DISTILL__V1__ENVIRONMENT_REPLY__INIT;
+  *message = init_value;
+}
+size_t distill__v1__environment_reply__get_packed_size
+                     (const Distill__V1__EnvironmentReply *message)
+{
+  assert(message->base.descriptor == &distill__v1__environment_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__environment_reply__pack
+                     (const Distill__V1__EnvironmentReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__environment_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__environment_reply__pack_to_buffer
+                     (const Distill__V1__EnvironmentReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__environment_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__EnvironmentReply *
+       distill__v1__environment_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__EnvironmentReply *)
+     protobuf_c_message_unpack (&distill__v1__environment_reply__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__environment_reply__free_unpacked
+                     (Distill__V1__EnvironmentReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__environment_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   distill__v1__envelope__init
                      (Distill__V1__Envelope         *message)
 {
@@ -2414,7 +2549,404 @@ const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor =
   (ProtobufCMessageInit) distill__v1__checkpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[14] =
+static const ProtobufCFieldDescriptor distill__v1__remote_environment_description__field_descriptors[8] =
+{
+  {
+    "spec",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, spec),
+    &distill__v1__environment_spec__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_episode_steps",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, max_episode_steps),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "has_reward_range",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, has_reward_range),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reward_min",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, reward_min),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reward_max",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, reward_max),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state_size",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, state_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "capacity",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__RemoteEnvironmentDescription, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__remote_environment_description__field_indices_by_name[] = {
+  6,   /* field[6] = capacity */
+  2,   /* field[2] = has_reward_range */
+  1,   /* field[1] = max_episode_steps */
+  4,   /* field[4] = reward_max */
+  3,   /* field[3] = reward_min */
+  7,   /* field[7] = source */
+  0,   /* field[0] = spec */
+  5,   /* field[5] = state_size */
+};
+static const ProtobufCIntRange distill__v1__remote_environment_description__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor distill__v1__remote_environment_description__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.RemoteEnvironmentDescription",
+  "RemoteEnvironmentDescription",
+  "Distill__V1__RemoteEnvironmentDescription",
+  "distill.v1",
+  sizeof(Distill__V1__RemoteEnvironmentDescription),
+  8,
+  distill__v1__remote_environment_description__field_descriptors,
+  distill__v1__remote_environment_description__field_indices_by_name,
+  1,  distill__v1__remote_environment_description__number_ranges,
+  (ProtobufCMessageInit) distill__v1__remote_environment_description__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue distill__v1__environment_request__command__enum_values_by_number[6] =
+{
+  { "COMMAND_UNSPECIFIED", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_UNSPECIFIED", 0 },
+  { "COMMAND_DESCRIBE", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_DESCRIBE", 1 },
+  { "COMMAND_OPEN", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_OPEN", 2 },
+  { "COMMAND_RESET", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_RESET", 3 },
+  { "COMMAND_STEP", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_STEP", 4 },
+  { "COMMAND_CLOSE", "DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_CLOSE", 5 },
+};
+static const ProtobufCIntRange distill__v1__environment_request__command__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex distill__v1__environment_request__command__enum_values_by_name[6] =
+{
+  { "COMMAND_CLOSE", 5 },
+  { "COMMAND_DESCRIBE", 1 },
+  { "COMMAND_OPEN", 2 },
+  { "COMMAND_RESET", 3 },
+  { "COMMAND_STEP", 4 },
+  { "COMMAND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor distill__v1__environment_request__command__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "distill.v1.EnvironmentRequest.Command",
+  "Command",
+  "Distill__V1__EnvironmentRequest__Command",
+  "distill.v1",
+  6,
+  distill__v1__environment_request__command__enum_values_by_number,
+  6,
+  distill__v1__environment_request__command__enum_values_by_name,
+  1,
+  distill__v1__environment_request__command__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor distill__v1__environment_request__field_descriptors[6] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentRequest, request_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "command",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentRequest, command),
+    &distill__v1__environment_request__command__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentRequest, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "environments",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Distill__V1__EnvironmentRequest, n_environments),
+    offsetof(Distill__V1__EnvironmentRequest, environments),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actions",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Distill__V1__EnvironmentRequest, n_actions),
+    offsetof(Distill__V1__EnvironmentRequest, actions),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seeds",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Distill__V1__EnvironmentRequest, n_seeds),
+    offsetof(Distill__V1__EnvironmentRequest, seeds),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__environment_request__field_indices_by_name[] = {
+  4,   /* field[4] = actions */
+  1,   /* field[1] = command */
+  2,   /* field[2] = count */
+  3,   /* field[3] = environments */
+  0,   /* field[0] = request_id */
+  5,   /* field[5] = seeds */
+};
+static const ProtobufCIntRange distill__v1__environment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor distill__v1__environment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.EnvironmentRequest",
+  "EnvironmentRequest",
+  "Distill__V1__EnvironmentRequest",
+  "distill.v1",
+  sizeof(Distill__V1__EnvironmentRequest),
+  6,
+  distill__v1__environment_request__field_descriptors,
+  distill__v1__environment_request__field_indices_by_name,
+  1,  distill__v1__environment_request__number_ranges,
+  (ProtobufCMessageInit) distill__v1__environment_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor distill__v1__environment_reply__field_descriptors[8] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentReply, request_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentReply, description),
+    &distill__v1__remote_environment_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "environments",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Distill__V1__EnvironmentReply, n_environments),
+    offsetof(Distill__V1__EnvironmentReply, environments),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "observations",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__EnvironmentReply, observations),
+    &distill__v1__observation_tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rewards",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__EnvironmentReply, n_rewards),
+    offsetof(Distill__V1__EnvironmentReply, rewards),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "terminated",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Distill__V1__EnvironmentReply, n_terminated),
+    offsetof(Distill__V1__EnvironmentReply, terminated),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Distill__V1__EnvironmentReply, n_truncated),
+    offsetof(Distill__V1__EnvironmentReply, truncated),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "states",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__EnvironmentReply, n_states),
+    offsetof(Distill__V1__EnvironmentReply, states),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__environment_reply__field_indices_by_name[] = {
+  1,   /* field[1] = description */
+  2,   /* field[2] = environments */
+  3,   /* field[3] = observations */
+  0,   /* field[0] = request_id */
+  4,   /* field[4] = rewards */
+  7,   /* field[7] = states */
+  5,   /* field[5] = terminated */
+  6,   /* field[6] = truncated */
+};
+static const ProtobufCIntRange distill__v1__environment_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor distill__v1__environment_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.EnvironmentReply",
+  "EnvironmentReply",
+  "Distill__V1__EnvironmentReply",
+  "distill.v1",
+  sizeof(Distill__V1__EnvironmentReply),
+  8,
+  distill__v1__environment_reply__field_descriptors,
+  distill__v1__environment_reply__field_indices_by_name,
+  1,  distill__v1__environment_reply__number_ranges,
+  (ProtobufCMessageInit) distill__v1__environment_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[16] =
 {
   {
     "protocol_version",
@@ -2584,10 +3116,36 @@ static const ProtobufCFieldDescriptor distill__v1__envelope__field_descriptors[1
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "environment_request",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Distill__V1__Envelope, body_case),
+    offsetof(Distill__V1__Envelope, environment_request),
+    &distill__v1__environment_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "environment_reply",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Distill__V1__Envelope, body_case),
+    offsetof(Distill__V1__Envelope, environment_reply),
+    &distill__v1__environment_reply__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__envelope__field_indices_by_name[] = {
   11,   /* field[11] = checkpoint */
   9,   /* field[9] = control */
+  15,   /* field[15] = environment_reply */
+  14,   /* field[14] = environment_request */
   10,   /* field[10] = error */
   8,   /* field[8] = get_params */
   7,   /* field[7] = heartbeat */
@@ -2605,7 +3163,7 @@ static const ProtobufCIntRange distill__v1__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 14 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
 {
@@ -2615,7 +3173,7 @@ const ProtobufCMessageDescriptor distill__v1__envelope__descriptor =
   "Distill__V1__Envelope",
   "distill.v1",
   sizeof(Distill__V1__Envelope),
-  14,
+  16,
   distill__v1__envelope__field_descriptors,
   distill__v1__envelope__field_indices_by_name,
   2,  distill__v1__envelope__number_ranges,

@@ -20,9 +20,12 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         case acrobot
         /// MountainCar-v0 (no tabular MDP).
         case mountaincar
+        /// Environments of a remote environment server at ``EnvironmentSpec/remote``
+        /// (`--env remote:tcp://HOST:PORT`; docs/remote-environments.md). No tabular MDP.
+        case remote
 
-        /// Whether a tabular MDP is underneath (everything but classic control).
-        public var isTabular: Bool { ![.cartpole, .acrobot, .mountaincar].contains(self) }
+        /// Whether a tabular MDP is underneath (everything but classic control and remote ones).
+        public var isTabular: Bool { ![.cartpole, .acrobot, .mountaincar, .remote].contains(self) }
     }
 
     /// Which environment.
@@ -47,6 +50,8 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     public var mdp: MDPDescription?
     /// Where `mdp` was read from (informational).
     public var path: String?
+    /// The remote environment server's endpoint (`tcp://HOST:PORT`) for `remote`.
+    public var remote: String?
 
     /// The defaults: the paper's gridworld with seed 0.
     public init() {}
@@ -83,6 +88,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             }
             if let d = discount { m.discount = d }
             return Environment(name: "file(\(path ?? "inline"))", mdp: try m.validated())
+        case .remote:
+            throw DistillError(
+                .invalidConfiguration,
+                "a remote environment has no tabular MDP: train a network student on it with distill train --env remote:tcp://HOST:PORT --student mlp:64,64 (the cluster and the exact analyses need a tabular environment)"
+            )
         case .cartpole, .acrobot, .mountaincar:
             throw DistillError(
                 .invalidConfiguration,
@@ -332,7 +342,7 @@ extension KeyedDecodingContainer {
 extension EnvironmentSpec {
     private enum CodingKeys: String, CodingKey {
         case kind, seed, gridworld, manyActionsCount, chainHalfLength, discount, randomStates, randomActions
-        case randomEndProbability, mdp, path
+        case randomEndProbability, mdp, path, remote
     }
 
     public init(from decoder: any Decoder) throws {
@@ -350,6 +360,7 @@ extension EnvironmentSpec {
         randomEndProbability = try c.value(.randomEndProbability, or: d.randomEndProbability)
         mdp = try c.decodeIfPresent(MDPDescription.self, forKey: .mdp)
         path = try c.decodeIfPresent(String.self, forKey: .path)
+        remote = try c.decodeIfPresent(String.self, forKey: .remote)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -368,6 +379,7 @@ extension EnvironmentSpec {
             try c.encode(randomActions, forKey: .randomActions)
             try c.encode(randomEndProbability, forKey: .randomEndProbability)
         case .fig2, .cartpole, .acrobot, .mountaincar: break
+        case .remote: try c.encodeIfPresent(remote, forKey: .remote)
         case .file:
             try c.encodeIfPresent(mdp, forKey: .mdp)
             try c.encodeIfPresent(path, forKey: .path)

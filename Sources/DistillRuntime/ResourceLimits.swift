@@ -45,7 +45,7 @@ public enum MemoryBudget {
         case .file:
             // Already read into memory: its size was paid for by the file itself.
             return (UInt64(spec.mdp?.stateCount ?? 0), UInt64(spec.mdp?.actionCount ?? 0))
-        case .cartpole, .acrobot, .mountaincar:
+        case .cartpole, .acrobot, .mountaincar, .remote:
             // No table: a few numbers of state.
             return (0, 0)
         }

@@ -631,6 +631,8 @@ public enum Message: Sendable, Equatable {
     case checkpoint(Checkpoint)
     case welcome(Welcome)
     case unrollAck(UnrollAck)
+    case environmentRequest(EnvironmentRequest)
+    case environmentReply(EnvironmentReply)
 
     /// The kind of this message, for dispatch and error messages.
     public var kind: MessageKind {
@@ -647,6 +649,8 @@ public enum Message: Sendable, Equatable {
         case .checkpoint: .checkpoint
         case .welcome: .welcome
         case .unrollAck: .unrollAck
+        case .environmentRequest: .environmentRequest
+        case .environmentReply: .environmentReply
         }
     }
 }
@@ -665,6 +669,8 @@ public enum MessageKind: String, Sendable, CaseIterable {
     case checkpoint = "Checkpoint"
     case welcome = "Welcome"
     case unrollAck = "UnrollAck"
+    case environmentRequest = "EnvironmentRequest"
+    case environmentReply = "EnvironmentReply"
 }
 
 /// A message with the protocol header: what actually travels in one ZeroMQ frame.

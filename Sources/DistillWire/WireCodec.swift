@@ -190,6 +190,30 @@ public struct WireCodec: Sendable {
             m.created_unix_ms = checkpoint.createdUnixMilliseconds
             root.body_case = DISTILL__V1__ENVELOPE__BODY_CHECKPOINT
             root.checkpoint = arena.store(m)
+        case .environmentRequest(let request):
+            var m = Distill__V1__EnvironmentRequest()
+            distill__v1__environment_request__init(&m)
+            m.request_id = request.requestID
+            m.command = .init(rawValue: numericCast(request.command.rawValue))
+            m.count = UInt32(clamping: request.count)
+            (m.n_environments, m.environments) = arena.array(request.environments.map { UInt32(clamping: $0) })
+            (m.n_actions, m.actions) = arena.array(request.actions.map { Int32(clamping: $0) })
+            (m.n_seeds, m.seeds) = arena.array(request.seeds)
+            root.body_case = DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REQUEST
+            root.environment_request = arena.store(m)
+        case .environmentReply(let reply):
+            var m = Distill__V1__EnvironmentReply()
+            distill__v1__environment_reply__init(&m)
+            m.request_id = reply.requestID
+            m.description = arena.remoteDescription(reply.description)
+            (m.n_environments, m.environments) = arena.array(reply.environments.map { UInt32(clamping: $0) })
+            m.observations = arena.observations(reply.observations)
+            (m.n_rewards, m.rewards) = arena.array(reply.rewards)
+            (m.n_terminated, m.terminated) = arena.array(reply.terminated.map { protobuf_c_boolean($0 ? 1 : 0) })
+            (m.n_truncated, m.truncated) = arena.array(reply.truncated.map { protobuf_c_boolean($0 ? 1 : 0) })
+            (m.n_states, m.states) = arena.array(reply.states)
+            root.body_case = DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REPLY
+            root.environment_reply = arena.store(m)
         }
     }
 
@@ -307,6 +331,10 @@ public struct WireCodec: Sendable {
             message = .unrollAck(UnrollAck(sequence: m.sequence, parameterVersion: m.parameter_version))
         case DISTILL__V1__ENVELOPE__BODY_WELCOME:
             message = .welcome(try readWelcome(root.welcome.pointee))
+        case DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REQUEST:
+            message = .environmentRequest(try readEnvironmentRequest(root.environment_request.pointee))
+        case DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REPLY:
+            message = .environmentReply(try readEnvironmentReply(root.environment_reply.pointee))
         default:
             throw DecodingError(.invalidField, "Envelope has no message body (or one this build does not know)")
         }
@@ -566,6 +594,133 @@ public struct WireCodec: Sendable {
             configurationJSON: configuration, createdUnixMilliseconds: m.created_unix_ms)
     }
 
+    /// The most environments one request or reply names (a server hosts far fewer).
+    public static let maxEnvironmentsPerMessage = 65_536
+
+    private func readEnvironmentRequest(
+        _ m: Distill__V1__EnvironmentRequest
+    ) throws(DecodingError) -> EnvironmentRequest {
+        guard m.request_id != 0 else { throw DecodingError(.invalidField, "EnvironmentRequest.request_id is 0") }
+        guard let command = EnvironmentRequest.Command(rawValue: Int32(truncatingIfNeeded: m.command.rawValue)) else {
+            throw DecodingError(
+                .invalidField, "EnvironmentRequest.command \(m.command.rawValue) is not a known command")
+        }
+        let environments = Self.array(m.environments, m.n_environments).map { Int($0) }
+        let actions = Self.array(m.actions, m.n_actions).map { Int($0) }
+        let seeds = Self.array(m.seeds, m.n_seeds)
+        let request = EnvironmentRequest(
+            requestID: m.request_id, command: command, count: Int(m.count), environments: environments,
+            actions: actions, seeds: seeds)
+        let limit = Self.maxEnvironmentsPerMessage
+        switch command {
+        case .describe:
+            break
+        case .open:
+            guard (1...limit).contains(request.count) else {
+                throw DecodingError(
+                    .invalidField, "EnvironmentRequest.count is \(request.count), expected 1...\(limit)")
+            }
+        case .reset, .step, .close:
+            guard (1...limit).contains(environments.count) else {
+                throw DecodingError(
+                    .invalidField,
+                    "EnvironmentRequest.environments names \(environments.count) environments, expected 1...\(limit)")
+            }
+            guard Set(environments).count == environments.count else {
+                throw DecodingError(.invalidField, "EnvironmentRequest.environments names an environment twice")
+            }
+        }
+        if command == .step {
+            guard actions.count == environments.count else {
+                throw DecodingError(
+                    .invalidField,
+                    "EnvironmentRequest has \(actions.count) actions for \(environments.count) environments")
+            }
+            if let bad = actions.firstIndex(where: { $0 < 0 }) {
+                throw DecodingError(.invalidField, "EnvironmentRequest.actions[\(bad)] is negative")
+            }
+        }
+        if command == .reset && !seeds.isEmpty && seeds.count != environments.count {
+            throw DecodingError(
+                .invalidField,
+                "EnvironmentRequest has \(seeds.count) seeds for \(environments.count) environments (one each, or none)"
+            )
+        }
+        return request
+    }
+
+    private func readEnvironmentReply(_ m: Distill__V1__EnvironmentReply) throws(DecodingError) -> EnvironmentReply {
+        var description: RemoteEnvironmentDescription?
+        if let d = m.description {
+            description = try readRemoteDescription(d.pointee)
+        }
+        let environments = Self.array(m.environments, m.n_environments).map { Int($0) }
+        guard environments.count <= Self.maxEnvironmentsPerMessage else {
+            throw DecodingError(.invalidField, "EnvironmentReply.environments names \(environments.count) environments")
+        }
+        let observations = try readObservations(m.observations, field: "EnvironmentReply.observations")
+        if !observations.isEmpty {
+            guard observations.rowCount == environments.count else {
+                throw DecodingError(
+                    .invalidField,
+                    "EnvironmentReply has \(observations.rowCount) observations for \(environments.count) environments")
+            }
+            guard observations.dtype != .boolPacked else {
+                throw DecodingError(.invalidField, "EnvironmentReply.observations must be float32 or uint8")
+            }
+        }
+        let rewards = try readDoubles(m.rewards, m.n_rewards, field: "EnvironmentReply.rewards")
+        let terminated = Self.array(m.terminated, m.n_terminated).map { $0 != 0 }
+        let truncated = Self.array(m.truncated, m.n_truncated).map { $0 != 0 }
+        for (name, count) in [
+            ("rewards", rewards.count), ("terminated", terminated.count), ("truncated", truncated.count),
+        ]
+        where count != 0 && count != environments.count {
+            throw DecodingError(
+                .invalidField, "EnvironmentReply has \(count) \(name) for \(environments.count) environments")
+        }
+        let states = try readDoubles(m.states, m.n_states, field: "EnvironmentReply.states")
+        if !states.isEmpty && (environments.isEmpty || states.count % environments.count != 0) {
+            throw DecodingError(
+                .invalidField,
+                "EnvironmentReply has \(states.count) state values for \(environments.count) environments")
+        }
+        return EnvironmentReply(
+            requestID: m.request_id, description: description, environments: environments,
+            observations: observations, rewards: rewards, terminated: terminated, truncated: truncated,
+            states: states)
+    }
+
+    private func readRemoteDescription(
+        _ m: Distill__V1__RemoteEnvironmentDescription
+    ) throws(DecodingError) -> RemoteEnvironmentDescription {
+        guard let spec = try readSpec(m.spec, field: "RemoteEnvironmentDescription.spec") else {
+            throw DecodingError(.invalidField, "RemoteEnvironmentDescription.spec is missing")
+        }
+        guard spec.observationDType != .boolPacked else {
+            throw DecodingError(
+                .invalidField, "RemoteEnvironmentDescription.spec.observation_dtype must be float32 or uint8")
+        }
+        var range: ClosedRange<Double>?
+        if m.has_reward_range != 0 {
+            guard m.reward_min.isFinite, m.reward_max.isFinite, m.reward_min <= m.reward_max else {
+                throw DecodingError(
+                    .invalidField,
+                    "RemoteEnvironmentDescription reward range [\(m.reward_min), \(m.reward_max)] is not finite and ordered"
+                )
+            }
+            range = m.reward_min...m.reward_max
+        }
+        guard m.capacity >= 1 else { throw DecodingError(.invalidField, "RemoteEnvironmentDescription.capacity is 0") }
+        guard m.state_size <= 4096 else {
+            throw DecodingError(.invalidField, "RemoteEnvironmentDescription.state_size \(m.state_size) is over 4096")
+        }
+        return RemoteEnvironmentDescription(
+            spec: spec, maxEpisodeSteps: m.max_episode_steps == 0 ? nil : Int(m.max_episode_steps),
+            rewardRange: range, stateSize: Int(m.state_size), capacity: Int(m.capacity),
+            source: try readString(m.source, field: "RemoteEnvironmentDescription.source", maxBytes: 1024))
+    }
+
     // MARK: Field readers
 
     private func readString(
@@ -816,6 +971,25 @@ private final class CArena {
         (m.n_observation_shape, m.observation_shape) = array(spec.observationShape.map { UInt32(clamping: $0) })
         m.observation_dtype = .init(rawValue: numericCast(spec.observationDType.rawValue))
         m.action_count = UInt32(clamping: spec.actionCount)
+        return store(m)
+    }
+
+    func remoteDescription(
+        _ description: RemoteEnvironmentDescription?
+    ) -> UnsafeMutablePointer<Distill__V1__RemoteEnvironmentDescription>? {
+        guard let description else { return nil }
+        var m = Distill__V1__RemoteEnvironmentDescription()
+        distill__v1__remote_environment_description__init(&m)
+        m.spec = spec(description.spec)
+        m.max_episode_steps = UInt32(clamping: description.maxEpisodeSteps ?? 0)
+        if let range = description.rewardRange {
+            m.has_reward_range = 1
+            m.reward_min = range.lowerBound
+            m.reward_max = range.upperBound
+        }
+        m.state_size = UInt32(clamping: description.stateSize)
+        m.capacity = UInt32(clamping: description.capacity)
+        m.source = string(description.source)
         return store(m)
     }
 

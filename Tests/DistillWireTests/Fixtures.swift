@@ -85,6 +85,26 @@ enum Fixtures {
                 command: .swapTeacher, teacherEndpoint: "tcp://10.0.0.5:5556", lambdas: [0.5, 0.25], accepted: true,
                 statusJSON: #"{"version":3}"#, requestID: 8, token: "0123456789abcdef")),
         .error(ErrorReply(code: .incompatible, message: "environment differs", inReplyTo: 99)),
+        .environmentRequest(
+            EnvironmentRequest(requestID: 12, command: .step, environments: [3, 0, 7], actions: [1, 0, 1])),
+        .environmentRequest(
+            EnvironmentRequest(requestID: 13, command: .reset, environments: [2, 5], seeds: [0, .max])),
+        .environmentRequest(EnvironmentRequest(requestID: 14, command: .open, count: 16)),
+        .environmentReply(
+            EnvironmentReply(
+                requestID: 12, environments: [3, 0],
+                observations: ObservationTensor(rows: 2, rowShape: [4], float32: [0.5, -1, 2, 0, 1, 1, -3.25, 8]),
+                rewards: [1, -0.5], terminated: [true, false], truncated: [false, true],
+                states: [0.1, 0.2, 0.3, 0.4, 1e-300, -2, 3, 4])),
+        .environmentReply(
+            EnvironmentReply(
+                requestID: 1,
+                description: RemoteEnvironmentDescription(
+                    spec: WireEnvironmentSpec(
+                        name: "MinAtar/Breakout-v1", observationShape: [10, 10, 4], observationDType: .uint8,
+                        actionCount: 3),
+                    maxEpisodeSteps: 27_000, rewardRange: -1...1, stateSize: 0, capacity: 64,
+                    source: "gymnasium 1.2.0: MinAtar/Breakout-v1"), environments: [9])),
         .checkpoint(
             Checkpoint(
                 version: 500, shape: [2, 2], parameters: [0.1, -0.2, 1e-300, 3],

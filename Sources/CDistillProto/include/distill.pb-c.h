@@ -31,6 +31,9 @@ typedef struct Distill__V1__GetParams Distill__V1__GetParams;
 typedef struct Distill__V1__Control Distill__V1__Control;
 typedef struct Distill__V1__Error Distill__V1__Error;
 typedef struct Distill__V1__Checkpoint Distill__V1__Checkpoint;
+typedef struct Distill__V1__RemoteEnvironmentDescription Distill__V1__RemoteEnvironmentDescription;
+typedef struct Distill__V1__EnvironmentRequest Distill__V1__EnvironmentRequest;
+typedef struct Distill__V1__EnvironmentReply Distill__V1__EnvironmentReply;
 typedef struct Distill__V1__Envelope Distill__V1__Envelope;
 
 
@@ -96,6 +99,36 @@ typedef enum _Distill__V1__Error__Code {
   DISTILL__V1__ERROR__CODE__CODE_UNAVAILABLE = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ERROR__CODE)
 } Distill__V1__Error__Code;
+/*
+ * What to do.
+ */
+typedef enum _Distill__V1__EnvironmentRequest__Command {
+  /*
+   * Not set: rejected.
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_UNSPECIFIED = 0,
+  /*
+   * Describe the environments (no other field is read).
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_DESCRIBE = 1,
+  /*
+   * Reserve `count` environments for this client; the reply lists their indices.
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_OPEN = 2,
+  /*
+   * Reset `environments` (with `seeds` when given); the reply carries the first observations.
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_RESET = 3,
+  /*
+   * Step `environments[i]` with `actions[i]`; the reply carries the outcomes in that order.
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_STEP = 4,
+  /*
+   * Release `environments` (reserved by COMMAND_OPEN) for other clients.
+   */
+  DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_CLOSE = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND)
+} Distill__V1__EnvironmentRequest__Command;
 /*
  * The part a process plays in the system.
  */
@@ -769,6 +802,145 @@ struct  Distill__V1__Checkpoint
     , 0, 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * What a remote environment server hosts: the answer to COMMAND_DESCRIBE and COMMAND_OPEN.
+ * Every environment of one server is the same (one id, one set of constructor arguments).
+ */
+struct  Distill__V1__RemoteEnvironmentDescription
+{
+  ProtobufCMessage base;
+  /*
+   * Name (e.g. the gymnasium id "CartPole-v1"), observation shape and dtype (FLOAT32 or UINT8),
+   * action count (discrete actions 0..action_count-1). Required.
+   */
+  Distill__V1__EnvironmentSpec *spec;
+  /*
+   * The time limit in steps (truncation); 0: none declared.
+   */
+  uint32_t max_episode_steps;
+  /*
+   * Whether reward_min and reward_max are declared (both finite, min <= max).
+   */
+  protobuf_c_boolean has_reward_range;
+  /*
+   * The smallest reward one step can give, when has_reward_range.
+   */
+  double reward_min;
+  /*
+   * The largest reward one step can give, when has_reward_range.
+   */
+  double reward_max;
+  /*
+   * How many numbers of internal state each reset and step reports (`states`); 0 when the
+   * environment exposes none (classic control exposes `env.unwrapped.state`).
+   */
+  uint32_t state_size;
+  /*
+   * The most environments the server hosts at once (over all clients).
+   */
+  uint32_t capacity;
+  /*
+   * Where the environment comes from, for a person (e.g. "gymnasium 1.2.0, ...:CartPoleEnv").
+   */
+  char *source;
+};
+#define DISTILL__V1__REMOTE_ENVIRONMENT_DESCRIPTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__remote_environment_description__descriptor) \
+    , NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A request to a remote environment server, sent by a DEALER to the server's ROUTER and answered
+ * by exactly one `EnvironmentReply` (or an `Error` whose in_reply_to is request_id). Requests
+ * that fail leave the environments as they were.
+ */
+struct  Distill__V1__EnvironmentRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Chosen by the client, non-zero, echoed in the reply.
+   */
+  uint64_t request_id;
+  /*
+   * The command. Required.
+   */
+  Distill__V1__EnvironmentRequest__Command command;
+  /*
+   * For COMMAND_OPEN: how many environments, 1 to the server's free capacity.
+   */
+  uint32_t count;
+  /*
+   * For RESET, STEP and CLOSE: indices returned by COMMAND_OPEN, distinct, at least one.
+   */
+  size_t n_environments;
+  uint32_t *environments;
+  /*
+   * For COMMAND_STEP: one action per environment, each in 0..action_count-1.
+   */
+  size_t n_actions;
+  int32_t *actions;
+  /*
+   * For COMMAND_RESET: one seed per environment, or none for unseeded resets.
+   */
+  size_t n_seeds;
+  uint64_t *seeds;
+};
+#define DISTILL__V1__ENVIRONMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__environment_request__descriptor) \
+    , 0, DISTILL__V1__ENVIRONMENT_REQUEST__COMMAND__COMMAND_UNSPECIFIED, 0, 0,NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * A remote environment server's answer to an `EnvironmentRequest`.
+ */
+struct  Distill__V1__EnvironmentReply
+{
+  ProtobufCMessage base;
+  /*
+   * The request's request_id.
+   */
+  uint64_t request_id;
+  /*
+   * For COMMAND_DESCRIBE and COMMAND_OPEN: what the server hosts.
+   */
+  Distill__V1__RemoteEnvironmentDescription *description;
+  /*
+   * For COMMAND_OPEN: the reserved indices; for RESET and STEP: the request's, in its order.
+   */
+  size_t n_environments;
+  uint32_t *environments;
+  /*
+   * For RESET and STEP: one observation per environment, shape [n] + the observation shape, in
+   * the description's dtype (MultiBinary observations travel as UINT8 0/1).
+   */
+  Distill__V1__ObservationTensor *observations;
+  /*
+   * For COMMAND_STEP: each environment's reward, finite.
+   */
+  size_t n_rewards;
+  double *rewards;
+  /*
+   * For COMMAND_STEP: whether each episode ended inside the environment.
+   */
+  size_t n_terminated;
+  protobuf_c_boolean *terminated;
+  /*
+   * For COMMAND_STEP: whether each episode was cut by the time limit.
+   */
+  size_t n_truncated;
+  protobuf_c_boolean *truncated;
+  /*
+   * For RESET and STEP when state_size > 0: n x state_size numbers, each environment's internal
+   * state after the reset or step, finite.
+   */
+  size_t n_states;
+  double *states;
+};
+#define DISTILL__V1__ENVIRONMENT_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__environment_reply__descriptor) \
+    , 0, NULL, 0,NULL, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+
+
 typedef enum {
   DISTILL__V1__ENVELOPE__BODY__NOT_SET = 0,
   DISTILL__V1__ENVELOPE__BODY_TEACHER_QUERY = 10,
@@ -782,7 +954,9 @@ typedef enum {
   DISTILL__V1__ENVELOPE__BODY_ERROR = 18,
   DISTILL__V1__ENVELOPE__BODY_CHECKPOINT = 19,
   DISTILL__V1__ENVELOPE__BODY_WELCOME = 20,
-  DISTILL__V1__ENVELOPE__BODY_UNROLL_ACK = 21
+  DISTILL__V1__ENVELOPE__BODY_UNROLL_ACK = 21,
+  DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REQUEST = 22,
+  DISTILL__V1__ENVELOPE__BODY_ENVIRONMENT_REPLY = 23
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DISTILL__V1__ENVELOPE__BODY__CASE)
 } Distill__V1__Envelope__BodyCase;
 
@@ -815,6 +989,8 @@ struct  Distill__V1__Envelope
     Distill__V1__Checkpoint *checkpoint;
     Distill__V1__Welcome *welcome;
     Distill__V1__UnrollAck *unroll_ack;
+    Distill__V1__EnvironmentRequest *environment_request;
+    Distill__V1__EnvironmentReply *environment_reply;
   };
 };
 #define DISTILL__V1__ENVELOPE__INIT \
@@ -1126,6 +1302,63 @@ Distill__V1__Checkpoint *
 void   distill__v1__checkpoint__free_unpacked
                      (Distill__V1__Checkpoint *message,
                       ProtobufCAllocator *allocator);
+/* Distill__V1__RemoteEnvironmentDescription methods */
+void   distill__v1__remote_environment_description__init
+                     (Distill__V1__RemoteEnvironmentDescription         *message);
+size_t distill__v1__remote_environment_description__get_packed_size
+                     (const Distill__V1__RemoteEnvironmentDescription   *message);
+size_t distill__v1__remote_environment_description__pack
+                     (const Distill__V1__RemoteEnvironmentDescription   *message,
+                      uint8_t             *out);
+size_t distill__v1__remote_environment_description__pack_to_buffer
+                     (const Distill__V1__RemoteEnvironmentDescription   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__RemoteEnvironmentDescription *
+       distill__v1__remote_environment_description__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__remote_environment_description__free_unpacked
+                     (Distill__V1__RemoteEnvironmentDescription *message,
+                      ProtobufCAllocator *allocator);
+/* Distill__V1__EnvironmentRequest methods */
+void   distill__v1__environment_request__init
+                     (Distill__V1__EnvironmentRequest         *message);
+size_t distill__v1__environment_request__get_packed_size
+                     (const Distill__V1__EnvironmentRequest   *message);
+size_t distill__v1__environment_request__pack
+                     (const Distill__V1__EnvironmentRequest   *message,
+                      uint8_t             *out);
+size_t distill__v1__environment_request__pack_to_buffer
+                     (const Distill__V1__EnvironmentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__EnvironmentRequest *
+       distill__v1__environment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__environment_request__free_unpacked
+                     (Distill__V1__EnvironmentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Distill__V1__EnvironmentReply methods */
+void   distill__v1__environment_reply__init
+                     (Distill__V1__EnvironmentReply         *message);
+size_t distill__v1__environment_reply__get_packed_size
+                     (const Distill__V1__EnvironmentReply   *message);
+size_t distill__v1__environment_reply__pack
+                     (const Distill__V1__EnvironmentReply   *message,
+                      uint8_t             *out);
+size_t distill__v1__environment_reply__pack_to_buffer
+                     (const Distill__V1__EnvironmentReply   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__EnvironmentReply *
+       distill__v1__environment_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__environment_reply__free_unpacked
+                     (Distill__V1__EnvironmentReply *message,
+                      ProtobufCAllocator *allocator);
 /* Distill__V1__Envelope methods */
 void   distill__v1__envelope__init
                      (Distill__V1__Envelope         *message);
@@ -1195,6 +1428,15 @@ typedef void (*Distill__V1__Error_Closure)
 typedef void (*Distill__V1__Checkpoint_Closure)
                  (const Distill__V1__Checkpoint *message,
                   void *closure_data);
+typedef void (*Distill__V1__RemoteEnvironmentDescription_Closure)
+                 (const Distill__V1__RemoteEnvironmentDescription *message,
+                  void *closure_data);
+typedef void (*Distill__V1__EnvironmentRequest_Closure)
+                 (const Distill__V1__EnvironmentRequest *message,
+                  void *closure_data);
+typedef void (*Distill__V1__EnvironmentReply_Closure)
+                 (const Distill__V1__EnvironmentReply *message,
+                  void *closure_data);
 typedef void (*Distill__V1__Envelope_Closure)
                  (const Distill__V1__Envelope *message,
                   void *closure_data);
@@ -1224,6 +1466,10 @@ extern const ProtobufCEnumDescriptor    distill__v1__control__command__descripto
 extern const ProtobufCMessageDescriptor distill__v1__error__descriptor;
 extern const ProtobufCEnumDescriptor    distill__v1__error__code__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__remote_environment_description__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__environment_request__descriptor;
+extern const ProtobufCEnumDescriptor    distill__v1__environment_request__command__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__environment_reply__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -77,6 +77,14 @@ public protocol ObservedEnvironment: Sendable {
 
     /// Writes the observation of the current state.
     func observe(into observation: UnsafeMutableBufferPointer<Float>)
+
+    /// Steps every environment `i` with `actions[i]` and its generator, writing its observation
+    /// into row `i` of `observations` (`environments.count` rows) and its outcome into
+    /// `outcomes[i]`. ``ObservedBatch`` steps through this. The default is ``stepEach(_:actions:generators:into:outcomes:)``;
+    /// an environment whose steps are round trips (a remote one) makes one for all of them.
+    static func step(
+        _ environments: inout [Self], actions: [Int], generators: inout [Xoshiro256StarStar],
+        into observations: UnsafeMutableBufferPointer<Float>, outcomes: inout [ObservedStep])
 }
 
 extension ObservedEnvironment {
@@ -101,6 +109,25 @@ extension ObservedEnvironment {
         var out = [Float](repeating: 0, count: description.observation.count)
         out.withUnsafeMutableBufferPointer { observe(into: $0) }
         return out
+    }
+
+    public static func step(
+        _ environments: inout [Self], actions: [Int], generators: inout [Xoshiro256StarStar],
+        into observations: UnsafeMutableBufferPointer<Float>, outcomes: inout [ObservedStep]
+    ) {
+        stepEach(&environments, actions: actions, generators: &generators, into: observations, outcomes: &outcomes)
+    }
+
+    /// Steps the environments one after the other (the default of the batched step).
+    public static func stepEach(
+        _ environments: inout [Self], actions: [Int], generators: inout [Xoshiro256StarStar],
+        into observations: UnsafeMutableBufferPointer<Float>, outcomes: inout [ObservedStep]
+    ) {
+        let count = observations.count / max(environments.count, 1)
+        for i in environments.indices {
+            let slot = UnsafeMutableBufferPointer(rebasing: observations[(i * count)..<((i + 1) * count)])
+            outcomes[i] = environments[i].step(actions[i], rng: &generators[i], into: slot)
+        }
     }
 
     /// Whether the step just taken reaches the time limit (for implementations: call after
@@ -163,13 +190,12 @@ public struct ObservedBatch<Env: ObservedEnvironment>: Sendable {
         precondition(actions.count == environments.count, "one action per environment")
         let count = observationCount
         observations.withUnsafeMutableBufferPointer { all in
+            Env.step(&environments, actions: actions, generators: &generators, into: all, outcomes: &outcomes)
             finalObservations.withUnsafeMutableBufferPointer { final in
                 for i in 0..<environments.count {
                     let range = (i * count)..<((i + 1) * count)
                     let slot = UnsafeMutableBufferPointer(rebasing: all[range])
-                    let outcome = environments[i].step(actions[i], rng: &generators[i], into: slot)
-                    outcomes[i] = outcome
-                    if outcome.done {
+                    if outcomes[i].done {
                         _ = UnsafeMutableBufferPointer(rebasing: final[range]).update(fromContentsOf: slot)
                         environments[i].reset(rng: &generators[i], into: slot)
                     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillCore
+import DistillRuntime
 import Foundation
 
 /// `distill env`: inspect an observed environment (its spec) and step it as JSON.
@@ -17,6 +18,7 @@ struct EnvCommand: ParsableCommand {
               distill env spec --env cartpole
               distill env spec --env gridworld --seed 3 --observation window:5
               distill env spec --env gridworld --seeds 0-99 --held-out 100-109 --observation image
+              distill env spec --env remote:tcp://127.0.0.1:5560
               distill env step --env cartpole --seed 3 --actions 0,1,1,0
               distill env step --env cartpole --state 0.01,0,0.2,0 --actions 1,1,1
               distill env step --env gridworld --seed 3 --observation image --actions 0,2,2
@@ -30,7 +32,7 @@ struct EnvCommand: ParsableCommand {
 struct ObservedEnvironmentOptions: ParsableArguments {
     @Option(
         help:
-            "Environment: cartpole, acrobot, mountaincar (gymnasium ids such as CartPole-v1 work too), gridworld, many-actions, chain, fig2, random."
+            "Environment: cartpole, acrobot, mountaincar (gymnasium ids such as CartPole-v1 work too), gridworld, many-actions, chain, fig2, random; or remote:tcp://HOST:PORT, a remote environment server's (docs/remote-environments.md)."
     )
     var env = "gridworld"
 
@@ -104,10 +106,30 @@ struct ObservedEnvironmentOptions: ParsableArguments {
         return spec
     }
 
-    /// Builds the environment.
+    /// Builds the environment (a remote one connects to its server).
     func build() throws -> any ObservedEnvironment {
+        if env.hasPrefix("remote:") {
+            var spec = EnvironmentSpec()
+            spec.kind = .remote
+            spec.remote = String(env.dropFirst("remote:".count))
+            spec.discount = discount
+            guard envFile == nil, observation == "state-id", maxEpisodeSteps == nil else {
+                throw ValidationError(
+                    "--env-file, --observation and --max-episode-steps do not apply to a remote environment (its server decides)"
+                )
+            }
+            guard spec.remote?.hasPrefix("tcp://") == true else {
+                throw ValidationError("--env \(env): a remote environment server is named remote:tcp://HOST:PORT")
+            }
+            return try remoteEnvironment(spec)
+        }
         let s = try spec()
         return try validating { try s.build() }
+    }
+
+    /// Throws the failure of a remote environment's server, if `environment` is remote and one happened.
+    static func checkHealthy(_ environment: any ObservedEnvironment) throws {
+        try (environment as? RemoteEnvironment)?.client.checkHealthy()
     }
 }
 
@@ -192,6 +214,7 @@ struct EnvStepCommand: ParsableCommand {
               distill env step --env mountaincar --state=-1.19,-0.05 --actions 0,2 --elapsed 198
               distill env step --env gridworld --seed 3 --observation window:3 --actions 0,2
               distill env step --env cartpole --cases cases.jsonl
+              distill env step --env remote:tcp://127.0.0.1:5560 --seed 3 --actions 0,1,1,0
             """)
 
     @OptionGroup var environment: ObservedEnvironmentOptions
@@ -229,6 +252,7 @@ struct EnvStepCommand: ParsableCommand {
         let startState = try state.map { text in try parseList(text, flag: "--state") { Double($0) } }
         var rng = Xoshiro256StarStar(seed: environment.seed)
         let result = try run(&env, state: startState, seed: nil, elapsed: elapsed, actions: actionList, rng: &rng)
+        try ObservedEnvironmentOptions.checkHealthy(env)
         var out = "{\"t\":0,\"observation\":\(json(result.observations[0])),\"state\":\(json(result.states[0]))}\n"
         for (k, outcome) in result.outcomes.enumerated() {
             out += "{\"t\":\(k + 1),\"action\":\(actionList[k]),\"observation\":\(json(result.observations[k + 1])),"
@@ -260,6 +284,9 @@ struct EnvStepCommand: ParsableCommand {
         let d = env.description
         if let bad = actions.first(where: { $0 < 0 || $0 >= d.actionCount }) {
             throw ValidationError("action \(bad) is out of range: \(d.name) has actions 0..<\(d.actionCount)")
+        }
+        if env is RemoteEnvironment && elapsed != 0 {
+            throw ValidationError("--elapsed: a remote environment counts its own steps towards its time limit")
         }
         var record = Run()
         if let state {
@@ -322,6 +349,7 @@ struct EnvStepCommand: ParsableCommand {
             } catch let e as ValidationError {
                 throw ValidationError("--cases line \(lineNumber): \(e.message)")
             }
+            try ObservedEnvironmentOptions.checkHealthy(env)
             out += "{\"observations\":[\(r.observations.map(json).joined(separator: ","))],"
             out += "\"states\":[\(r.states.map(json).joined(separator: ","))],"
             out += "\"rewards\":\(json(r.outcomes.map(\.reward))),"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillCore
+import DistillRuntime
 import Foundation
 
 /// `distill eval`: the return of a network file's policy on an environment.
@@ -93,6 +94,10 @@ struct Eval: ParsableCommand {
         if spec.kind.isTabular {
             try checkMemory(spec)
             report = try evaluateTabular(teacher, try validating { try spec.build() })
+        } else if spec.kind == .remote {
+            let prototype = try remoteEnvironment(spec)
+            report = try evaluateObserved(teacher, prototype)
+            try prototype.client.checkHealthy()
         } else {
             var observed = ObservedEnvironmentSpec()
             observed.kind = try validating { try ObservedEnvironmentSpec.Kind.named(spec.kind.rawValue) }

@@ -3,7 +3,33 @@ import DistillCore
 import DistillNN
 import Foundation
 
-extension EnvironmentSpec.Kind: ExpressibleByArgument {}
+/// `--env`: an environment kind, or `remote:tcp://HOST:PORT` (a remote environment server).
+struct EnvironmentChoice: ExpressibleByArgument {
+    /// The kind.
+    var kind: EnvironmentSpec.Kind
+    /// For `remote`: the endpoint after `remote:`.
+    var remote: String?
+
+    init(_ kind: EnvironmentSpec.Kind) { self.kind = kind }
+
+    init?(argument: String) {
+        if argument.hasPrefix("remote:") {
+            kind = .remote
+            remote = String(argument.dropFirst("remote:".count))
+        } else if let kind = EnvironmentSpec.Kind(rawValue: argument), kind != .remote {
+            self.kind = kind
+        } else {
+            return nil
+        }
+    }
+
+    static var allValueStrings: [String] {
+        EnvironmentSpec.Kind.allCases.filter { $0 != .remote }.map(\.rawValue) + ["remote:tcp://HOST:PORT"]
+    }
+
+    var defaultValueDescription: String { remote.map { "remote:\($0)" } ?? kind.rawValue }
+}
+
 extension TeacherSpec.Kind: ExpressibleByArgument {}
 extension TeacherSpec.ValueEstimate: ExpressibleByArgument {}
 extension Method: ExpressibleByArgument {}
@@ -39,8 +65,11 @@ struct EnvironmentOptions: ParsableArguments {
     /// The single source of every default below.
     static let defaults = EnvironmentSpec()
 
-    @Option(help: "Environment kind (ignored with --env-file).")
-    var env: EnvironmentSpec.Kind = EnvironmentOptions.defaults.kind
+    @Option(
+        help:
+            "Environment kind (ignored with --env-file); remote:tcp://HOST:PORT: a remote environment server's, for network students (distill train, eval; docs/remote-environments.md)."
+    )
+    var env = EnvironmentChoice(EnvironmentOptions.defaults.kind)
 
     @Option(help: ArgumentHelp("Tabular MDP as a JSON file (schema in the README); replaces --env.", valueName: "path"))
     var envFile: String?
@@ -84,7 +113,15 @@ struct EnvironmentOptions: ParsableArguments {
     /// The Codable description (reads --env-file).
     func spec() throws -> EnvironmentSpec {
         var spec = EnvironmentSpec()
-        spec.kind = env
+        spec.kind = env.kind
+        if let remote = env.remote {
+            guard remote.hasPrefix("tcp://") else {
+                throw ValidationError(
+                    "--env remote:\(remote): a remote environment server is named remote:tcp://HOST:PORT, e.g. remote:tcp://127.0.0.1:5560"
+                )
+            }
+            spec.remote = remote
+        }
         spec.seed = seed
         spec.gridworld.size = gridSize
         spec.gridworld.slip = slip

@@ -32,6 +32,11 @@ struct Train: ParsableCommand {
             paper's path: fresh episodes of the control policy, each used once. Rules with a \
             score-function term cannot learn from stored states and are refused.
 
+            --env remote:tcp://HOST:PORT trains on the environments of a remote environment server \
+            (examples/env-server: any gymnasium id with discrete actions, e.g. MinAtar, Atari, MiniGrid \
+            or your own; docs/remote-environments.md). Start it with --envs at least --environments plus \
+            --evaluation-episodes.
+
             Output: with --out DIR, DIR/metrics.csv, DIR/config.json (the full configuration, \
             files embedded), the CSV's numbers as TensorBoard scalars (DIR/events.out.tfevents.*; \
             `tensorboard --logdir DIR`), and DIR/student.safetensors, a network teacher file (kind policy; \
@@ -46,6 +51,7 @@ struct Train: ParsableCommand {
               distill train --env gridworld --method kickstarting --teacher q-learning --kickstart-teacher optimal --kickstart-weight 0.5 --iterations 100
               distill train --env gridworld --seed 3 --student mlp:64 --observation image --optimiser adam --learning-rate 0.003 --iterations 300 --out out/mlp
               distill train --env gridworld --seed 3 --teacher q-learning --method teacher-distill-kl --student mlp:16 --optimiser adam --learning-rate 0.01 --replay-size 20000 --replay-batch 64 --replay-ratio 0.25 --iterations 1000 --evaluate-every 250
+              distill train --env remote:tcp://127.0.0.1:5560 --student mlp:64,64 --method actor-critic --optimiser adam --learning-rate 0.001 --critic-learning-rate 1 --evaluation-episodes 16
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions

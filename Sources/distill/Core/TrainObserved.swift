@@ -1,7 +1,21 @@
 import ArgumentParser
 import DistillCore
 import DistillNN
+import DistillRuntime
 import Foundation
+
+/// The prototype of a `remote` environment spec: connects to its server and reads its description.
+func remoteEnvironment(_ spec: EnvironmentSpec) throws -> RemoteEnvironment {
+    guard let endpoint = spec.remote else {
+        throw ValidationError("a remote environment needs its server: --env remote:tcp://HOST:PORT")
+    }
+    if let d = spec.discount, !(d >= 0 && d <= 1) { throw ValidationError("discount must be in [0, 1], got \(d)") }
+    do {
+        return try RemoteEnvironment(endpoint: endpoint, discount: spec.discount ?? 0.99)
+    } catch let error as RuntimeError {
+        throw ValidationError(error.description)
+    }
+}
 
 extension Train {
     /// The CSV columns of a run on an environment without a tabular MDP: the tabular run's
@@ -12,13 +26,22 @@ extension Train {
     /// stepped together, sampled evaluations every --evaluate-every iterations, and the network
     /// written to OUT/student.safetensors at each evaluation and at the end.
     func trainObserved(_ config: TrainingConfiguration) throws {
+        if config.environment.kind == .remote {
+            let prototype = try remoteEnvironment(config.environment)
+            try trainObserved(config, prototype: prototype, checkEnvironments: prototype.client.checkHealthy)
+            return
+        }
         var spec = ObservedEnvironmentSpec()
         spec.kind = try validating { try ObservedEnvironmentSpec.Kind.named(config.environment.kind.rawValue) }
         let environment = try validating { try spec.build() }
-        try trainObserved(config, prototype: environment)
+        try trainObserved(config, prototype: environment, checkEnvironments: {})
     }
 
-    private func trainObserved<Env: ObservedEnvironment>(_ config: TrainingConfiguration, prototype: Env) throws {
+    /// `checkEnvironments` throws when stepping the environments failed (a remote server that
+    /// went away); called after every iteration and evaluation.
+    private func trainObserved<Env: ObservedEnvironment>(
+        _ config: TrainingConfiguration, prototype: Env, checkEnvironments: () throws -> Void
+    ) throws {
         let description = prototype.description
         let student = try validating { try config.student.buildNetwork(for: description, method: config.method) }
         var teacher: NetworkTeacher?
@@ -70,11 +93,13 @@ extension Train {
         func f(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
         for _ in 0..<config.iterations {
             let r = trainer.runIteration()
+            try checkEnvironments()
             var evaluation: ReturnEstimate95?
             if config.evaluateEvery > 0 && (r.iteration % config.evaluateEvery == 0 || r.iteration == config.iterations)
             {
                 evaluation = trainer.evaluate(
                     episodes: config.evaluationEpisodes, seed: config.seed &+ 0x9E37_79B9 &+ UInt64(r.iteration))
+                try checkEnvironments()
                 lastEvaluation = evaluation
                 try save()
             }
