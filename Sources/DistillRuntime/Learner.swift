@@ -167,6 +167,9 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     private var returnsCache = ReturnsCache()
     private var nextMetricsAtSteps: UInt64 = 0
     private var firstUnrollSeconds: Double?
+    // Cheap timers for the summary: two clock reads per unroll message and per publication.
+    private var unrollSeconds = 0.0
+    private var publishSeconds = 0.0
     private var socketFactory: SocketFactory?
     private var divergenceReported = false
     private var unrollBudget: UnrollBudget?
@@ -287,7 +290,10 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
                 while drained < 16, let frames = try pull.receive(dontWait: true) {
                     drained += 1
                     let peer = AuthenticatedPeer(userID: pull.lastUserID)
-                    perform(core.receiveUnroll(frames, peer: peer, now: monotonicMilliseconds()), out)
+                    let taking = monotonicSeconds()
+                    let effects = core.receiveUnroll(frames, peer: peer, now: monotonicMilliseconds())
+                    unrollSeconds += monotonicSeconds() - taking
+                    perform(effects, out)
                     if firstUnrollSeconds == nil && core.unrollMessages > 0 { firstUnrollSeconds = monotonicSeconds() }
                 }
             }
@@ -364,6 +370,8 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     }
 
     private func publish(_ parameters: Parameters, _ pub: ZMQSocket) {
+        let publishing = monotonicSeconds()
+        defer { publishSeconds += monotonicSeconds() - publishing }
         let bytes = codec.encode(Envelope(sender: sender, message: .parameters(parameters)))
         _ = try? pub.send(bytes, dontWait: true)
     }
@@ -565,6 +573,14 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
         summary.messagesRejected = rejections.total
         summary.unrollMessages = unrollMessages
         summary.unrollBytesMean = unrollMessages > 0 ? Double(unrollBytes) / Double(unrollMessages) : 0
+        // Where the time went (docs/benchmarks.md, `distill bench cluster --env cartpole`).
+        let reported = actors.values.filter { $0.observationMicroseconds + $0.inferenceMicroseconds > 0 }
+        if !reported.isEmpty {
+            summary.actorObservationSeconds = Double(reported.map(\.observationMicroseconds).reduce(0, +)) / 1e6
+            summary.actorInferenceSeconds = Double(reported.map(\.inferenceMicroseconds).reduce(0, +)) / 1e6
+        }
+        summary.learnerUnrollSeconds = unrollSeconds
+        summary.learnerPublishSeconds = publishSeconds
         summary.resumedFromVersion = resumedFrom
         summary.finalCheckpoint = finalCheckpoint ?? "none (no --checkpoint-dir)"
         summary.distillVersion = BuildInfo.version

@@ -147,6 +147,10 @@ public struct ActorRecord: Sendable {
     public var version: UInt64 = 0
     /// Unrolls it held back (teacher outage), as its last heartbeat said.
     public internal(set) var unrollsWithheld: UInt64 = 0
+    /// Microseconds its environments spent stepping, as its last heartbeat said.
+    public internal(set) var observationMicroseconds: UInt64 = 0
+    /// Microseconds in its student's forward passes and waiting for the teacher, as its last heartbeat said.
+    public internal(set) var inferenceMicroseconds: UInt64 = 0
     /// False once it missed its heartbeats.
     public internal(set) var alive = true
     /// The CURVE key that speaks for this actor (with an allow-list), else nil.
@@ -498,6 +502,8 @@ public struct LearnerCore<Model: LearnerModel> {
                 record.envSteps = beat.envSteps
                 record.version = beat.parameterVersion
                 record.unrollsWithheld = beat.unrollsWithheld
+                record.observationMicroseconds = beat.observationMicroseconds
+                record.inferenceMicroseconds = beat.inferenceMicroseconds
                 actors[routing] = record
             }
             reply(

@@ -173,6 +173,16 @@ public struct RunSummary: Codable, Sendable, Hashable {
     public var unrollMessages: UInt64 = 0
     /// Mean size of an unroll message in bytes.
     public var unrollBytesMean = 0.0
+    /// Seconds the actors' environments spent stepping, summed over the actors' last heartbeats;
+    /// null when no actor reported.
+    @NullWhenAbsent public var actorObservationSeconds: Double? = nil
+    /// Seconds in the actors' student forward passes and teacher waits, summed over their last
+    /// heartbeats; null when no actor reported.
+    @NullWhenAbsent public var actorInferenceSeconds: Double? = nil
+    /// Seconds this learner spent taking unrolls in (decode, checks, updates); null for an older learner.
+    @NullWhenAbsent public var learnerUnrollSeconds: Double? = nil
+    /// Seconds this learner spent publishing parameters (encode, send); null for an older learner.
+    @NullWhenAbsent public var learnerPublishSeconds: Double? = nil
     /// The checkpoint version this learner resumed from; null for a fresh run.
     @NullWhenAbsent public var resumedFromVersion: UInt64? = nil
     /// The final checkpoint: "written: FILE", "failed: REASON" or "none (no --checkpoint-dir)".
@@ -242,6 +252,10 @@ public struct RunSummary: Codable, Sendable, Hashable {
         case messagesRejected = "messages_rejected"
         case unrollMessages = "unroll_messages"
         case unrollBytesMean = "unroll_bytes_mean"
+        case actorObservationSeconds = "actor_observation_seconds"
+        case actorInferenceSeconds = "actor_inference_seconds"
+        case learnerUnrollSeconds = "learner_unroll_seconds"
+        case learnerPublishSeconds = "learner_publish_seconds"
         case resumedFromVersion = "resumed_from_version"
         case finalCheckpoint = "final_checkpoint"
         case distillVersion = "distill_version"

@@ -108,6 +108,10 @@ struct NetworkClusterTests {
                     + "ratio \(ratio), \(summary.envSteps) env steps at \(Int(summary.envStepsPerSecondLearning)) steps/s, "
                     + "lag \(summary.meanPolicyLag) updates")
             #expect(summary.envSteps >= 5_000_000 && summary.actorsSeen == 2)
+            // Where the time went (distill bench cluster --env cartpole): the actors' heartbeats and
+            // the learner's timers reach the summary.
+            #expect((summary.actorObservationSeconds ?? 0) > 0 && (summary.actorInferenceSeconds ?? 0) > 0)
+            #expect((summary.learnerUnrollSeconds ?? 0) > 0 && (summary.learnerPublishSeconds ?? 0) > 0)
             #expect(ratio >= 0.95, "the student reached \(ratio) of the teacher's return")
             // And as a user checks it: the exported student against the teacher, by distill eval.
             let exported = directory.appendingPathComponent("student.safetensors")

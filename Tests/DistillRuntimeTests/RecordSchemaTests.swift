@@ -152,6 +152,8 @@ struct RecordSchemaTests {
         summary.teachers = [.init(fromEnvSteps: 0, teacherID: "optimal"), .init(fromEnvSteps: 500, teacherID: "u")]
         (summary.teacherSwitches, summary.actorsSeen, summary.messagesRejected) = (2, 2, 1)
         (summary.unrollMessages, summary.unrollBytesMean, summary.resumedFromVersion) = (40, 2048.5, 12)
+        (summary.actorObservationSeconds, summary.actorInferenceSeconds) = (0.75, 1.25)
+        (summary.learnerUnrollSeconds, summary.learnerPublishSeconds) = (0.5, 0.125)
         (summary.finalCheckpoint, summary.distillVersion, summary.gitCommit) = ("written: c", "0.1.0", "abc")
         summary.commandLine = ["distill", "learner"]
         summary.launcherCommandLine = ["distill", "cluster"]

@@ -22,13 +22,37 @@ struct BenchCluster: ParsableCommand {
             received by a subscriber over TCP loopback, decoded and checksummed, against the same \
             bytes sent raw.
 
+            With --env cartpole the same questions are asked of networks (2x64 MLP teacher and \
+            student, on-policy-distill, adam 0.001, 8 episodes per iteration): the teacher is \
+            --teacher-file or made first by `distill train --method actor-critic` (15-40 s); each \
+            actor count runs `distill cluster`; one `distill train` process learns the same \
+            network with the same method for about as many steps (the cost of distribution is the \
+            ratio of the two); where the time went (actors' environments and inference from their \
+            heartbeats, the teacher's batch fill and latency from its log, the learner's unroll \
+            and publish timers from summary.json) with a one-line verdict; and a 1 MiB Parameters \
+            broadcast (262144 float32) against the same bytes sent raw.
+
             Examples:
               distill bench cluster
               distill bench cluster --steps 2000000 --actors 1,2,4
+              distill bench cluster --env cartpole
+              distill bench cluster --env cartpole --teacher-file teacher.safetensors --steps 2000000 --actors 2
             """)
 
-    @Option(help: "Environment steps per cluster run.")
-    var steps: UInt64 = 10_000_000
+    @Option(help: ArgumentHelp("gridworld (tabular) or cartpole (networks).", valueName: "env"))
+    var env: String = "gridworld"
+
+    @Option(
+        help: ArgumentHelp(
+            "Environment steps per cluster run (default: 10000000 on gridworld, 5000000 on cartpole).",
+            valueName: "steps"))
+    var steps: UInt64?
+
+    @Option(
+        help: ArgumentHelp(
+            "cartpole: the teacher network (a mlp:64,64 safetensors file); made by distill train when not given.",
+            valueName: "file"))
+    var teacherFile: String?
 
     @Option(help: "Actor counts to run, comma-separated.")
     var actors: String = "1,2,4"
@@ -40,8 +64,24 @@ struct BenchCluster: ParsableCommand {
         guard !actorCounts.isEmpty, actorCounts.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--actors takes a comma-separated list of counts >= 1, e.g. 1,2,4")
         }
-        guard steps >= 10_000 else { throw ValidationError("--steps must be at least 10000") }
+        guard ["gridworld", "cartpole"].contains(env) else {
+            throw ValidationError("--env \(env): the cluster bench runs gridworld (tabular) or cartpole (networks)")
+        }
+        if let steps { guard steps >= 10_000 else { throw ValidationError("--steps must be at least 10000") } }
+        if let teacherFile {
+            guard env == "cartpole" else {
+                throw ValidationError(
+                    "--teacher-file is for --env cartpole; the gridworld bench trains its own teacher")
+            }
+            guard FileManager.default.isReadableFile(atPath: teacherFile) else {
+                throw ValidationError(
+                    "--teacher-file \(teacherFile): no such readable file (leave it out and the bench makes one)")
+            }
+        }
     }
+
+    /// The environment steps of one cluster run.
+    var stepsPerRun: UInt64 { steps ?? (env == "cartpole" ? 5_000_000 : 10_000_000) }
 
     var actorCounts: [Int] { actors.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
@@ -49,6 +89,11 @@ struct BenchCluster: ParsableCommand {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-\(getpid())")
         defer { try? FileManager.default.removeItem(at: scratch) }
+        if env == "cartpole" {
+            try runNetworks(binary: binary, scratch: scratch)
+            return
+        }
+        let steps = stepsPerRun
         emit(
             "distill bench cluster: gridworld(seed=\(seed)) 20x20, q-learning teacher, n-distill+R, \(steps) steps per run, \(ProcessInfo.processInfo.activeProcessorCount) cores"
         )
@@ -113,7 +158,7 @@ struct BenchCluster: ParsableCommand {
                 broadcast.p50 * 1e6, broadcast.p99 * 1e6, rawBroadcast.p50 * 1e6, rawBroadcast.p99 * 1e6))
     }
 
-    private func runChild(_ binary: URL, _ arguments: [String]) throws -> Int32 {
+    func runChild(_ binary: URL, _ arguments: [String]) throws -> Int32 {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -214,7 +259,12 @@ enum RawTransport {
     }
 
     /// One-way PUB -> SUB latency between two threads on one monotonic clock.
-    static func broadcastLatency(floats: Int, messages: Int, codec useCodec: Bool) throws -> Latency {
+    /// `gap`: seconds between publications, long enough that a message never queues behind the last.
+    static func broadcastLatency(
+        floats: Int, messages: Int, codec useCodec: Bool, gap: Double = 0.0005
+    ) throws
+        -> Latency
+    {
         let subContext = try ZMQContext()
         let sub = try ZMQSocket(context: subContext, type: .sub)
         defer { sub.close() }
@@ -248,7 +298,7 @@ enum RawTransport {
                     bytes = raw
                 }
                 _ = try? publisherSocket.send(bytes, dontWait: true)
-                Thread.sleep(forTimeInterval: 0.0005)
+                Thread.sleep(forTimeInterval: gap)
             }
         }
         publisher.start()
