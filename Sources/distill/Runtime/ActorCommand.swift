@@ -100,6 +100,10 @@ struct ActorCommand: ParsableCommand {
     func run() throws {
         let (logger, stop) = role.start(role: "actor")
         let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
+        if configuration.environment.kind == .remote {
+            try runRemote(configuration, logger: logger, stop: stop)
+            return
+        }
         var observed = ObservedEnvironmentSpec()
         observed.kind = try validating {
             try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
@@ -162,6 +166,34 @@ struct ActorCommand: ParsableCommand {
     }
 
     /// A network actor on `environments` copies of `prototype`.
+    /// A network actor on the environments of a remote environment server (`--env
+    /// remote:tcp://HOST:PORT`). A failed request to the server (it died, or answered an error)
+    /// stops the actor, which then exits 1 with the reason.
+    private func runRemote(_ configuration: RunConfiguration, logger: Logger, stop: StopToken) throws {
+        let configured = configuration.student.isTabular ? nil : configuration.student.architecture
+        guard let student = student ?? configured else {
+            throw ValidationError(
+                "--env remote needs --student: the learner's network architecture (e.g. --student mlp:64,64)")
+        }
+        let prototype = try remoteEnvironment(configuration.environment)
+        let client = prototype.client
+        let watcher = Thread {
+            while !stop.isRequested {
+                if client.failure != nil {
+                    stop.request()
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        watcher.start()
+        try runNetwork(prototype: prototype, student: student, logger: logger, stop: stop)
+        if let failure = client.failure {
+            logger.critical("the remote environment failed: \(failure.description)")
+            throw ExitCode(1)
+        }
+    }
+
     private func runNetwork<Env: ObservedEnvironment>(
         prototype: Env, student: String, logger: Logger, stop: StopToken
     ) throws {

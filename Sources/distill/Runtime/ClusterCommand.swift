@@ -209,6 +209,7 @@ struct ClusterCommand: ParsableCommand {
                     + "(make one with distill train --env \(kind.rawValue) --method actor-critic --student mlp:64,64 --out DIR)"
             )
         }
+        if kind == .remote { return try remoteEnvironment(configuration.environment).description.name }
         var observed = ObservedEnvironmentSpec()
         observed.kind = try validating { try ObservedEnvironmentSpec.Kind.named(kind.rawValue) }
         return try validating { try observed.build() }.description.name

@@ -292,19 +292,29 @@ struct LearnerCommand: ParsableCommand {
                 "\(configuration.environment.kind.rawValue) has no tabular MDP: give the learner a network student, "
                     + "e.g. --student mlp:64,64 (and the actors the same)")
         }
+        let resumedJSON = try checkResume(configuration, logger: logger)
+        if configuration.environment.kind == .remote {
+            // The learner reads the server's description only; it does not run episodes there (the
+            // actors hold the server's environments), so summary.json has no evaluation: use
+            // distill export and distill eval --env remote:… afterwards.
+            try runNetwork(
+                configuration, prototype: try remoteEnvironment(configuration.environment), evaluates: false,
+                configurationJSON: try resumedJSON ?? configuration.json(), logger: logger, stop: stop)
+            return
+        }
         var observed = ObservedEnvironmentSpec()
         observed.kind = try validating {
             try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
         }
         let prototype = try validating { try observed.build() }
-        let resumedJSON = try checkResume(configuration, logger: logger)
         try runNetwork(
-            configuration, prototype: prototype, configurationJSON: try resumedJSON ?? configuration.json(),
-            logger: logger, stop: stop)
+            configuration, prototype: prototype, evaluates: true,
+            configurationJSON: try resumedJSON ?? configuration.json(), logger: logger, stop: stop)
     }
 
     private func runNetwork<Env: ObservedEnvironment>(
-        _ configuration: RunConfiguration, prototype: Env, configurationJSON: String, logger: Logger, stop: StopToken
+        _ configuration: RunConfiguration, prototype: Env, evaluates: Bool, configurationJSON: String, logger: Logger,
+        stop: StopToken
     ) throws {
         let description = prototype.description
         let student = try validating {
@@ -315,10 +325,13 @@ struct LearnerCommand: ParsableCommand {
             architecture: student.network.architecture.description, method: configuration.method)
         let episodes = evaluationEpisodes
         let seed = configuration.environment.seed
-        model.evaluate = { network in
-            ObservedTrainer<Env>.evaluate(network: network, prototype: prototype, episodes: episodes, seed: seed).mean
+        if evaluates {
+            model.evaluate = { network in
+                ObservedTrainer<Env>.evaluate(network: network, prototype: prototype, episodes: episodes, seed: seed)
+                    .mean
+            }
         }
-        if !noReferenceTeacher, configuration.teacher.kind == .file, let path = configuration.teacher.path {
+        if evaluates, !noReferenceTeacher, configuration.teacher.kind == .file, let path = configuration.teacher.path {
             let teacher = try validating { try NetworkTeacher.load(from: URL(fileURLWithPath: path)) }
             try validating { try teacher.check(against: description, observation: description.name) }
             model.teacherReturn =
