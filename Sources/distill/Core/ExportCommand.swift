@@ -109,11 +109,17 @@ struct Export: ParsableCommand {
     private func exportNetwork(
         _ checkpoint: Checkpoint, file: URL, configuration: RunConfiguration, to destination: URL
     ) throws {
-        var observed = ObservedEnvironmentSpec()
-        observed.kind = try validating {
-            try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+        let description: EnvironmentDescription
+        if configuration.environment.kind == .remote {
+            // The run's environment server describes it (it must be up).
+            description = try remoteEnvironment(configuration.environment).description
+        } else {
+            var observed = ObservedEnvironmentSpec()
+            observed.kind = try validating {
+                try ObservedEnvironmentSpec.Kind.named(configuration.environment.kind.rawValue)
+            }
+            description = try validating { try observed.build() }.description
         }
-        let description = try validating { try observed.build() }.description
         let student = try validating {
             try configuration.student.buildNetwork(for: description, method: configuration.method)
         }

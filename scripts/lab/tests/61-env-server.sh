@@ -111,6 +111,31 @@ lab_say "evaluation returns of the remote student: ${evaluations[*]}"
 ge "${evaluations[2]}" 60 && ge "${evaluations[2]}" "$(python3 -c "print(2 * ${evaluations[0]})")" ||
     lab_fail "the remote student did not learn: evaluation returns ${evaluations[*]}"
 
+lab_say "the cluster on the remote CartPole: distill teacher, 2 actors and a learner (distill cluster)"
+# 2 actors x 16 environments, then 100 evaluation episodes each for the student and the teacher.
+serve cluster-cartpole --env CartPole-v1 --envs 160
+cluster_server=$(endpoint "$work/cluster-cartpole.out")
+cluster_started=$(date +%s)
+d cluster --env "remote:$cluster_server" --teacher-file "$work/teacher/student.safetensors" --student mlp:64,64 \
+    --method on-policy-distill --optimiser adam --learning-rate 0.001 --episodes-per-iteration 8 --actors 2 \
+    --steps 4000000 --out "$work/cluster" --no-plot >"$work/cluster.log" 2>&1 ||
+    lab_fail "distill cluster --env remote:$cluster_server failed: $(tail -5 "$work/cluster.log")"
+d export "$work/cluster" --out "$work/cluster-student.safetensors" 2>"$work/export.log" ||
+    lab_fail "distill export of the cluster run failed: $(cat "$work/export.log")"
+remote_return() {
+    d eval --env "remote:$cluster_server" --student "$1" --episodes 100 --json 2>>"$work/cluster-eval.log" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["sampled_return"])'
+}
+cluster_student=$(remote_return "$work/cluster-student.safetensors") || lab_fail "eval of the cluster's student failed"
+cluster_teacher=$(remote_return "$work/teacher/student.safetensors") || lab_fail "eval of the teacher failed"
+rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["env_steps_per_second_learning"]))' \
+    "$work/cluster/summary.json")
+lab_say "cluster on the remote CartPole: student $cluster_student, teacher $cluster_teacher (100 episodes each, \
+$rate env steps/s, $(($(date +%s) - cluster_started)) s)"
+ge "$cluster_student" "$(python3 -c "print(0.95 * $cluster_teacher)")" ||
+    lab_fail "the cluster's student reached $cluster_student of the teacher's $cluster_teacher on the remote CartPole"
+lab_kill_tree "$server_pid"
+
 lab_say "a MultiBinary environment of one's own (and its uint8 image variant)"
 serve lights --import example_envs --env distill-examples/Lights-v0 --envs 40
 lights=$(endpoint "$work/lights.out")
