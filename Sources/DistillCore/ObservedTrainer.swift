@@ -433,7 +433,7 @@ public struct ObservedTrainer<Env: ObservedEnvironment>: @unchecked Sendable {
 
 /// `softmax` of row `row` of `logits` (float32, `[B × A]`) into `out` (A entries), in Double.
 @inlinable
-func softmaxRow(_ logits: [Float], row: Int, into out: inout [Double]) {
+public func softmaxRow(_ logits: [Float], row: Int, into out: inout [Double]) {
     let na = out.count
     var m = -Double.infinity
     for a in 0..<na { m = max(m, Double(logits[row * na + a])) }

@@ -268,14 +268,7 @@ private func executeCartPole(
                 var rows = [Double](repeating: 0, count: count * na)
                 var row = [Double](repeating: 0, count: na)
                 for i in 0..<count {
-                    var m = -Double.infinity
-                    for a in 0..<na { m = max(m, Double(logits[i * na + a])) }
-                    var z = 0.0
-                    for a in 0..<na {
-                        row[a] = Foundation.exp(Double(logits[i * na + a]) - m)
-                        z += row[a]
-                    }
-                    for a in 0..<na { row[a] /= z }
+                    softmaxRow(logits, row: i, into: &row)
                     for a in 0..<na {
                         rows[i * na + a] = row[a]
                         let p = t[i * na + a]

@@ -287,15 +287,7 @@ public struct NetworkActing<Env: ObservedEnvironment>: ActorActing {
 
     /// `softmax` of row `row` of `logits` (`[B × A]`) into `out`, in Double.
     static func softmax(_ logits: [Float], row: Int, into out: inout [Double]) {
-        let na = out.count
-        var top = -Double.infinity
-        for a in 0..<na { top = max(top, Double(logits[row * na + a])) }
-        var z = 0.0
-        for a in 0..<na {
-            out[a] = Foundation.exp(Double(logits[row * na + a]) - top)
-            z += out[a]
-        }
-        for a in 0..<na { out[a] /= z }
+        softmaxRow(logits, row: row, into: &out)
     }
 
     // MARK: The teacher
