@@ -26,8 +26,7 @@
 #     a JSON file, a truncated file, a network file without teacher.* keys and `--backend torch`
 #     without PyTorch fail at start with a message naming the problem; SIGTERM stops it with exit 0;
 #   - a query of more rows than --max-batch (python-small, --max-batch 16) is answered in full.
-# Not here: a cluster of network actors querying the Python server (`distill actor` has no observed
-# environments yet: docs/networks.md, "Networks in the cluster").
+# Not here: a cluster of network actors querying the Python server (42-python-network-cluster.sh).
 # Budget: ~20 s once the venv exists (pip adds numpy to it on the first run).
 . "$(dirname "$0")/../lib.sh"
 
