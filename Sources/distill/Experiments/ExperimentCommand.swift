@@ -1,6 +1,7 @@
 import ArgumentParser
 import DistillCore
 import DistillExperiments
+import DistillRuntime
 import Foundation
 
 extension ExperimentName: ExpressibleByArgument {}
@@ -231,7 +232,38 @@ struct ExperimentCommand: ParsableCommand {
             emit("[\(f.verdict)] \(f.name)\n  paper:    \(f.paper)\n  measured: \(f.measured)")
         }
         emit("findings: \(directory.appendingPathComponent("findings.md").path)")
+        let events = directory.appendingPathComponent("tensorboard")
+        try Self.writeEvents(results, to: events)
+        emit("TensorBoard: one event file per run in \(events.path) (tensorboard --logdir \(events.path))")
         if !noPlot { ExperimentPlot.draw(directory: directory) { emit($0) } }
+    }
+
+    /// Every run's table as TensorBoard scalars, in `directory/RUN/events.out.tfevents.*`: a tag
+    /// per column of runs/RUN.csv (iteration, env_steps, wall_seconds, each metric), the iteration
+    /// as the step, the CSV's
+    /// numbers (float32 in the event; non-finite cells have no event). Written anew at each
+    /// aggregation, so a resumed or sharded experiment has one file per run.
+    static func writeEvents(_ results: ExperimentResults, to directory: URL) throws {
+        do {
+            if FileManager.default.fileExists(atPath: directory.path) {
+                try FileManager.default.removeItem(at: directory)
+            }
+            for (id, table) in results.tables.sorted(by: { $0.key < $1.key }) {
+                let writer = try EventFileWriter(directory: directory.appendingPathComponent(id))
+                for (row, iteration) in table.iterations.enumerated() {
+                    var scalars = [
+                        ("iteration", Double(iteration)), ("env_steps", Double(table.environmentSteps[row])),
+                        ("wall_seconds", table.wallSeconds[row]),
+                    ]
+                    for (metric, column) in zip(table.metrics, table.values) {
+                        scalars.append((metric.rawValue, column[row]))
+                    }
+                    writer.append(step: Int64(iteration), scalars: scalars)
+                }
+            }
+        } catch {
+            throw RunRefusal("cannot write the TensorBoard files in \(directory.path): \(error)")
+        }
     }
 }
 

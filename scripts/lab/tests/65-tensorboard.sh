@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TensorBoard event files (issue 12, item 10; docs/file-formats.md#tensorboard-event-files): the
 # events.out.tfevents.* that `distill train --out` (tabular, network, and an observed environment)
-# and `distill cluster --out` (the learner) write beside metrics.csv are read with tbparse
+# and `distill cluster --out` (the learner) write beside metrics.csv, and `distill experiment` writes
+# per run in OUT/tensorboard/RUN/ beside OUT/runs/RUN.csv, are read with tbparse
 # (TensorBoard's own reader underneath, PyPI) and hold exactly the numbers of metrics.csv: the same
 # tags (every numeric column), the same steps (train: the iteration; cluster: env_steps), in the
 # same order, the same values to float32 (an event holds the CSV cell as a float32). Empty cells
@@ -19,20 +20,21 @@ venv="${TENSORBOARD_VENV:-$LAB_ROOT/.build/lab-tensorboard-venv}"
 lab_venv "$venv" tbparse numpy safetensors matplotlib
 
 cat >"$work/compare.py" <<'PY'
-"""compare.py DIR STEP_COLUMN: DIR's event file holds metrics.csv's numbers, to float32."""
+"""compare.py DIR STEP_COLUMN [CSV]: DIR's event file holds the numbers of CSV (DIR/metrics.csv), to float32."""
 import csv, glob, math, sys
 import numpy as np
 from tbparse import SummaryReader
 from tensorboard.backend.event_processing import event_file_loader
 
 directory, step_column = sys.argv[1], sys.argv[2]
+table = sys.argv[3] if len(sys.argv) > 3 else f"{directory}/metrics.csv"
 files = glob.glob(f"{directory}/events.out.tfevents.*")
 assert len(files) == 1, f"expected one event file in {directory}, found {files}"
 first = next(iter(event_file_loader.EventFileLoader(files[0]).Load()))
 assert first.file_version == "brain.Event:2", first
 
-rows = list(csv.DictReader(open(f"{directory}/metrics.csv")))
-assert rows, "metrics.csv has no rows"
+rows = list(csv.DictReader(open(table)))
+assert rows, f"{table} has no rows"
 expected = {}
 for row in rows:
     for column, cell in row.items():
@@ -78,6 +80,20 @@ compare "$work/train-cartpole" iteration
 timeout 120 "$DISTILL_BINARY" cluster --seed 1 --actors 1 --steps 200000 --no-plot --out cluster >cluster.log 2>&1 \
     || { tail -20 cluster.log >&2; lab_fail "distill cluster failed"; }
 compare "$work/cluster" env_steps
+
+# distill experiment: one event file per run, beside runs/RUN.csv (fig2's quick preset: 18 runs, ~1 s).
+"$DISTILL_BINARY" experiment fig2 --quick --no-plot --out experiment >experiment.log 2>&1 ||
+    { tail -20 experiment.log >&2; lab_fail "distill experiment fig2 --quick failed"; }
+runs=$(ls experiment/runs/*.csv | wc -l)
+[ "$(ls -d experiment/tensorboard/*/ | wc -l)" -eq "$runs" ] ||
+    lab_fail "experiment: $runs runs, $(ls experiment/tensorboard | wc -l) event directories"
+for events in experiment/tensorboard/*/; do
+    run=$(basename "$events")
+    "$venv/bin/python" "$work/compare.py" "$work/experiment/tensorboard/$run" iteration \
+        "$work/experiment/runs/$run.csv" >>"$work/compare-experiment.log" 2>&1 ||
+        lab_fail "experiment run $run: $(tail -5 "$work/compare-experiment.log")"
+done
+lab_say "experiment fig2 --quick: $runs runs, each event file equal to its runs/RUN.csv (float32)"
 
 # TensorBoard checks the framing's CRCs: a flipped bit in the last record's data drops that record.
 file=$(ls "$work"/train-tabular/events.out.tfevents.*)
