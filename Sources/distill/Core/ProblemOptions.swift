@@ -254,7 +254,6 @@ struct TeacherOptions: ParsableArguments {
                 throw ValidationError(
                     "--temperature: on \(kind.rawValue) the teacher file's own τ (teacher.temperature) is used")
             }
-            _ = try readInputFile(file, flag: "--teacher-file")
             spec.kind = .file
             spec.path = file
         }

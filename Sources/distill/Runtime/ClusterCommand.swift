@@ -209,6 +209,9 @@ struct ClusterCommand: ParsableCommand {
                     + "(make one with distill train --env \(kind.rawValue) --method actor-critic --student mlp:64,64 --out DIR)"
             )
         }
+        if let path = configuration.teacher.path, !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("--teacher-file: cannot read '\(path)' (missing or unreadable)")
+        }
         if kind == .remote { return try remoteEnvironment(configuration.environment).description.name }
         var observed = ObservedEnvironmentSpec()
         observed.kind = try validating { try ObservedEnvironmentSpec.Kind.named(kind.rawValue) }
