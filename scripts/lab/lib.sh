@@ -54,16 +54,20 @@ lab_kill_tree() {
 # lab_free_port: an ephemeral TCP port that is free on 127.0.0.1 now.
 # The EXIT trap of a test that keeps its files in "$work" and the processes it starts in "pids":
 # kills those processes, shows the end of every log in "$work" when the test failed, removes "$work".
+# lab_show_logs: the last 15 lines of every $work/*.log on stderr (for a failed test's cleanup).
+lab_show_logs() {
+    local log
+    for log in "$work"/*.log; do
+        [ -f "$log" ] || continue
+        echo "---- $(basename "$log") (last 15 lines)" >&2
+        tail -15 "$log" >&2
+    done
+}
+
 lab_cleanup_work() {
     local code=$?
     lab_kill_tree "${pids[@]}"
-    if [ $code -ne 0 ]; then
-        for log in "$work"/*.log; do
-            [ -f "$log" ] || continue
-            echo "---- $(basename "$log") (last 15 lines)" >&2
-            tail -15 "$log" >&2
-        done
-    fi
+    if [ $code -ne 0 ]; then lab_show_logs; fi
     rm -rf "$work"
     exit $code
 }

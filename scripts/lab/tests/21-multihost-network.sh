@@ -45,13 +45,7 @@ cleanup() {
     trap - EXIT INT TERM
     lab_kill_tree "$learner_pid" "${pids[@]}"
     [ "$lab_up" -eq 0 ] || "$NETLAB" down || true
-    if [ $code -ne 0 ]; then
-        for log in "$work"/*.log; do
-            [ -f "$log" ] || continue
-            echo "---- last lines of $(basename "$log")" >&2
-            tail -n 15 "$log" >&2
-        done
-    fi
+    if [ $code -ne 0 ]; then lab_show_logs; fi
     if [ "${DLAB_KEEP:-0}" = 1 ]; then lab_say "kept $work"; else rm -rf "$work"; fi
     exit $code
 }
