@@ -305,9 +305,8 @@ public struct NetworkLearnerModel: LearnerModel {
             return "reward \(unroll.rewards[i]) at step \(i) is outside \(description.name)'s range "
                 + "[\(range.min), \(range.max)]"
         }
-        if unroll.observationTensor.dtype == .float32,
-            unroll.observationTensor.floats().contains(where: { !$0.isFinite })
-        {
+        // On the raw bytes: the decode into floats happens once, for the episodes.
+        if unroll.observationTensor.hasNonFiniteElement {
             return "the unroll's observations are not all finite"
         }
         if unroll.teacherValues.contains(where: { !$0.isFinite })

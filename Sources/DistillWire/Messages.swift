@@ -147,6 +147,19 @@ public struct ObservationTensor: Sendable, Equatable {
     /// Shape of one row.
     public var rowShape: [Int] { Array(shape.dropFirst()) }
 
+    /// Whether a float32 tensor holds a NaN or an infinity (read in place, nothing allocated);
+    /// false for the other types, whose elements are always finite.
+    public var hasNonFiniteElement: Bool {
+        guard dtype == .float32 else { return false }
+        return data.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).contains {
+                // An exponent of all ones is an infinity or a NaN.
+                UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) & 0x7F80_0000
+                    == 0x7F80_0000
+            }
+        }
+    }
+
     /// The elements as floats (uint8 as 0…255, booleans as 0 or 1), row-major.
     public func floats() -> [Float] {
         let count = shape.reduce(1, *)
