@@ -86,18 +86,32 @@ struct TeacherCache {
     var values: [Float]
     var actionValues: [Float]
 
-    init(stateCount: Int, actionCount: Int) {
+    /// The states this actor's teacher answers for (all, or one task's of a multi-task run).
+    let playable: Range<Int>
+
+    /// An empty cache; states outside `playable` (another task's, never visited) count as known,
+    /// with uniform rows no unroll carries, so a teacher-driven control starts once the task's own
+    /// states are known.
+    init(stateCount: Int, actionCount: Int, playable: Range<Int>? = nil) {
         self.stateCount = stateCount
         self.actionCount = actionCount
+        self.playable = playable ?? 0..<stateCount
         known = Array(repeating: false, count: stateCount)
         probabilities = Array(repeating: 0, count: stateCount * actionCount)
         values = Array(repeating: 0, count: stateCount)
         actionValues = []
+        clear()
     }
 
     mutating func clear() {
-        for i in 0..<known.count { known[i] = false }
-        knownCount = 0
+        for i in 0..<known.count { known[i] = !playable.contains(i) }
+        knownCount = stateCount - playable.count
+        if knownCount > 0 {
+            let uniform = 1 / Float(actionCount)
+            for s in 0..<stateCount where !playable.contains(s) {
+                for a in 0..<actionCount { probabilities[s * actionCount + a] = uniform }
+            }
+        }
         actingTeacher = nil
         teacherID = ""
     }

@@ -171,6 +171,9 @@ public struct LauncherConfiguration: Sendable {
     public static let defaultProgressIntervalSeconds = 1.0
     /// Seconds a role may take to start (the teacher may train first).
     public var startTimeoutSeconds: Double = 600
+    /// Tasks of a multi-task run (0: one environment): one teacher server per task (`--task k`),
+    /// actor k plays task `k mod tasks` with that task's teacher.
+    public var tasks = 0
 
     /// Creates a configuration.
     public init(
@@ -220,18 +223,31 @@ public struct Launcher: RoleLoop {
         }
         let binary = configuration.binary
         let local = "tcp://127.0.0.1:*"
-        let teacher = ManagedProcess(
-            name: "teacher", binary: binary,
-            arguments: ["teacher"] + configuration.problemArguments + ["--bind", local], logDirectory: logs)
-        var children: [ManagedProcess] = [teacher]
+        // One teacher server, or one per task (started together: each may train its teacher first).
+        let teachers = (configuration.tasks > 0 ? (0..<configuration.tasks).map { Optional($0) } : [nil]).map {
+            (task: Int?) in
+            ManagedProcess(
+                name: task.map { "teacher-\($0)" } ?? "teacher", binary: binary,
+                arguments: ["teacher"] + configuration.problemArguments + ["--bind", local]
+                    + (task.map { ["--task", String($0)] } ?? []),
+                logDirectory: logs)
+        }
+        var children: [ManagedProcess] = teachers
         defer { Self.stopAll(children) }
 
-        progress("starting the teacher server (log: \(teacher.logFile.path))")
-        try teacher.start()
-        let teacherEndpoint = try teacher.waitForEndpoint(
-            "teacher", timeoutSeconds: configuration.startTimeoutSeconds, stop: stop)
-        endpoints["teacher"] = teacherEndpoint
-        teacher.pin(["--bind": teacherEndpoint])
+        for teacher in teachers {
+            progress("starting the teacher server \(teacher.name) (log: \(teacher.logFile.path))")
+            try teacher.start()
+        }
+        var teacherEndpoints: [String] = []
+        for teacher in teachers {
+            let endpoint = try teacher.waitForEndpoint(
+                "teacher", timeoutSeconds: configuration.startTimeoutSeconds, stop: stop)
+            endpoints[teacher.name] = endpoint
+            teacher.pin(["--bind": endpoint])
+            teacherEndpoints.append(endpoint)
+        }
+        let teacherEndpoint = teacherEndpoints.joined(separator: ", ")
 
         let learner = ManagedProcess(
             name: "learner", binary: binary,
@@ -253,12 +269,13 @@ public struct Launcher: RoleLoop {
 
         var actors: [ManagedProcess] = []
         for k in 0..<configuration.actors {
+            let task = configuration.tasks > 0 ? k % configuration.tasks : nil
             let actor = ManagedProcess(
                 name: "actor-\(k)", binary: binary,
                 arguments: ["actor"] + configuration.problemArguments + configuration.actorArguments + [
-                    "--learner", control, "--teacher-server", teacherEndpoint, "--id", "actor-\(k)",
+                    "--learner", control, "--teacher-server", teacherEndpoints[task ?? 0], "--id", "actor-\(k)",
                     "--actor-seed", String(configuration.actorSeed &+ UInt64(k)),
-                ], logDirectory: logs)
+                ] + (task.map { ["--task", String($0)] } ?? []), logDirectory: logs)
             try actor.start()
             actors.append(actor)
             children.append(actor)
@@ -297,7 +314,7 @@ public struct Launcher: RoleLoop {
             }
             // A child that exits 0 was asked to stop (the learner ends its actors at the step
             // limit); only a crash is restarted.
-            for child in [teacher] + actors where !child.isRunning && child.terminationStatus != 0 {
+            for child in teachers + actors where !child.isRunning && child.terminationStatus != 0 {
                 guard child.mayRestart() else {
                     throw RuntimeError(
                         "the \(child.name) process keeps failing; stopping:\n" + tail(of: child.logFile),
@@ -356,6 +373,11 @@ public struct Launcher: RoleLoop {
             } else {
                 parts.append(String(format: "return %.3f", student))
             }
+        }
+        if let tasks = status.tasks, !tasks.isEmpty {
+            // Each task's share of its teacher's return over chance: 100 % is the teacher.
+            let shares = tasks.map { $0.teacherShare.map { String(format: "%.0f%%", 100 * $0) } ?? "n/a" }
+            parts.append("teacher share per task " + shares.joined(separator: " "))
         }
         if let kl = status.klPerEpisode { parts.append(String(format: "KL %.3f", kl)) }
         var lag = String(format: "lag %.1f updates (max %.0f)", status.meanLag, status.maxLag)

@@ -416,7 +416,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
             studentReturn: student, teacherReturn: teacher ?? .nan, klPerEpisode: window.klPerEpisode,
             episodeReturn: window.meanReturn, meanLag: window.meanLag, maxLag: window.maxLag,
             actorsAlive: actors.values.filter(\.alive).count, teacherID: teachers.current, rejected: rejections.total)
-        metrics?.append(row)
+        metrics?.append(row, tasks: returnsCache.tasks)
         lastMetrics = row
         window = MetricsWindow()
         let interval = configuration.progressIntervalSeconds
@@ -449,6 +449,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
         status.stepsPerSecond = row.stepsPerSecond
         status.studentReturn = row.studentReturn.finiteOrNil
         status.teacherReturn = row.teacherReturn.finiteOrNil
+        status.tasks = returnsCache.tasks.isEmpty ? nil : returnsCache.tasks
         status.klPerEpisode = row.klPerEpisode.finiteOrNil
         status.meanLag = row.meanLag
         status.maxLag = row.maxLag
@@ -569,6 +570,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
             RunSummary.TeacherSwitch(fromEnvSteps: $0.envSteps, teacherID: $0.teacher)
         }
         summary.teacherSwitches = teachers.switchCount
+        summary.tasks = returnsCache.tasks.isEmpty ? nil : returnsCache.tasks
         summary.actorsSeen = actors.count
         summary.messagesRejected = rejections.total
         summary.unrollMessages = unrollMessages

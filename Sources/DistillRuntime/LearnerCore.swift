@@ -630,7 +630,8 @@ extension LearnerCore {
         var refusal =
             authorization.refusal(of: .unroll, from: unrollPeer)
             ?? authorization.admitUnroll(id: actor.id, from: unrollPeer)
-        if refusal == nil {
+        if refusal == nil && !model.teachersPerTask {
+            // (A multi-task model checked the unroll's teacher against its task's already.)
             let trusted = teachers.trustedOnFirstUse
             let (teacherRefusal, switchedFrom) = teachers.observe(unroll.teacherID, envSteps: state.environmentSteps)
             if trusted == nil, let first = teachers.trustedOnFirstUse {
@@ -677,6 +678,13 @@ extension LearnerCore {
 
     /// Asks the shell to check the teacher of a swap; `teacherChecked` applies or refuses it.
     fileprivate mutating func startSwap(_ command: Control, from client: Sender, routing: [UInt8]) {
+        guard !model.teachersPerTask else {
+            let message =
+                "this multi-task run has one teacher per task, checked on every unroll; a swap would give every "
+                + "task one teacher: restart a task's teacher server on its endpoint instead"
+            reply(.error(ErrorReply(code: .incompatible, message: message, inReplyTo: command.requestID)), to: routing)
+            return
+        }
         if let pending = swapCheck {
             let message = "a swap to \(pending.endpoint) is being checked: try again in a few seconds"
             reply(.error(ErrorReply(code: .unavailable, message: message, inReplyTo: command.requestID)), to: routing)

@@ -61,6 +61,15 @@ public protocol LearnerModel: Sendable {
     /// Rusu's setting: stores `episode`'s rows in `core`'s replay memory and applies the
     /// minibatch updates the replay ratio now owes (only models whose cores accept a replay).
     static func replay(_ episode: Episode, into core: inout LearnerCore<Self>)
+    /// True when each task has its own teacher and the model checks every unroll's teacher
+    /// against its states (a multi-task run): the core then keeps no single current teacher, trusts
+    /// no teacher on first use, and refuses swaps.
+    var teachersPerTask: Bool { get }
+}
+
+extension LearnerModel {
+    /// One teacher for the whole run (every model but the multi-task one).
+    public var teachersPerTask: Bool { false }
 }
 
 /// The student's and the reference teacher's return, as metrics and summaries report them.
@@ -72,6 +81,8 @@ public struct ReturnsCache: Sendable {
     var teacher: Double?
     /// The student's state values of the last row (a warm start for the next evaluation).
     var values: [Double]?
+    /// Each task's returns at the last row (a multi-task run's; empty otherwise).
+    public internal(set) var tasks: [TaskReturn] = []
 
     /// An empty cache.
     public init() {}

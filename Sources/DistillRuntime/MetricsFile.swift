@@ -5,6 +5,7 @@ import Foundation
 struct MetricsFile {
     private let handle: FileHandle
     private let events: EventFileWriter
+    private let directory: URL
     /// Added to each row's `seconds`: the last `seconds` of the rows a resumed learner appends to.
     let secondsOffset: Double
 
@@ -17,6 +18,7 @@ struct MetricsFile {
                 "cannot create the output directory \(directory.path): \(error.localizedDescription)", code: .fileAccess
             )
         }
+        self.directory = directory
         let file = directory.appendingPathComponent("metrics.csv")
         let exists = FileManager.default.fileExists(atPath: file.path)
         secondsOffset = appending && exists ? Self.lastSeconds(file) : 0
@@ -34,11 +36,45 @@ struct MetricsFile {
         events = try EventFileWriter(directory: directory)
     }
 
-    func append(_ row: MetricsRow) {
+    func append(_ row: MetricsRow, tasks: [TaskReturn] = []) {
         var row = row
         row.seconds += secondsOffset
         handle.write(Data((row.csvLine + "\n").utf8))
-        events.append(step: Int64(clamping: row.envSteps), scalars: row.scalars)
+        var scalars = row.scalars
+        for task in tasks {
+            scalars.append(("task_\(task.task)/student_return", task.studentReturn ?? .nan))
+            scalars.append(("task_\(task.task)/teacher_return", task.teacherReturn))
+            scalars.append(("task_\(task.task)/teacher_share", task.teacherShare ?? .nan))
+        }
+        events.append(step: Int64(clamping: row.envSteps), scalars: scalars)
+        if !tasks.isEmpty { appendTasks(row, tasks) }
+    }
+
+    /// The header of tasks.csv: one row per task per metrics row of a multi-task run.
+    static let tasksHeader =
+        "seconds,env_steps,version,task,student_return,teacher_return,uniform_return,teacher_share,environment,teacher"
+
+    /// Writes `tasks` for `row` to OUT/tasks.csv (created with its header on the first row).
+    private func appendTasks(_ row: MetricsRow, _ tasks: [TaskReturn]) {
+        let file = directory.appendingPathComponent("tasks.csv")
+        if !FileManager.default.fileExists(atPath: file.path) {
+            _ = FileManager.default.createFile(atPath: file.path, contents: Data((Self.tasksHeader + "\n").utf8))
+        }
+        guard let handle = FileHandle(forWritingAtPath: file.path) else { return }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        func number(_ x: Double?) -> String { x.map { $0.isFinite ? "\($0)" : "" } ?? "" }
+        func quoted(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        var lines = ""
+        for task in tasks {
+            lines +=
+                [
+                    String(format: "%.3f", row.seconds), "\(row.envSteps)", "\(row.version)", "\(task.task)",
+                    number(task.studentReturn), number(task.teacherReturn), number(task.uniformReturn),
+                    number(task.teacherShare), quoted(task.environment), quoted(task.teacher),
+                ].joined(separator: ",") + "\n"
+        }
+        handle.write(Data(lines.utf8))
     }
 
     /// The `seconds` cell of the last row of a metrics.csv (0 without rows).

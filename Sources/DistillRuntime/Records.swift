@@ -16,6 +16,8 @@ public struct LearnerStatus: Codable, Sendable, Hashable {
     public var updates: UInt64 = 0
     /// Environment steps per second over the latest metrics interval.
     public var stepsPerSecond = 0.0
+    /// A multi-task run's exact returns per task at the latest metrics row (absent in other runs).
+    public var tasks: [TaskReturn]?
     /// The student's exact expected return at the latest metrics row; null before it is known.
     @NullWhenAbsent public var studentReturn: Double? = nil
     /// The reference teacher's exact expected return; null without one.
@@ -101,7 +103,7 @@ public struct LearnerStatus: Codable, Sendable, Hashable {
     public func actor(_ id: String) -> Actor? { actors.first { $0.id == id } }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case version, updates, rejected, environment, actors
+        case version, updates, rejected, environment, actors, tasks
         case envSteps = "env_steps"
         case stepsPerSecond = "steps_per_second"
         case studentReturn = "student_return"
@@ -165,6 +167,8 @@ public struct RunSummary: Codable, Sendable, Hashable {
     public var teachers: [TeacherSwitch] = []
     /// Teacher switches in all.
     public var teacherSwitches = 0
+    /// A multi-task run's exact returns per task at the end (absent in other runs).
+    public var tasks: [TaskReturn]?
     /// Actors in the learner's table at the end.
     public var actorsSeen = 0
     /// Messages rejected.
@@ -233,7 +237,7 @@ public struct RunSummary: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, environment, updates, version, teachers
+        case method, environment, updates, version, teachers, tasks
         case stoppedBecause = "stopped_because"
         case studentReturn = "student_return"
         case teacherReturn = "teacher_return"

@@ -15,6 +15,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// The student: tabular (the default), or a network that actors and the learner build
     /// from the same architecture and seed (on environments without a tabular MDP).
     public var student: StudentSpec
+    /// A multi-task run's gridworlds (one teacher server per task, actors assigned to tasks), or
+    /// nil for a run of one environment.
+    public var tasks: TasksSpec?
 
     /// Creates a configuration.
     public init(
@@ -27,7 +30,7 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case environment, teacher, method, student
+        case environment, teacher, method, student, tasks
     }
 
     /// Reads a configuration; one written before networks joined the cluster has no `student`
@@ -38,6 +41,7 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
         teacher = try container.decode(TeacherSpec.self, forKey: .teacher)
         method = try container.decode(MethodSpec.self, forKey: .method)
         student = try container.decodeIfPresent(StudentSpec.self, forKey: .student) ?? StudentSpec()
+        tasks = try container.decodeIfPresent(TasksSpec.self, forKey: .tasks)
     }
 
     /// Writes a configuration; a tabular run's JSON stays what it was before networks (no
@@ -48,6 +52,7 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
         try container.encode(teacher, forKey: .teacher)
         try container.encode(method, forKey: .method)
         if !student.isTabular { try container.encode(student, forKey: .student) }
+        try container.encodeIfPresent(tasks, forKey: .tasks)
     }
 
     /// Canonical JSON (sorted keys): byte-for-byte equal for equal configurations.

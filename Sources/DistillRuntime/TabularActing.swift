@@ -17,9 +17,15 @@ public struct TabularActing: ActorActing {
     /// Environment steps played.
     public private(set) var environmentSteps: UInt64 = 0
 
-    /// Acting on `environment`, sampling with a generator seeded by `seed`.
-    public init(environment: Environment, seed: UInt64) {
+    /// The union's states of this actor's task in a multi-task run: its teacher server numbers
+    /// them from 0 (queries subtract the offset, replies are stored back at the union's ids).
+    private let task: Range<Int32>?
+
+    /// Acting on `environment`, sampling with a generator seeded by `seed`; `task`: the states of
+    /// the one task this actor plays in a multi-task run (its episodes start there and never leave).
+    public init(environment: Environment, seed: UInt64, task: Range<Int>? = nil) {
         self.environment = environment
+        self.task = task.map { Int32($0.lowerBound)..<Int32($0.upperBound) }
         rng = Xoshiro256StarStar(seed: seed)
         let mdp = environment.mdp
         if let tied = environment.tiedRows {
@@ -29,7 +35,7 @@ public struct TabularActing: ActorActing {
             parameters = StudentParameters(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
         }
         policy = StudentPolicy(parameters)
-        cache = TeacherCache(stateCount: mdp.stateCount, actionCount: mdp.actionCount)
+        cache = TeacherCache(stateCount: mdp.stateCount, actionCount: mdp.actionCount, playable: task)
         let uniform = [Double](repeating: 1 / Double(mdp.actionCount), count: mdp.stateCount * mdp.actionCount)
         placeholderTeacher = Teacher(
             identity: "unused", stateCount: mdp.stateCount, actionCount: mdp.actionCount, probabilities: uniform,
@@ -69,9 +75,7 @@ public struct TabularActing: ActorActing {
         if settings.control != .student && !cache.isComplete {
             // Teacher-driven control needs π before each action: fetch every state first.
             return .teacher(
-                TeacherQuery(
-                    queryID: 0,
-                    stateIDs: (0..<Int32(environment.mdp.stateCount)).filter { !cache.known[Int($0)] }))
+                query((0..<Int32(environment.mdp.stateCount)).filter { !cache.known[Int($0)] }))
         }
         let actingTeacher =
             settings.control == .student ? placeholderTeacher : cache.actingTeacher ?? placeholderTeacher
@@ -88,12 +92,19 @@ public struct TabularActing: ActorActing {
 
     private func needAfterPlaying() -> ActingNeed {
         let missing = builder.missingStates(in: cache)
-        if !missing.isEmpty { return .teacher(TeacherQuery(queryID: 0, stateIDs: missing)) }
+        if !missing.isEmpty { return .teacher(query(missing)) }
         return builder.isEmpty ? .play : .push
     }
 
+    /// The query for the union's `states`, in the numbering of this actor's teacher server.
+    private func query(_ states: [Int32]) -> TeacherQuery {
+        guard let task else { return TeacherQuery(queryID: 0, stateIDs: states) }
+        return TeacherQuery(queryID: 0, stateIDs: states.map { $0 - task.lowerBound })
+    }
+
     public mutating func store(_ reply: TeacherReply, for query: TeacherQuery) throws(ActingProblem) -> ActingNeed {
-        if let problem = cache.store(reply, for: query.stateIDs) { throw ActingProblem(problem) }
+        let states = task.map { task in query.stateIDs.map { $0 + task.lowerBound } } ?? query.stateIDs
+        if let problem = cache.store(reply, for: states) { throw ActingProblem(problem) }
         // A changed teacher clears the cache: the unroll may need other states again.
         return needAfterPlaying()
     }
@@ -103,7 +114,7 @@ public struct TabularActing: ActorActing {
         // Targets of the finished episodes must all come from the new teacher.
         if let pending { return TeacherQuery(queryID: 0, stateIDs: pending.stateIDs) }
         let missing = builder.missingStates(in: cache)
-        return missing.isEmpty ? nil : TeacherQuery(queryID: 0, stateIDs: missing)
+        return missing.isEmpty ? nil : query(missing)
     }
 
     public func keepaliveQuery(id: UInt64) -> TeacherQuery { TeacherQuery(queryID: id, stateIDs: [0]) }

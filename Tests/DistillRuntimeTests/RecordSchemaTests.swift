@@ -138,8 +138,19 @@ struct RecordSchemaTests {
             .init(id: "actor-0", alive: true, version: 7, envSteps: 4000, unrollsWithheld: 0, runNonce: "1f"),
             .init(id: "actor-1", alive: false, version: 2, envSteps: 10, unrollsWithheld: 3, runNonce: "a0"),
         ]
+        status.tasks = populatedTasks
         return status
     }
+
+    /// A multi-task run's returns per task, the second with a student return not yet known.
+    static let populatedTasks = [
+        TaskReturn(
+            task: 0, environment: "gridworld(seed=1)", teacher: "task 0: optimal", studentReturn: 0.75,
+            teacherReturn: 0.8, uniformReturn: 0.1),
+        TaskReturn(
+            task: 1, environment: "gridworld(seed=2)", teacher: "task 1: optimal", studentReturn: .nan,
+            teacherReturn: 0.5, uniformReturn: 0.5),
+    ]
 
     static var populatedSummary: RunSummary {
         var summary = RunSummary()
@@ -157,6 +168,7 @@ struct RecordSchemaTests {
         (summary.finalCheckpoint, summary.distillVersion, summary.gitCommit) = ("written: c", "0.1.0", "abc")
         summary.commandLine = ["distill", "learner"]
         summary.launcherCommandLine = ["distill", "cluster"]
+        summary.tasks = populatedTasks
         return summary
     }
 

@@ -75,6 +75,34 @@ public struct MultitaskGridworlds: Sendable {
         self.environment = Environment(name: "tasks(\(tasks.map(\.name).joined(separator: ", ")))", mdp: mdp)
     }
 
+    /// The union with every episode starting in task `k` (ρ0 of task k at its states, 0 elsewhere):
+    /// what an actor assigned to task k plays. States, actions, dynamics and rewards are the
+    /// union's, so its state ids, parameters and unrolls are the union's too.
+    public func environment(startingIn k: Int) -> Environment {
+        precondition(tasks.indices.contains(k), "task \(k) of \(tasks.count)")
+        let union = environment.mdp
+        var start = [Double](repeating: 0, count: union.stateCount)
+        let task = tasks[k].mdp
+        for s in 0..<task.stateCount { start[stateOffsets[k] + s] = task.startDistribution[s] }
+        let mdp = TabularMDP(
+            stateCount: union.stateCount, actionCount: union.actionCount, discount: union.discount,
+            startDistribution: start, isTerminal: union.isTerminal
+        ) { s, a in union.outcomes(state: s, action: a) }
+        return Environment(name: environment.name, mdp: mdp)
+    }
+
+    /// The task whose states hold union state `s`.
+    public func task(ofState s: Int) -> Int {
+        precondition(s >= 0 && s < environment.mdp.stateCount, "state \(s) of \(environment.mdp.stateCount)")
+        var low = 0
+        var high = tasks.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if stateOffsets[mid] <= s { low = mid } else { high = mid - 1 }
+        }
+        return low
+    }
+
     /// The union's teacher: task k's teacher on task k's states (each must have the task's size).
     public func teacher(_ teachers: [Teacher]) -> Teacher {
         precondition(teachers.count == tasks.count, "one teacher per task: \(teachers.count) for \(tasks.count)")

@@ -31,10 +31,18 @@ struct ActorCommand: ParsableCommand {
               distill actor --env gridworld --seed 1 --learner tcp://learner-host:5559 --teacher-server tcp://teacher-host:5556
               distill actor --env cartpole --student mlp:64,64 --environments 16 --learner tcp://learner-host:5559 --teacher-server tcp://teacher-host:5556
               distill actor --config run/config.json --learner tcp://10.0.0.2:5559 --teacher-server tcp://10.0.0.3:5556 --id actor-7
+              distill actor --config run/config.json --task 1 --learner tcp://10.0.0.2:5559 --teacher-server tcp://10.0.0.3:5566
             """)
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
+    @OptionGroup(title: "Problem (or --config)") var tasks: TasksOptions
     @OptionGroup var role: RoleOptions
+
+    @Option(
+        help:
+            "With --tasks (or a multi-task --config): the task this actor plays, 0 to K−1; --teacher-server is that task's."
+    )
+    var task: Int?
 
     /// The single source of the defaults below (endpoints aside).
     static let defaults = ActorConfiguration(learner: Endpoint(host: "localhost", port: 1), teacher: "", seed: 0)
@@ -99,7 +107,12 @@ struct ActorCommand: ParsableCommand {
 
     func run() throws {
         let (logger, stop) = role.start(role: "actor")
-        let configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
+        var configuration = try role.resolve(environment: environment, teacher: nil, method: nil)
+        try tasks.apply(to: &configuration, observation: nil)
+        if let k = try TasksOptions.task(task, configuration) {
+            try runTask(k, configuration, logger: logger, stop: stop)
+            return
+        }
         if configuration.environment.kind == .remote {
             try runRemote(configuration, logger: logger, stop: stop)
             return
@@ -136,6 +149,28 @@ struct ActorCommand: ParsableCommand {
             environment: env,
             environmentIdentity: RunConfiguration.environmentIdentity(configuration.environment, env),
             configuration: settings, sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
+        try runRole(logger) {
+            try actor.run()
+            return actor.gaveUp
+        }
+    }
+
+    /// An actor of a multi-task run: the union of the tasks' gridworlds, episodes of task `k` only.
+    private func runTask(_ k: Int, _ configuration: RunConfiguration, logger: Logger, stop: StopToken) throws {
+        if student != nil || environments != nil {
+            throw ValidationError(
+                "--student and --environments: a multi-task actor plays the table of the learner's network policy")
+        }
+        let problem = try TasksOptions.problem(configuration)
+        let offsets = problem.tasks.stateOffsets
+        let settings = try actorConfiguration()
+        logger.info("task \(k): \(problem.taskEnvironmentIdentity(k)), teacher server \(teacherServer)")
+        let acting = TabularActing(
+            environment: problem.tasks.environment(startingIn: k), seed: settings.seed,
+            task: offsets[k]..<offsets[k + 1])
+        var actor = Actor(
+            acting: acting, environmentIdentity: problem.environmentIdentity, configuration: settings,
+            sender: .starting(role: .actor, id: name), logger: logger, stop: stop)
         try runRole(logger) {
             try actor.run()
             return actor.gaveUp

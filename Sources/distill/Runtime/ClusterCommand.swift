@@ -31,6 +31,8 @@ struct ClusterCommand: ParsableCommand {
               distill cluster --write-config run.json --env gridworld --seed 3   # for roles on other machines
               distill cluster --env cartpole --teacher-file teacher.safetensors --student mlp:64,64 \\
                 --method on-policy-distill --optimiser adam --learning-rate 0.001 --actors 2 --steps 400000
+              distill cluster --env gridworld --grid-size 10 --tasks 1,2 --student mlp:64/heads:2 \\
+                --method teacher-distill-kl --control teacher --optimiser adam --learning-rate 0.01 --actors 2
               distill cluster --config runs/chain/config.json --out runs/chain-again   # the same run again
               distill cluster --out runs/chain --resume --steps 400000                 # continue a run
             """)
@@ -38,6 +40,7 @@ struct ClusterCommand: ParsableCommand {
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
     @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
     @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
+    @OptionGroup(title: "Problem (or --config)") var tasks: TasksOptions
 
     @Option(
         help: ArgumentHelp(
@@ -59,6 +62,12 @@ struct ClusterCommand: ParsableCommand {
             "cartpole, acrobot, mountaincar: the network student of the learner and actors (e.g. mlp:64,64); the "
                 + "teacher is a --teacher-file network.", valueName: "architecture"))
     var student: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --tasks: what the network student observes of each gridworld state (default image).",
+            valueName: "kind"))
+    var observation: String?
 
     @Option(help: "Environment steps to learn from.")
     var steps: Int64 = 2_000_000
@@ -106,7 +115,15 @@ struct ClusterCommand: ParsableCommand {
                         + "'\(configuration.student.architecture)': leave --student out")
             }
             configuration.student = StudentSpec(architecture: student, seed: configuration.environment.seed)
-            try validating { try configuration.student.validate() }
+            if tasks.tasks == nil && configuration.tasks == nil {
+                try validating { try configuration.student.validate() }
+            }
+        }
+        try tasks.apply(to: &configuration, observation: observation)
+        let taskCount = configuration.tasks?.seeds.count ?? 0
+        if taskCount > 0 && actors < taskCount {
+            throw ValidationError(
+                "--actors \(actors): a multi-task run needs at least one actor per task (\(taskCount) tasks)")
         }
         // Build once here so a bad flag fails before any process starts.
         let environmentName = try Self.checkProblem(configuration)
@@ -168,6 +185,7 @@ struct ClusterCommand: ParsableCommand {
             actorArguments: actorFlags.split(separator: " ").map(String.init), actors: actors,
             actorSeed: actorSeed ?? (environment.seed &* 1000 &+ 1), outputDirectory: output)
         launcherConfiguration.progressIntervalSeconds = progressInterval
+        launcherConfiguration.tasks = taskCount
         let started = RoleOptions.start(role: "launcher", level: .info)
         var launcher = Launcher(
             configuration: launcherConfiguration, logger: started.logger, stop: started.stop,
@@ -189,6 +207,17 @@ struct ClusterCommand: ParsableCommand {
     /// returns the environment's name.
     static func checkProblem(_ configuration: RunConfiguration) throws -> String {
         let kind = configuration.environment.kind
+        if configuration.tasks != nil {
+            guard !configuration.student.isTabular else {
+                throw ValidationError(
+                    "--tasks: a multi-task run trains a network student: give --student mlp:64 (the task as input) "
+                        + "or --student mlp:64/heads:\(configuration.tasks?.seeds.count ?? 2) (one head per task)")
+            }
+            let problem = try TasksOptions.problem(configuration)
+            _ = try validating { try problem.student(configuration.student, method: configuration.method) }
+            _ = try validating { try problem.teacher(task: 0, configuration.teacher) }
+            return "\(problem.count) tasks (\(problem.tasks.tasks.map(\.name).joined(separator: ", ")))"
+        }
         if kind.isTabular {
             guard configuration.student.isTabular else {
                 throw ValidationError(
@@ -244,5 +273,11 @@ struct ClusterCommand: ParsableCommand {
         emit(
             "  policy lag mean \(number(summary.meanPolicyLag)), max \(number(summary.maxPolicyLag)); "
                 + "updates \(summary.updates), version \(summary.version)")
+        for task in summary.tasks ?? [] {
+            emit(
+                "  task \(task.task): student return \(number(task.studentReturn)), teacher \(number(task.teacherReturn)), "
+                    + "uniform \(number(task.uniformReturn)), share of the teacher \(number(task.teacherShare)) "
+                    + "(\(task.environment))")
+        }
     }
 }

@@ -36,6 +36,7 @@ struct LearnerCommand: ParsableCommand {
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
     @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
     @OptionGroup(title: "Problem (or --config)") var method: MethodOptions
+    @OptionGroup(title: "Problem (or --config)") var tasks: TasksOptions
     @OptionGroup var role: RoleOptions
 
     @Option(help: "Endpoint of the unroll socket (PULL).")
@@ -65,8 +66,15 @@ struct LearnerCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "The student on cartpole, acrobot or mountaincar: a network (mlp:64,64, …; docs/networks.md), built "
-                + "from --seed; actors must name the same one.", valueName: "architecture"))
+                + "from --seed; actors must name the same one. With --tasks: mlp:64 reads the task as input, "
+                + "mlp:64/heads:K has one head per task.", valueName: "architecture"))
     var student: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --tasks: what the network student observes of each gridworld state (default image; one-hot, "
+                + "coordinates, window:K, …).", valueName: "kind"))
+    var observation: String?
 
     @Option(
         help: ArgumentHelp(
@@ -203,6 +211,11 @@ struct LearnerCommand: ParsableCommand {
             }
             configuration.student = flag
         }
+        try tasks.apply(to: &configuration, observation: observation)
+        if configuration.tasks != nil {
+            try runMultitask(configuration, logger: logger, stop: stop)
+            return
+        }
         if !configuration.environment.kind.isTabular {
             try runNetwork(configuration, logger: logger, stop: stop)
             return
@@ -282,6 +295,44 @@ struct LearnerCommand: ParsableCommand {
         settings.swapWindowSeconds = swapWindow
         settings.teacherKey = try teacherKey.map { try KeyFiles.publicKey($0, flag: "--teacher-key") }
         return settings
+    }
+
+    /// A multi-task run: one network student over the union of the tasks' gridworlds, each task's
+    /// teacher built here too (for its identity, which every unroll must name, and its return).
+    func runMultitask(_ configuration: RunConfiguration, logger: Logger, stop: StopToken) throws {
+        guard !configuration.student.isTabular else {
+            throw ValidationError(
+                "--tasks: a multi-task run trains a network student: give --student mlp:64 (the task as input) or "
+                    + "--student mlp:64/heads:\(configuration.tasks?.seeds.count ?? 2) (one head per task)")
+        }
+        guard replaySize == nil else {
+            throw ValidationError("--replay-size: a multi-task run learns from each episode once; leave it out")
+        }
+        let tasks = try TasksOptions.problem(configuration)
+        let student = try validating { try tasks.student(configuration.student, method: configuration.method) }
+        let resumedJSON = try checkResume(configuration, logger: logger)
+        let teachers = try (0..<tasks.count).map { k in
+            try validating { try tasks.teacher(task: k, configuration.teacher) }
+        }
+        for (k, teacher) in teachers.enumerated() {
+            logger.info("task \(k): \(tasks.taskEnvironmentIdentity(k)), teacher '\(teacher.identity)'")
+        }
+        let problem = LearnerProblem(
+            environment: tasks.tasks.environment, environmentIdentity: tasks.environmentIdentity,
+            method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: nil,
+            unrollSteps: unrollSteps, configurationJSON: try resumedJSON ?? configuration.json())
+        let settings = try settings()
+        try runRole(logger) {
+            let model = try MultitaskLearnerModel(
+                problem: tasks, learner: problem, teachers: teachers,
+                architecture: student.network.architecture.description)
+            let core = try LearnerCore(
+                model: model, student: student, problem: problem, configuration: settings,
+                seed: configuration.environment.seed)
+            let learner = try Learner(core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
+            try learner.run()
+            return learner.gaveUp
+        }
     }
 
     /// A network student on an environment without a tabular MDP (CartPole, Acrobot, MountainCar):

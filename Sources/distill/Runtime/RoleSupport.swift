@@ -139,3 +139,81 @@ func runRole(_ logger: Logger, _ body: () throws -> String?) throws {
         throw ExitCode(giveUpExitCode)
     }
 }
+
+/// `--tasks`: a multi-task run's gridworlds (docs/networks.md, "Multi-task on the cluster").
+struct TasksOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Multi-task run: the gridworlds' seeds, task 0 first (e.g. 1,2), one network student for all, one "
+                + "teacher server per task, each actor assigned one task (--task).", valueName: "seeds"))
+    var tasks: String?
+
+    /// The seeds of --tasks, or nil without it.
+    func seeds() throws -> [UInt64]? {
+        guard let tasks else { return nil }
+        let parts = tasks.split(separator: ",", omittingEmptySubsequences: false)
+        let seeds = parts.compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        guard seeds.count == parts.count, seeds.count >= 2 else {
+            throw ValidationError(
+                "--tasks takes two or more gridworld seeds separated by commas (e.g. 1,2), got '\(tasks)'")
+        }
+        return seeds
+    }
+
+    /// Puts --tasks into `configuration` (a --config run's tasks stay; --tasks must then agree):
+    /// the student is told its task as its architecture says (one head: the task as input;
+    /// heads:K: one head per task); `observation` (default image) is what it observes.
+    func apply(to configuration: inout RunConfiguration, observation: String?) throws {
+        if let seeds = try seeds() {
+            if let configured = configuration.tasks, configured.seeds != seeds {
+                throw ValidationError(
+                    "--tasks \(tasks ?? "") differs from the --config file's tasks \(configured.seeds): leave --tasks out"
+                )
+            }
+            if configuration.tasks == nil {
+                let label: MultitaskGridworlds.TaskLabel
+                if configuration.student.isTabular {
+                    label = .input  // actors and teachers play tables; the learner refuses a tabular student
+                } else {
+                    label = try validating {
+                        try TasksSpec.label(for: configuration.student.architecture, tasks: seeds.count)
+                    }
+                    configuration.student.observation = observation ?? "image"
+                }
+                configuration.tasks = TasksSpec(seeds: seeds, label: label)
+            }
+        } else if observation != nil && configuration.tasks == nil {
+            throw ValidationError(
+                "--observation is what a multi-task student observes of its gridworlds: give the tasks with --tasks")
+        }
+        if configuration.tasks != nil && !configuration.student.isTabular {
+            _ = try validating { try ObservationKind(parsing: configuration.student.observation) }
+        }
+    }
+
+    /// The multi-task problem of `configuration`, with errors a person can act on.
+    static func problem(_ configuration: RunConfiguration) throws -> MultitaskProblem {
+        try checkMemory(configuration.environment)
+        return try validating { try MultitaskProblem(configuration) }
+    }
+
+    /// Checks `--task K` against a multi-task `configuration` (required there, refused elsewhere).
+    static func task(_ task: Int?, _ configuration: RunConfiguration) throws -> Int? {
+        guard let tasks = configuration.tasks else {
+            if task != nil {
+                throw ValidationError(
+                    "--task picks one task of a multi-task run: give the run's --tasks (or its --config)")
+            }
+            return nil
+        }
+        guard let task else {
+            throw ValidationError(
+                "this is a multi-task run of \(tasks.seeds.count) gridworlds: give --task K (0 to \(tasks.seeds.count - 1))"
+            )
+        }
+        guard (0..<tasks.seeds.count).contains(task) else {
+            throw ValidationError("--task \(task): this run's tasks are 0 to \(tasks.seeds.count - 1)")
+        }
+        return task
+    }
+}

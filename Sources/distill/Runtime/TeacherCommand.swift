@@ -24,6 +24,7 @@ struct TeacherCommand: ParsableCommand {
               distill teacher --config run/config.json --bind 'tcp://*:5556'
               distill teacher --env chain --teacher adversarial --bind 'tcp://*:6556'
               distill teacher --env gridworld --seed 1 --teacher optimal --export-table optimal.json
+              distill teacher --config run/config.json --task 1 --bind 'tcp://*:5566'   # a multi-task run's task 1
               distill teacher --teacher-file cartpole-teacher.safetensors --bind 'tcp://*:5556'
 
             A --teacher-file holding a network teacher of an observed environment (cartpole, \
@@ -37,7 +38,11 @@ struct TeacherCommand: ParsableCommand {
 
     @OptionGroup(title: "Problem (or --config)") var environment: EnvironmentOptions
     @OptionGroup(title: "Problem (or --config)") var teacher: TeacherOptions
+    @OptionGroup(title: "Problem (or --config)") var tasks: TasksOptions
     @OptionGroup var role: RoleOptions
+
+    @Option(help: "With --tasks (or a multi-task --config): the task whose teacher this server serves, 0 to K−1.")
+    var task: Int?
 
     @Option(help: "Endpoint to bind the ROUTER socket to.")
     var bind = "tcp://*:5556"
@@ -88,9 +93,20 @@ struct TeacherCommand: ParsableCommand {
             }
             return
         }
-        let configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
-        let env = try buildEnvironment(configuration)
-        let table = try buildTeacher(configuration, for: env)
+        var configuration = try role.resolve(environment: environment, teacher: teacher, method: nil)
+        try tasks.apply(to: &configuration, observation: nil)
+        let table: Teacher
+        let environmentIdentity: String
+        if let k = try TasksOptions.task(task, configuration) {
+            // Task k's teacher, on task k's own state ids (its actors translate theirs).
+            let problem = try TasksOptions.problem(configuration)
+            table = try validating { try problem.teacher(task: k, configuration.teacher) }
+            environmentIdentity = problem.taskEnvironmentIdentity(k)
+        } else {
+            let env = try buildEnvironment(configuration)
+            table = try buildTeacher(configuration, for: env)
+            environmentIdentity = RunConfiguration.environmentIdentity(configuration.environment, env)
+        }
         if let exportTable {
             try export(table, to: exportTable)
             return
@@ -101,7 +117,7 @@ struct TeacherCommand: ParsableCommand {
         settings.maxMessageBytes = role.maxMessageBytes
         settings.giveUpAfterSeconds = role.giveUpAfter
         settings.curve = try role.curve()
-        settings.environmentIdentity = RunConfiguration.environmentIdentity(configuration.environment, env)
+        settings.environmentIdentity = environmentIdentity
         var server = TeacherServer(
             teacher: table, configuration: settings, sender: .starting(role: .teacher, id: id), logger: logger,
             stop: stop)
