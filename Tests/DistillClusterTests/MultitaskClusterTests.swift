@@ -10,12 +10,13 @@ import Testing
     import Glibc
 #endif
 
-/// Multi-task distillation with real processes on 127.0.0.1 (issue 12, item 7): one learner, two
-/// 10×10 gridworlds, each with its own Q-learning teacher server, and actors assigned to tasks.
+/// Network students on gridworlds with real processes on 127.0.0.1 (issue 12, item 7): one learner,
+/// two 10×10 gridworlds, each with its own Q-learning teacher server, and actors assigned to tasks.
 /// Both student designs — the task as input, one head per task — reach 90 % of each teacher's
 /// return over chance, as tasks.csv and summary.json report per task; those figures are recomputed
 /// here from the final checkpoint and the teachers built afresh. An actor given another task's
-/// teacher server has every unroll refused, and a swap is refused.
+/// teacher server has every unroll refused, and a swap is refused. And a convolutional student on one
+/// gridworld's image, with a tabular run's actors and teacher server.
 @Suite("multi-task cluster processes", .serialized)
 struct MultitaskClusterTests {
     /// The problem: two small gridworlds with a terminal reward to find in most of them.
@@ -91,6 +92,47 @@ struct MultitaskClusterTests {
         for (k, cells) in last.enumerated() {
             #expect(Double(cells[4]).map { abs($0 - (tasks[k].studentReturn ?? .nan)) < 1e-9 } == true)
         }
+    }
+
+    /// A convolutional student on one gridworld's image (the docs' image recipe) with the tabular
+    /// run's teacher server and actors: it keeps 95 % of the teacher's return over chance, and the
+    /// learner's exact return is the final checkpoint's network evaluated here.
+    @Test func aConvolutionalStudentOnOneGridworldLearnsOnTheCluster() async throws {
+        let out = Roles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let (status, errors) = try await onOwnThread { () -> (Int32?, String) in
+            let cluster = try ChildProcess(
+                [
+                    "cluster", "--env", "gridworld", "--seed", "1", "--grid-size", "10", "--terminal-probability",
+                    "0.03", "--student", "conv:8x3/mlp:64", "--observation", "image", "--method", "teacher-distill-kl",
+                    "--control", "teacher", "--optimiser", "adam", "--learning-rate", "0.003", "--actors", "2",
+                    "--steps", "300000", "--out", out.path, "--no-plot",
+                ])
+            let status = cluster.waitForExit(timeout: .seconds(300))
+            return (status, cluster.standardError + cluster.output.joined(separator: "\n"))
+        }
+        #expect(status == 0, "distill cluster exited with \(String(describing: status)): \(errors.suffix(2000))")
+        let summary = try #require(Roles.summary(in: out), "\(errors.suffix(2000))")
+        let configuration = try RunConfiguration.read(from: out.appendingPathComponent("config.json").path)
+        #expect(configuration.student.architecture == "conv:8x3/mlp:64" && configuration.student.observation == "image")
+        let environment = try configuration.environment.build()
+        let student = try configuration.student.buildNetwork(for: environment, method: configuration.method)
+        let store = try CheckpointStore(directory: out.appendingPathComponent("checkpoints"))
+        let checkpoint = try #require(try store.latest()).checkpoint
+        #expect(checkpoint.version == summary.version)
+        student.network.parameters = checkpoint.parameters.map(Float.init)
+        let recomputed = try PolicyEvaluation.expectedReturn(environment.mdp, policy: student.stateTable())
+        let reported = try #require(summary.studentReturn)
+        #expect(abs(reported - recomputed) < 1e-5, "reported \(reported), recomputed \(recomputed)")
+        let teacher = try PolicyEvaluation.expectedReturn(
+            environment.mdp, policy: try configuration.teacher.build(for: environment).probabilities)
+        #expect(abs((summary.teacherReturn ?? .nan) - teacher) < 1e-9)
+        let uniform = try PolicyEvaluation.expectedReturn(
+            environment.mdp, policy: [Double](repeating: 0.25, count: environment.mdp.stateCount * 4))
+        #expect(teacher - uniform > 1, "a teacher clearly better than chance")
+        #expect(
+            (recomputed - uniform) / (teacher - uniform) >= 0.95,
+            "student \(recomputed), teacher \(teacher), uniform \(uniform)")
     }
 
     /// An actor of task 0 sent to task 1's teacher server: each of its unrolls names task 1's

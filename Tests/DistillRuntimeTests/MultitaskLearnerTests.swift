@@ -37,15 +37,18 @@ struct MultitaskLearnerTests {
         return configuration
     }
 
-    static func core(_ configuration: RunConfiguration = configuration()) throws -> LearnerCore<MultitaskLearnerModel> {
+    static func core(
+        _ configuration: RunConfiguration = configuration()
+    ) throws -> LearnerCore<TabularNetworkLearnerModel> {
         let tasks = try MultitaskProblem(configuration)
         let teachers = try (0..<tasks.count).map { try tasks.teacher(task: $0, configuration.teacher) }
         let problem = LearnerProblem(
             environment: tasks.tasks.environment, environmentIdentity: tasks.environmentIdentity,
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: nil,
             unrollSteps: 100, configurationJSON: "{}")
-        let model = try MultitaskLearnerModel(
-            problem: tasks, learner: problem, teachers: teachers, architecture: configuration.student.architecture)
+        let model = try TabularNetworkLearnerModel(
+            learner: problem, tasks: TaskTeachers(problem: tasks, teachers: teachers),
+            architecture: configuration.student.architecture)
         var settings = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
         settings.publishEveryUpdates = 1
         var core = try LearnerCore(
@@ -99,7 +102,7 @@ struct MultitaskLearnerTests {
     /// here by hand: task k's own one-hot vector of the state, then the one-hot head selector.
     @Test func thePublishedTableIsTheNetworksPolicyAtEveryStateOfEveryTask() throws {
         let core = try Self.core()
-        let tasks = core.model.problem
+        let tasks = try #require(core.model.tasks).problem
         let parameters = core.currentParameters()
         let network = core.state.student.network
         #expect(parameters.values.shape == [tasks.tasks.environment.mdp.stateCount, 4])
@@ -127,8 +130,8 @@ struct MultitaskLearnerTests {
 
     @Test func anUnrollMustLieInTheTaskOfTheTeacherItNames() throws {
         var core = try Self.core()
-        let tasks = core.model.problem
-        let ids = core.model.teacherIdentities
+        let tasks = try #require(core.model.tasks).problem
+        let ids = try #require(core.model.tasks).identities
         #expect(ids == ["task 0: optimal", "task 1: optimal"])
         let actor = LearnerCoreTests.actor("a")
         // Task 1's states with task 0's teacher, an unknown teacher: refused, nothing learned.
@@ -223,6 +226,50 @@ struct MultitaskLearnerTests {
             #expect(unroll.teacherProbabilities.values[row * 4 + local % 4] == 1)
         }
         #expect(tasks.tasks.task(ofState: Int(unroll.observations[0])) == 1)
+    }
+
+    /// A network student on one gridworld: the tabular run's actors and teachers (its Hello, its
+    /// first teacher trusted, swaps checked as usual), the network's table on the wire.
+    @Test func aNetworkStudentOnOneGridworldTalksToTabularActorsAndTeachers() throws {
+        let problem = LearnerCoreTests.problem
+        let environment = try #require(problem.environment)
+        let student = try StudentSpec(architecture: "mlp:8", observation: "image", seed: 2)
+            .buildNetwork(for: environment, method: problem.method)
+        let model = try TabularNetworkLearnerModel(learner: problem, architecture: "mlp:8")
+        #expect(!model.teachersPerTask)
+        var core = try LearnerCore(
+            model: model, student: student, problem: problem,
+            configuration: LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: ""), seed: 1)
+        core.authorization = LearnerAuthorization(access: .token(LearnerCoreTests.token))
+        core.start(now: 0)
+        let welcome = core.receiveControl(
+            LearnerCoreTests.frames(LearnerCoreTests.hello(), from: LearnerCoreTests.actor("a")), peer: nil, now: 1)
+        guard case .welcome(let message)? = welcome.replies.first?.message else {
+            Issue.record("a tabular actor of the run's gridworld is welcomed: \(welcome)")
+            return
+        }
+        #expect(message.environmentSpec == nil && message.architecture.isEmpty)
+        // The table is the network's policy: softmax of its logits at each state's image.
+        let n = environment.mdp.stateCount
+        let logits = student.network.forward(student.observations, batch: n).logits
+        #expect(message.parameters.values.shape == [n, 4])
+        for s in 0..<n {
+            let row = (0..<4).map { Double(logits[s * 4 + $0]) }
+            let published = (0..<4).map { Double(message.parameters.values.values[s * 4 + $0]) }
+            let z = row.map { Foundation.exp($0) }.reduce(0, +)
+            let w = published.map { Foundation.exp($0) }.reduce(0, +)
+            for a in 0..<4 {
+                #expect(abs(Foundation.exp(row[a]) / z - Foundation.exp(published[a]) / w) < 1e-6, "state \(s)")
+            }
+        }
+        _ = core.receiveUnroll(
+            LearnerCoreTests.unrollFrames(LearnerCoreTests.unroll(sequence: 1), from: LearnerCoreTests.actor("a")),
+            peer: nil, now: 2)
+        #expect(core.version == 1)
+        let swap = core.receiveControl(
+            LearnerCoreTests.frames(LearnerCoreTests.control(.swapTeacher), from: LearnerCoreTests.operatorSender),
+            peer: nil, now: 10)
+        #expect(swap.errorCodes.isEmpty, "a swap is checked as in any tabular run: \(swap.errorMessages)")
     }
 
     static func unwrap(_ message: Message) -> Unroll {

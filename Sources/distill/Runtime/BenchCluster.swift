@@ -32,9 +32,15 @@ struct BenchCluster: ParsableCommand {
             and publish timers from summary.json) with a one-line verdict; and a 1 MiB Parameters \
             broadcast (262144 float32) against the same bytes sent raw.
 
+            With --student ARCH on the gridworld (e.g. conv:8x3/mlp:64): a network student on the \
+            gridworld's image, on-policy-distill, adam 0.003, each actor count against one `distill \
+            train` process of the same network and method, with the learner's update and publish \
+            shares (the actors play the published table; they run no network).
+
             Examples:
               distill bench cluster
               distill bench cluster --steps 2000000 --actors 1,2,4
+              distill bench cluster --student conv:8x3/mlp:64 --actors 1,2
               distill bench cluster --env cartpole
               distill bench cluster --env cartpole --teacher-file teacher.safetensors --steps 2000000 --actors 2
             """)
@@ -44,7 +50,8 @@ struct BenchCluster: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Environment steps per cluster run (default: 10000000 on gridworld, 5000000 on cartpole).",
+            "Environment steps per cluster run (default: 10000000 on gridworld, 1000000 with --student, 5000000 on "
+                + "cartpole).",
             valueName: "steps"))
     var steps: UInt64?
 
@@ -53,6 +60,12 @@ struct BenchCluster: ParsableCommand {
             "cartpole: the teacher network (a mlp:64,64 safetensors file); made by distill train when not given.",
             valueName: "file"))
     var teacherFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "gridworld: a network student (e.g. conv:8x3/mlp:64) on the gridworld's image, against one distill "
+                + "train process; without it the tabular student.", valueName: "architecture"))
+    var student: String?
 
     @Option(help: "Actor counts to run, comma-separated.")
     var actors: String = "1,2,4"
@@ -66,6 +79,9 @@ struct BenchCluster: ParsableCommand {
         }
         guard ["gridworld", "cartpole"].contains(env) else {
             throw ValidationError("--env \(env): the cluster bench runs gridworld (tabular) or cartpole (networks)")
+        }
+        if student != nil && env != "gridworld" {
+            throw ValidationError("--student is for --env gridworld; the cartpole bench's student is mlp:64,64")
         }
         if let steps { guard steps >= 10_000 else { throw ValidationError("--steps must be at least 10000") } }
         if let teacherFile {
@@ -81,7 +97,7 @@ struct BenchCluster: ParsableCommand {
     }
 
     /// The environment steps of one cluster run.
-    var stepsPerRun: UInt64 { steps ?? (env == "cartpole" ? 5_000_000 : 10_000_000) }
+    var stepsPerRun: UInt64 { steps ?? (env == "cartpole" ? 5_000_000 : student != nil ? 1_000_000 : 10_000_000) }
 
     var actorCounts: [Int] { actors.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
@@ -91,6 +107,10 @@ struct BenchCluster: ParsableCommand {
         defer { try? FileManager.default.removeItem(at: scratch) }
         if env == "cartpole" {
             try runNetworks(binary: binary, scratch: scratch)
+            return
+        }
+        if let student {
+            try runGridworldNetworks(binary: binary, scratch: scratch, student: student)
             return
         }
         let steps = stepsPerRun

@@ -147,14 +147,20 @@ extension BenchCluster {
     /// One `distill train` process on the same network and method, for about `steps` env steps:
     /// its env steps/s from the first metrics row on (without start-up, as the cluster's).
     func oneProcess(binary: URL, teacher: String, steps: UInt64, scratch: URL) throws -> Double {
-        let out = scratch.appendingPathComponent("train")
         // A distilled CartPole student plays 500-step episodes after a few hundred short
         // iterations: 8 of them an iteration.
-        let iterations = steps / 4000 + 300
+        try oneProcess(
+            binary: binary, problem: Self.networkProblem + ["--teacher-file", teacher],
+            iterations: steps / 4000 + 300, scratch: scratch)
+    }
+
+    /// One `distill train` process of `problem` for `iterations`: its env steps/s from the first
+    /// metrics row on.
+    func oneProcess(binary: URL, problem: [String], iterations: UInt64, scratch: URL) throws -> Double {
+        let out = scratch.appendingPathComponent("train")
         let arguments =
-            ["train"] + Self.networkProblem + [
-                "--teacher-file", teacher, "--seed", String(seed), "--iterations", String(iterations), "--quiet",
-                "--out", out.path,
+            ["train"] + problem + [
+                "--seed", String(seed), "--iterations", String(iterations), "--quiet", "--out", out.path,
             ]
         let status = try runChild(binary, arguments)
         let rows = (try? String(contentsOf: out.appendingPathComponent("metrics.csv"), encoding: .utf8))?
@@ -177,6 +183,70 @@ extension BenchCluster {
                 rate)
                 + " (distill \(arguments.joined(separator: " ")))")
         return rate
+    }
+
+    /// The gridworld bench with a network student (`--student`, on the 20×20 gridworld's image):
+    /// distill cluster against one `distill train` process of the same network and method.
+    static func gridworldNetworkProblem(student: String) -> [String] {
+        [
+            "--env", "gridworld", "--teacher", "q-learning", "--student", student, "--observation", "image", "--method",
+            "on-policy-distill", "--optimiser", "adam", "--learning-rate", "0.003", "--episodes-per-iteration", "8",
+        ]
+    }
+
+    func runGridworldNetworks(binary: URL, scratch: URL, student: String) throws {
+        let steps = stepsPerRun
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let problem = Self.gridworldNetworkProblem(student: student)
+        emit(
+            "distill bench cluster: gridworld(seed=\(seed)) 20x20 as an image, q-learning teacher, student \(student), "
+                + "on-policy-distill, adam 0.003, 8 episodes/iteration, \(steps) steps per run, "
+                + "\(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(Self.loadAverage())")
+        emit(
+            "(the wire carries state ids and the learner publishes the network's logits at every state: the actors "
+                + "play that table and run no network; docs/networks.md)")
+        // The gridworld's episodes of a distilled student are short: about 30 steps each.
+        let baseline = try oneProcess(
+            binary: binary, problem: problem, iterations: steps / (8 * 30) + 50, scratch: scratch)
+
+        emit("\n1. end to end (distill cluster) against one `distill train` process of the same network and method")
+        emit(
+            "actors   env steps/s   vs 1 process   updates/s   lag updates mean (max)   learner unroll   learner publish"
+                + "   student/teacher")
+        var rows: [NetworkRow] = []
+        for count in actorCounts {
+            let out = scratch.appendingPathComponent("actors-\(count)")
+            let status = try runChild(
+                binary,
+                ["cluster"] + problem + [
+                    "--seed", String(seed), "--actors", String(count), "--steps", String(steps), "--out", out.path,
+                    "--no-plot",
+                ])
+            guard status == 0, let summary = try? RunSummary.read(out.appendingPathComponent("summary.json")) else {
+                emit("\(count): the cluster run failed (status \(status)); logs were in \(out.path)/logs")
+                continue
+            }
+            let row = NetworkRow(actors: count, summary: summary, teacher: [:])
+            rows.append(row)
+            let wall = summary.wallSeconds
+            func percent(_ value: Double?) -> String {
+                value.map { String(format: "%.1f%%", 100 * $0 / wall) } ?? "n/a"
+            }
+            emit(
+                String(
+                    format: "%6d %13.0f %13.1f%% %11.0f %17.2f (%4.0f)", count, summary.envStepsPerSecondLearning,
+                    100 * summary.envStepsPerSecondLearning / baseline,
+                    Double(summary.updates) / summary.learningSeconds, summary.meanPolicyLag, summary.maxPolicyLag)
+                    + Self.right(percent(summary.learnerUnrollSeconds), 17)
+                    + Self.right(percent(summary.learnerPublishSeconds), 18)
+                    + Self.right(summary.studentToTeacherReturn.map { String(format: "%.3f", $0) } ?? "n/a", 18))
+        }
+        emit(
+            "(rates over the learning span; learner unroll = decode + the network's update + its forward at every "
+                + "state for each publication, publish = encode + send, as shares of the learner's wall clock; "
+                + "student/teacher: exact returns)")
+        emit("verdict: \(Self.verdict(rows))")
+        emit("load average at the end: \(Self.loadAverage())")
     }
 
     /// The numbers of the last "teacher server status" line of a teacher's log (key=value pairs).

@@ -59,14 +59,15 @@ struct ClusterCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "cartpole, acrobot, mountaincar: the network student of the learner and actors (e.g. mlp:64,64); the "
-                + "teacher is a --teacher-file network.", valueName: "architecture"))
+            "A network student (e.g. mlp:64,64): on cartpole, acrobot, mountaincar the teacher is a --teacher-file "
+                + "network; on a gridworld (--observation) the actors play its published table; with --tasks one "
+                + "head (the task as input) or heads:K.", valueName: "architecture"))
     var student: String?
 
     @Option(
         help: ArgumentHelp(
-            "With --tasks: what the network student observes of each gridworld state (default image).",
-            valueName: "kind"))
+            "What a network student observes of each gridworld state: one-hot (default), image, state-id, "
+                + "window:K, … (with --tasks the default is image).", valueName: "kind"))
     var observation: String?
 
     @Option(help: "Environment steps to learn from.")
@@ -114,12 +115,14 @@ struct ClusterCommand: ParsableCommand {
                     "--student \(student) differs from the --config file's student "
                         + "'\(configuration.student.architecture)': leave --student out")
             }
-            configuration.student = StudentSpec(architecture: student, seed: configuration.environment.seed)
+            if config == nil {
+                configuration.student = StudentSpec(architecture: student, seed: configuration.environment.seed)
+            }
             if tasks.tasks == nil && configuration.tasks == nil {
                 try validating { try configuration.student.validate() }
             }
         }
-        try tasks.apply(to: &configuration, observation: observation)
+        try tasks.apply(to: &configuration, observation: observation, fromConfig: config != nil)
         let taskCount = configuration.tasks?.seeds.count ?? 0
         if taskCount > 0 && actors < taskCount {
             throw ValidationError(
@@ -219,13 +222,14 @@ struct ClusterCommand: ParsableCommand {
             return "\(problem.count) tasks (\(problem.tasks.tasks.map(\.name).joined(separator: ", ")))"
         }
         if kind.isTabular {
-            guard configuration.student.isTabular else {
-                throw ValidationError(
-                    "--student \(configuration.student.architecture): the cluster trains network students on cartpole, "
-                        + "acrobot and mountaincar; on \(kind.rawValue) it trains the tabular student")
-            }
             try checkMemory(configuration.environment)
-            return try buildEnvironment(configuration).name
+            let environment = try buildEnvironment(configuration)
+            if !configuration.student.isTabular {
+                _ = try validating {
+                    try configuration.student.buildNetwork(for: environment, method: configuration.method)
+                }
+            }
+            return environment.name
         }
         guard !configuration.student.isTabular else {
             throw ValidationError(

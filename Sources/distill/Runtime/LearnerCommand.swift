@@ -65,15 +65,16 @@ struct LearnerCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The student on cartpole, acrobot or mountaincar: a network (mlp:64,64, …; docs/networks.md), built "
-                + "from --seed; actors must name the same one. With --tasks: mlp:64 reads the task as input, "
-                + "mlp:64/heads:K has one head per task.", valueName: "architecture"))
+            "A network student (mlp:64,64, conv:8x3/mlp:64, …; docs/networks.md), built from --seed: on cartpole, "
+                + "acrobot or mountaincar actors must name the same one; on a gridworld they play its published table. "
+                + "With --tasks: mlp:64 reads the task as input, mlp:64/heads:K has one head per task.",
+            valueName: "architecture"))
     var student: String?
 
     @Option(
         help: ArgumentHelp(
-            "With --tasks: what the network student observes of each gridworld state (default image; one-hot, "
-                + "coordinates, window:K, …).", valueName: "kind"))
+            "What a network student observes of each gridworld state: one-hot (default), image, state-id, "
+                + "window:K, … (with --tasks the default is image).", valueName: "kind"))
     var observation: String?
 
     @Option(
@@ -209,9 +210,9 @@ struct LearnerCommand: ParsableCommand {
                     "--student \(student) differs from the --config file's student "
                         + "'\(configuration.student.architecture)': leave --student out, or write another config")
             }
-            configuration.student = flag
+            if role.config == nil { configuration.student = flag }
         }
-        try tasks.apply(to: &configuration, observation: observation)
+        try tasks.apply(to: &configuration, observation: observation, fromConfig: role.config != nil)
         if configuration.tasks != nil {
             try runMultitask(configuration, logger: logger, stop: stop)
             return
@@ -220,16 +221,10 @@ struct LearnerCommand: ParsableCommand {
             try runNetwork(configuration, logger: logger, stop: stop)
             return
         }
-        guard configuration.student.isTabular else {
-            throw ValidationError(
-                "--student \(configuration.student.architecture): the cluster trains network students on cartpole, "
-                    + "acrobot and mountaincar; on \(configuration.environment.kind.rawValue) it trains the tabular "
-                    + "student (use distill train --student for networks on tabular environments)")
-        }
         guard replaySize == nil else {
             throw ValidationError(
-                "--replay-size: a replay memory holds a network student's observations (cartpole, acrobot, "
-                    + "mountaincar); this run trains a tabular student")
+                "--replay-size: on the cluster a replay memory holds a network student's observations on cartpole, "
+                    + "acrobot or mountaincar; a gridworld run learns from each episode once: leave it out")
         }
         let env = try buildEnvironment(configuration)
         let resumedJSON = try checkResume(configuration, logger: logger)
@@ -248,6 +243,24 @@ struct LearnerCommand: ParsableCommand {
             unrollSteps: unrollSteps,
             configurationJSON: try resumedJSON ?? configuration.json())
         let settings = try settings()
+        if !configuration.student.isTabular {
+            // A network on the gridworld's rendered observations; actors play its published table.
+            let student = try validating {
+                try configuration.student.buildNetwork(for: env, method: configuration.method)
+            }
+            try runRole(logger) {
+                let model = try TabularNetworkLearnerModel(
+                    learner: problem, architecture: student.network.architecture.description)
+                let core = try LearnerCore(
+                    model: model, student: student, problem: problem, configuration: settings,
+                    seed: configuration.environment.seed)
+                let learner = try Learner(
+                    core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
+                try learner.run()
+                return learner.gaveUp
+            }
+            return
+        }
         try runRole(logger) {
             let learner = try Learner(
                 problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger,
@@ -323,8 +336,8 @@ struct LearnerCommand: ParsableCommand {
             unrollSteps: unrollSteps, configurationJSON: try resumedJSON ?? configuration.json())
         let settings = try settings()
         try runRole(logger) {
-            let model = try MultitaskLearnerModel(
-                problem: tasks, learner: problem, teachers: teachers,
+            let model = try TabularNetworkLearnerModel(
+                learner: problem, tasks: TaskTeachers(problem: tasks, teachers: teachers),
                 architecture: student.network.architecture.description)
             let core = try LearnerCore(
                 model: model, student: student, problem: problem, configuration: settings,

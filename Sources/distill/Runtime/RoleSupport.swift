@@ -160,10 +160,11 @@ struct TasksOptions: ParsableArguments {
         return seeds
     }
 
-    /// Puts --tasks into `configuration` (a --config run's tasks stay; --tasks must then agree):
-    /// the student is told its task as its architecture says (one head: the task as input;
-    /// heads:K: one head per task); `observation` (default image) is what it observes.
-    func apply(to configuration: inout RunConfiguration, observation: String?) throws {
+    /// Puts --tasks and --observation into `configuration` (a --config run's stay; the flags must
+    /// then agree): the student is told its task as its architecture says (one head: the task as
+    /// input; heads:K: one head per task); `observation` is what a network student observes of a
+    /// gridworld (default one-hot, image in a multi-task run).
+    func apply(to configuration: inout RunConfiguration, observation: String?, fromConfig: Bool = false) throws {
         if let seeds = try seeds() {
             if let configured = configuration.tasks, configured.seeds != seeds {
                 throw ValidationError(
@@ -178,15 +179,25 @@ struct TasksOptions: ParsableArguments {
                     label = try validating {
                         try TasksSpec.label(for: configuration.student.architecture, tasks: seeds.count)
                     }
-                    configuration.student.observation = observation ?? "image"
+                    if observation == nil { configuration.student.observation = "image" }
                 }
                 configuration.tasks = TasksSpec(seeds: seeds, label: label)
             }
-        } else if observation != nil && configuration.tasks == nil {
-            throw ValidationError(
-                "--observation is what a multi-task student observes of its gridworlds: give the tasks with --tasks")
         }
-        if configuration.tasks != nil && !configuration.student.isTabular {
+        if let observation {
+            guard !configuration.student.isTabular, configuration.environment.kind.isTabular else {
+                throw ValidationError(
+                    "--observation is what a network student observes of a gridworld's states: give --student ARCH "
+                        + "on a tabular environment")
+            }
+            if fromConfig && configuration.student.observation != observation {
+                throw ValidationError(
+                    "--observation \(observation) differs from the --config file's '\(configuration.student.observation)': "
+                        + "leave it out")
+            }
+            configuration.student.observation = observation
+        }
+        if !configuration.student.isTabular && configuration.environment.kind.isTabular {
             _ = try validating { try ObservationKind(parsing: configuration.student.observation) }
         }
     }
