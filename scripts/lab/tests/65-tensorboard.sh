@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TensorBoard event files (issue 12, item 10; docs/file-formats.md#tensorboard-event-files): the
 # events.out.tfevents.* that `distill train --out` (tabular, network, and an observed environment)
-# and `distill cluster --out` (the learner) write beside metrics.csv, and `distill experiment` writes
+# and `distill cluster --out` (the learner; a multi-task run's task_K/… scalars equal to its
+# tasks.csv) write beside metrics.csv, and `distill experiment` writes
 # per run in OUT/tensorboard/RUN/ beside OUT/runs/RUN.csv, are read with tbparse
 # (TensorBoard's own reader underneath, PyPI) and hold exactly the numbers of metrics.csv: the same
 # tags (every numeric column), the same steps (train: the iteration; cluster: env_steps), in the
@@ -21,7 +22,7 @@ lab_venv "$venv" tbparse numpy safetensors matplotlib
 
 cat >"$work/compare.py" <<'PY'
 """compare.py DIR STEP_COLUMN [CSV]: DIR's event file holds the numbers of CSV (DIR/metrics.csv), to float32."""
-import csv, glob, math, sys
+import csv, glob, math, os, sys
 import numpy as np
 from tbparse import SummaryReader
 from tensorboard.backend.event_processing import event_file_loader
@@ -44,6 +45,17 @@ for row in rows:
             continue  # an empty cell, or text (teacher_id)
         if math.isfinite(value):
             expected.setdefault(column, []).append((int(float(row[step_column])), value))
+
+# A multi-task run's learner adds each task's returns (tasks.csv) as task_K/COLUMN at the row's step.
+tasks = f"{directory}/tasks.csv"
+if len(sys.argv) <= 3 and os.path.exists(tasks):
+    task_rows = list(csv.DictReader(open(tasks)))
+    assert task_rows, f"{tasks} has no rows"
+    for row in task_rows:
+        for column in ("student_return", "teacher_return", "teacher_share"):
+            if row[column] and math.isfinite(float(row[column])):
+                expected.setdefault(f"task_{row['task']}/{column}", []).append(
+                    (int(float(row["env_steps"])), float(row[column])))
 
 frame = SummaryReader(directory, pivot=False).scalars
 assert len(frame) > 0, "tbparse found no scalars"
@@ -80,6 +92,14 @@ compare "$work/train-cartpole" iteration
 timeout 120 "$DISTILL_BINARY" cluster --seed 1 --actors 1 --steps 200000 --no-plot --out cluster >cluster.log 2>&1 \
     || { tail -20 cluster.log >&2; lab_fail "distill cluster failed"; }
 compare "$work/cluster" env_steps
+
+# A multi-task cluster (two gridworlds, a teacher server each): metrics.csv and tasks.csv in one file.
+timeout 180 "$DISTILL_BINARY" cluster --env gridworld --grid-size 5 --tasks 1,2 --student mlp:16 \
+    --observation one-hot --method teacher-distill-kl --control teacher --optimiser adam --learning-rate 0.01 \
+    --actors 2 --steps 60000 --no-plot --out cluster-tasks >cluster-tasks.log 2>&1 \
+    || { tail -20 cluster-tasks.log >&2; lab_fail "distill cluster --tasks failed"; }
+[ -s cluster-tasks/tasks.csv ] || lab_fail "the multi-task cluster wrote no tasks.csv"
+compare "$work/cluster-tasks" env_steps
 
 # distill experiment: one event file per run, beside runs/RUN.csv (fig2's quick preset: 18 runs, ~1 s).
 "$DISTILL_BINARY" experiment fig2 --quick --no-plot --out experiment >experiment.log 2>&1 ||
