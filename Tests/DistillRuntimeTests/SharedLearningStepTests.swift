@@ -167,6 +167,81 @@ struct SharedLearningStepTests {
         #expect(train.contains { abs($0) > 1e-2 }, "the student learned something")
     }
 
+    /// The tests above compare the learner's mixture (``KickstartEpisode``, per step) with the
+    /// trainer's (``Kickstarting/apply(_:teacher:further:weights:)``, a table), production code on
+    /// both sides; this one checks it against the formula, worked out by hand:
+    /// `π̄ = (λ π + Σ_k λ_k π_k) / Λ` and `V̄` alike, `Λ = λ + Σ_k λ_k`, and with no reward and a
+    /// zero critic, one episode's SGD step is `α Λ Σ_t (π̄(s_t) − π_θ(s_t))` on the row of `s_t`.
+    @Test("the learner mixes the further teachers' outputs as the formula says (worked by hand)")
+    func mixtureMatchesTheFormulaByHand() throws {
+        // Three states (0 and 1 live, 2 terminal), two actions; every output is dyadic, so that
+        // the unroll's float32 changes nothing.
+        func teacher(_ name: String, _ probabilities: [Double], _ values: [Double]) -> Teacher {
+            Teacher(identity: name, stateCount: 3, actionCount: 2, probabilities: probabilities, values: values)
+        }
+        let main = teacher("main", [0.125, 0.875, 0.5, 0.5, 0.5, 0.5], [1, -0.5, 0])
+        let first = teacher("first", [0.75, 0.25, 0.25, 0.75, 0.5, 0.5], [0.25, 2, 0])
+        let second = teacher("second", [0.5, 0.5, 1, 0, 0.5, 0.5], [-1, 0.75, 0])
+        // λ = 1/2 (the main teacher's), λ_1 = 1/4, λ_2 = 1: Λ = 7/4. By hand:
+        //   π̄(0) = (1/16 + 3/16 + 1/2, 7/16 + 1/16 + 1/2) / (7/4) = (3/7, 4/7)
+        //   π̄(1) = (1/4 + 1/16 + 1, 1/4 + 3/16 + 0) / (7/4)       = (3/4, 1/4)
+        //   V̄(0) = (1/2 + 1/16 − 1) / (7/4) = −1/4,   V̄(1) = (−1/4 + 1/2 + 3/4) / (7/4) = 4/7
+        let total = 1.75
+        let mixed: [[Double]] = [[3.0 / 7, 4.0 / 7], [0.75, 0.25]]
+        let mixedValues = [-0.25, 4.0 / 7]
+        var method = MethodSpec()
+        method.method = .kickstarting
+        method.lambda = .constant(0.5)
+        method.optimiser = .sgd
+        method.learningRate = 0.5
+        method.episodesPerIteration = 1
+        // π_θ(0) = (1/4, 3/4), π_θ(1) = π_θ(2) = (1/2, 1/2).
+        var parameters = StudentParameters(stateCount: 3, actionCount: 2)
+        parameters.logits[1] = log(3)
+        let student = TabularStudent(parameters: parameters, optimiser: Optimiser(kind: .sgd, learningRate: 0.5))
+        let policy: [[Double]] = [[0.25, 0.75], [0.5, 0.5]]
+        let further = try KickstartTeachers(teachers: [first, second], weights: [0.25, 1])
+        var learner = try LearnerState<TabularStudent>(
+            method: method, teacherKind: nil, discount: 0.9, stateCount: 3, actionCount: 2, student: student,
+            kickstart: further)
+        #expect(learner.effectiveRule.lossWeight == total)
+        // s = 0, 1, 0, then the terminal state; no reward, so only the distillation term moves θ.
+        let episode = EpisodeBuffer(
+            states: [0, 1, 0, 2], actions: [1, 0, 1], rewards: [0, 0, 0], behaviour: [0.75, 0.5, 0.75],
+            terminated: true)
+        let unroll = Self.unroll(episode, teacher: main)
+        // What the learner reads: the mixture per step.
+        UnrollEpisode.withEpisodes(of: unroll) { episodes in
+            let view = KickstartEpisode(episodes[0], mainWeight: 0.5, further: further)
+            for t in 0..<episode.length {
+                let s = Int(episode.state(t))
+                for a in 0..<2 {
+                    #expect(abs(view.teacherProbability(t, a) - mixed[s][a]) < 1e-12, "π̄(\(a)|\(s)) at step \(t)")
+                }
+                #expect(abs(view.teacherValue(t) - mixedValues[s]) < 1e-12, "V̄(\(s)) at step \(t)")
+            }
+        }
+        // What the learner learns: one episode, one SGD step.
+        UnrollEpisode.withEpisodes(of: unroll) { episodes in
+            for episode in episodes { learner.accumulate(episode) }
+        }
+        #expect(learner.updateDue)
+        guard case .applied = learner.applyUpdate() else {
+            Issue.record("the learner refused the update")
+            return
+        }
+        var expected = parameters.logits
+        for t in 0..<episode.length {
+            let s = Int(episode.state(t))
+            for a in 0..<2 { expected[s * 2 + a] += 0.5 * total * (mixed[s][a] - policy[s][a]) }
+        }
+        // Row 0: θ += ½·2·(7/4)·(3/7 − 1/4, 4/7 − 3/4) = ±5/16; row 1: ½·(7/4)·(±1/4) = ±7/32.
+        #expect(abs(expected[0] - 0.3125) < 1e-12 && abs(expected[2] - 0.21875) < 1e-12)
+        let learned = learner.student.parameters.logits
+        #expect(
+            Self.maxDifference(learned, expected) < 1e-12, "learned \(learned), by hand \(expected)")
+    }
+
     @Test("a learner that forgot the further kickstarting teachers is told apart")
     func forgottenTeachersDiffer() throws {
         let (configuration, environment, teacher, further) = try Self.problem(method: .kickstarting, kickstart: true)
