@@ -360,8 +360,9 @@ public struct StudentSpec: Sendable, Hashable, Codable {
         return parsed
     }
 
-    /// A network student of `architecture` reading `inputShape`, optimised as `method` says.
-    func makeStudent(
+    /// A network student of `architecture` reading `inputShape`, optimised as `method` says, its
+    /// weights drawn from this spec's seed.
+    public func makeStudent(
         _ architecture: NetworkArchitecture, inputShape: [Int], actionCount: Int, method: MethodSpec,
         observations: [Float], critic: NetworkStudent.Critic
     ) throws -> NetworkStudent {

@@ -164,18 +164,8 @@ public struct MultitaskProblem: Sendable {
                     + "window:K), not \(student.observation)")
         }
         let (rows, shape) = try tasks.observationTable(observation, label: spec.label, architecture: architecture)
-        let network: PolicyValueNetwork
-        do {
-            network = try PolicyValueNetwork(
-                architecture: architecture, inputShape: shape, actionCount: tasks.environment.mdp.actionCount,
-                seed: student.seed)
-        } catch let error as NetworkError {
-            throw DistillError(.invalidConfiguration, "--student \(student.architecture): \(error.message)")
-        }
-        return try NetworkStudent(
-            network: network,
-            optimizer: NetworkOptimizer(
-                method.optimiser, learningRate: method.learningRate, parameterCount: network.parameterCount),
+        return try student.makeStudent(
+            architecture, inputShape: shape, actionCount: tasks.environment.mdp.actionCount, method: method,
             observations: rows, critic: .table)
     }
 }

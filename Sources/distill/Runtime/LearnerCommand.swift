@@ -248,23 +248,24 @@ struct LearnerCommand: ParsableCommand {
             let student = try validating {
                 try configuration.student.buildNetwork(for: env, method: configuration.method)
             }
-            try runRole(logger) {
-                let model = try TabularNetworkLearnerModel(
-                    learner: problem, architecture: student.network.architecture.description)
-                let core = try LearnerCore(
-                    model: model, student: student, problem: problem, configuration: settings,
-                    seed: configuration.environment.seed)
-                let learner = try Learner(
-                    core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
-                try learner.run()
-                return learner.gaveUp
+            try runLearner(logger, stop) {
+                try LearnerCore(
+                    model: TabularNetworkLearnerModel(
+                        learner: problem, architecture: student.network.architecture.description),
+                    student: student, problem: problem, configuration: settings, seed: configuration.environment.seed)
             }
             return
         }
+        try runLearner(logger, stop) { try LearnerCore(problem: problem, configuration: settings) }
+    }
+
+    /// Runs a learner around the core `makeCore` builds, until it stops (or gives up).
+    private func runLearner<Model: LearnerModel>(
+        _ logger: Logger, _ stop: StopToken, _ makeCore: () throws -> LearnerCore<Model>
+    ) throws {
         try runRole(logger) {
             let learner = try Learner(
-                problem: problem, configuration: settings, sender: .starting(role: .learner, id: id), logger: logger,
-                stop: stop)
+                core: makeCore(), sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
             try learner.run()
             return learner.gaveUp
         }
@@ -335,16 +336,12 @@ struct LearnerCommand: ParsableCommand {
             method: configuration.method, teacherKind: configuration.teacher.kind, referenceTeacher: nil,
             unrollSteps: unrollSteps, configurationJSON: try resumedJSON ?? configuration.json())
         let settings = try settings()
-        try runRole(logger) {
-            let model = try TabularNetworkLearnerModel(
-                learner: problem, tasks: TaskTeachers(problem: tasks, teachers: teachers),
-                architecture: student.network.architecture.description)
-            let core = try LearnerCore(
-                model: model, student: student, problem: problem, configuration: settings,
-                seed: configuration.environment.seed)
-            let learner = try Learner(core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
-            try learner.run()
-            return learner.gaveUp
+        try runLearner(logger, stop) {
+            try LearnerCore(
+                model: TabularNetworkLearnerModel(
+                    learner: problem, tasks: TaskTeachers(problem: tasks, teachers: teachers),
+                    architecture: student.network.architecture.description),
+                student: student, problem: problem, configuration: settings, seed: configuration.environment.seed)
         }
     }
 
@@ -412,13 +409,10 @@ struct LearnerCommand: ParsableCommand {
             referenceTeacher: nil, unrollSteps: unrollSteps, configurationJSON: configurationJSON)
         problem.replay = try replay(configuration.method)
         let settings = try settings()
-        try runRole(logger) {
-            let core = try LearnerCore(
+        try runLearner(logger, stop) {
+            try LearnerCore(
                 model: model, student: student, problem: problem, configuration: settings,
                 seed: configuration.environment.seed)
-            let learner = try Learner(core: core, sender: .starting(role: .learner, id: id), logger: logger, stop: stop)
-            try learner.run()
-            return learner.gaveUp
         }
     }
 }
