@@ -133,6 +133,23 @@ struct MultitaskClusterTests {
         #expect(
             (recomputed - uniform) / (teacher - uniform) >= 0.95,
             "student \(recomputed), teacher \(teacher), uniform \(uniform)")
+        // distill export writes the network as a teacher file of the gridworld's image, and distill eval
+        // of that file gives the same exact return.
+        let file = out.appendingPathComponent("student.safetensors")
+        let evaluated = try await onOwnThread { () -> Double? in
+            let export = try ChildProcess(["export", out.path, "--out", file.path])
+            guard export.waitForExit(timeout: .seconds(60)) == 0 else { return nil }
+            let eval = try ChildProcess(
+                [
+                    "eval", "--student", file.path, "--env", "gridworld", "--seed", "1", "--grid-size", "10",
+                    "--terminal-probability", "0.03", "--episodes", "10", "--json",
+                ])
+            guard eval.waitForExit(timeout: .seconds(60)) == 0 else { return nil }
+            let object = try JSONSerialization.jsonObject(with: Data(eval.output.joined(separator: "\n").utf8))
+            return (object as? [String: Any])?["exact_return"] as? Double
+        }
+        let exported = try #require(evaluated, "distill export and distill eval of the run's student")
+        #expect(abs(exported - recomputed) < 1e-5, "distill eval of the exported student: \(exported)")
     }
 
     /// An actor of task 0 sent to task 1's teacher server: each of its unrolls names task 1's

@@ -109,6 +109,16 @@ struct Export: ParsableCommand {
     private func exportNetwork(
         _ checkpoint: Checkpoint, file: URL, configuration: RunConfiguration, to destination: URL
     ) throws {
+        if configuration.tasks != nil {
+            throw ValidationError(
+                "\(file.path): a multi-task run's student reads each gridworld with its task's label, which no "
+                    + "teacher file describes; export is for runs of one environment (the checkpoint holds the "
+                    + "network's \(checkpoint.parameters.count) parameters)")
+        }
+        if configuration.environment.kind.isTabular {
+            try exportGridworldNetwork(checkpoint, file: file, configuration: configuration, to: destination)
+            return
+        }
         let description: EnvironmentDescription
         if configuration.environment.kind == .remote {
             // The run's environment server describes it (it must be up).
@@ -124,16 +134,8 @@ struct Export: ParsableCommand {
             try configuration.student.buildNetwork(for: description, method: configuration.method)
         }
         let network = student.network
-        let parameters = checkpoint.parameters.map(Float.init)
-        guard checkpoint.shape == [network.parameterCount], parameters.count == network.parameterCount,
-            zip(parameters, checkpoint.parameters).allSatisfy({ Double($0) == $1 && $0.isFinite })
-        else {
-            throw ValidationError(
-                "\(file.path): \(checkpoint.parameters.count) parameters of shape \(checkpoint.shape), not the "
-                    + "\(network.parameterCount) float32 parameters of this run's \(configuration.student.architecture) student"
-            )
-        }
-        network.parameters = parameters
+        network.parameters = try networkParameters(
+            checkpoint, file: file, configuration: configuration, student: student)
         try validating {
             try NetworkTeacher.save(
                 network: network, kind: .policy, temperature: NetworkTeacher.Kind.policy.defaultTemperature,
@@ -149,6 +151,55 @@ struct Export: ParsableCommand {
             Data(
                 ("export: \(destination.path): the \(configuration.student.architecture) student of \(description.name) "
                     + "at version \(checkpoint.version) (\(checkpoint.envSteps) env steps)\n").utf8))
+    }
+
+    /// A cluster run's network on a tabular environment (a gridworld observed as `observation`):
+    /// the same teacher file `distill train --student ARCH --out DIR` writes.
+    private func exportGridworldNetwork(
+        _ checkpoint: Checkpoint, file: URL, configuration: RunConfiguration, to destination: URL
+    ) throws {
+        try checkMemory(configuration.environment)
+        let environment = try validating { try configuration.environment.build() }
+        let student = try validating {
+            try configuration.student.buildNetwork(for: environment, method: configuration.method)
+        }
+        let parameters = try networkParameters(checkpoint, file: file, configuration: configuration, student: student)
+        student.network.parameters = parameters
+        let observation = try validating { try ObservationKind(parsing: configuration.student.observation) }
+        try validating {
+            try NetworkTeacher.save(
+                network: student.network, kind: .policy, temperature: NetworkTeacher.Kind.policy.defaultTemperature,
+                observation: observation.description,
+                environment: NetworkTeacher.TrainingEnvironment(environment, observation: observation), to: destination,
+                metadata: [
+                    "run.student": configuration.student.architecture, "run.observation": observation.description,
+                    "run.environment": environment.name, "run.method": configuration.method.method.rawValue,
+                    "run.version": "\(checkpoint.version)", "run.environment_steps": "\(checkpoint.envSteps)",
+                    "run.checkpoint": file.lastPathComponent,
+                ])
+        }
+        FileHandle.standardError.write(
+            Data(
+                ("export: \(destination.path): the \(configuration.student.architecture) student of \(environment.name) "
+                    + "observed as \(observation) at version \(checkpoint.version) (\(checkpoint.envSteps) env steps)\n")
+                    .utf8))
+    }
+
+    /// The checkpoint's parameters as the float32 parameters of `student`'s network, or why not.
+    private func networkParameters(
+        _ checkpoint: Checkpoint, file: URL, configuration: RunConfiguration, student: NetworkStudent
+    ) throws -> [Float] {
+        let network = student.network
+        let parameters = checkpoint.parameters.map(Float.init)
+        guard checkpoint.shape == [network.parameterCount], parameters.count == network.parameterCount,
+            zip(parameters, checkpoint.parameters).allSatisfy({ Double($0) == $1 && $0.isFinite })
+        else {
+            throw ValidationError(
+                "\(file.path): \(checkpoint.parameters.count) parameters of shape \(checkpoint.shape), not the "
+                    + "\(network.parameterCount) float32 parameters of this run's \(configuration.student.architecture) student"
+            )
+        }
+        return parameters
     }
 
     private func copy(_ source: URL, to destination: URL) throws {
