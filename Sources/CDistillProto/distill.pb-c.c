@@ -727,6 +727,51 @@ void   distill__v1__checkpoint__free_unpacked
   assert(message->base.descriptor == &distill__v1__checkpoint__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   distill__v1__replay_rows__init
+                     (Distill__V1__ReplayRows         *message)
+{
+  static const Distill__V1__ReplayRows init_value = DISTILL__V1__REPLAY_ROWS__INIT;
+  *message = init_value;
+}
+size_t distill__v1__replay_rows__get_packed_size
+                     (const Distill__V1__ReplayRows *message)
+{
+  assert(message->base.descriptor == &distill__v1__replay_rows__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t distill__v1__replay_rows__pack
+                     (const Distill__V1__ReplayRows *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &distill__v1__replay_rows__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t distill__v1__replay_rows__pack_to_buffer
+                     (const Distill__V1__ReplayRows *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &distill__v1__replay_rows__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Distill__V1__ReplayRows *
+       distill__v1__replay_rows__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Distill__V1__ReplayRows *)
+     protobuf_c_message_unpack (&distill__v1__replay_rows__descriptor,
+                                allocator, len, data);
+}
+void   distill__v1__replay_rows__free_unpacked
+                     (Distill__V1__ReplayRows *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &distill__v1__replay_rows__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   distill__v1__remote_environment_description__init
                      (Distill__V1__RemoteEnvironmentDescription         *message)
 {
@@ -2381,7 +2426,7 @@ const ProtobufCMessageDescriptor distill__v1__error__descriptor =
   (ProtobufCMessageInit) distill__v1__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor distill__v1__checkpoint__field_descriptors[11] =
+static const ProtobufCFieldDescriptor distill__v1__checkpoint__field_descriptors[12] =
 {
   {
     "version",
@@ -2515,6 +2560,18 @@ static const ProtobufCFieldDescriptor distill__v1__checkpoint__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "replay",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__Checkpoint, replay),
+    &distill__v1__replay_rows__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned distill__v1__checkpoint__field_indices_by_name[] = {
   9,   /* field[9] = configuration_json */
@@ -2524,6 +2581,7 @@ static const unsigned distill__v1__checkpoint__field_indices_by_name[] = {
   3,   /* field[3] = optimiser_state */
   4,   /* field[4] = optimiser_steps */
   2,   /* field[2] = parameters */
+  11,   /* field[11] = replay */
   8,   /* field[8] = rng_state */
   1,   /* field[1] = shape */
   7,   /* field[7] = updates */
@@ -2532,7 +2590,7 @@ static const unsigned distill__v1__checkpoint__field_indices_by_name[] = {
 static const ProtobufCIntRange distill__v1__checkpoint__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor =
 {
@@ -2542,11 +2600,166 @@ const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor =
   "Distill__V1__Checkpoint",
   "distill.v1",
   sizeof(Distill__V1__Checkpoint),
-  11,
+  12,
   distill__v1__checkpoint__field_descriptors,
   distill__v1__checkpoint__field_indices_by_name,
   1,  distill__v1__checkpoint__number_ranges,
   (ProtobufCMessageInit) distill__v1__checkpoint__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor distill__v1__replay_rows__field_descriptors[10] =
+{
+  {
+    "capacity",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ReplayRows, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "appended",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ReplayRows, appended),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "observation_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ReplayRows, observation_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action_count",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ReplayRows, action_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "observations",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Distill__V1__ReplayRows, n_observations),
+    offsetof(Distill__V1__ReplayRows, observations),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probabilities",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__ReplayRows, n_probabilities),
+    offsetof(Distill__V1__ReplayRows, probabilities),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "log_probabilities",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__ReplayRows, n_log_probabilities),
+    offsetof(Distill__V1__ReplayRows, log_probabilities),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "values",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__ReplayRows, n_values),
+    offsetof(Distill__V1__ReplayRows, values),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action_values",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Distill__V1__ReplayRows, n_action_values),
+    offsetof(Distill__V1__ReplayRows, action_values),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "credit",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Distill__V1__ReplayRows, credit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned distill__v1__replay_rows__field_indices_by_name[] = {
+  3,   /* field[3] = action_count */
+  8,   /* field[8] = action_values */
+  1,   /* field[1] = appended */
+  0,   /* field[0] = capacity */
+  9,   /* field[9] = credit */
+  6,   /* field[6] = log_probabilities */
+  2,   /* field[2] = observation_size */
+  4,   /* field[4] = observations */
+  5,   /* field[5] = probabilities */
+  7,   /* field[7] = values */
+};
+static const ProtobufCIntRange distill__v1__replay_rows__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor distill__v1__replay_rows__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "distill.v1.ReplayRows",
+  "ReplayRows",
+  "Distill__V1__ReplayRows",
+  "distill.v1",
+  sizeof(Distill__V1__ReplayRows),
+  10,
+  distill__v1__replay_rows__field_descriptors,
+  distill__v1__replay_rows__field_indices_by_name,
+  1,  distill__v1__replay_rows__number_ranges,
+  (ProtobufCMessageInit) distill__v1__replay_rows__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor distill__v1__remote_environment_description__field_descriptors[8] =

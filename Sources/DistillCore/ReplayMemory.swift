@@ -71,6 +71,60 @@ public struct ReplayMemory: TeacherOutputs, Sendable {
     /// The slot the next row goes to.
     public var nextSlot: Int { appended % capacity }
 
+    /// The rows stored, slot by slot (`0..<count`), as a checkpoint keeps them.
+    public var storedRows:
+        (
+            observations: [Float], probabilities: [Double], logProbabilities: [Double], values: [Double],
+            actionValues: [Double]
+        )
+    {
+        let na = count * actionCount
+        return (
+            Array(observations.prefix(count * observationSize)), Array(probabilities.prefix(na)),
+            Array(logProbabilities.prefix(na)), Array(values.prefix(count)),
+            hasActionValues ? Array(actionValues.prefix(na)) : []
+        )
+    }
+
+    /// A memory of `capacity` rows holding `rows` (``storedRows`` of a memory that had `appended`
+    /// rows appended): a resumed learner samples from the same rows and appends where it left off.
+    /// Throws when the sizes disagree or a number is not finite.
+    public init(
+        capacity: Int, observationSize: Int, actionCount: Int, hasActionValues: Bool, appended: Int,
+        rows: (
+            observations: [Float], probabilities: [Double], logProbabilities: [Double], values: [Double],
+            actionValues: [Double]
+        )
+    ) throws {
+        try self.init(
+            capacity: capacity, observationSize: observationSize, actionCount: actionCount,
+            hasActionValues: hasActionValues)
+        let count = rows.values.count
+        let na = count * actionCount
+        guard appended >= 0, count == min(appended, capacity), rows.observations.count == count * observationSize,
+            rows.probabilities.count == na, rows.logProbabilities.count == na,
+            rows.actionValues.count == (hasActionValues ? na : 0)
+        else {
+            throw DistillError(
+                .invalidConfiguration,
+                "\(count) replay rows (\(appended) appended) do not fit a memory of \(capacity) rows of "
+                    + "\(observationSize) numbers and \(actionCount) actions\(hasActionValues ? " with Q-values" : "")")
+        }
+        guard rows.observations.allSatisfy(\.isFinite), rows.probabilities.allSatisfy(\.isFinite),
+            rows.logProbabilities.allSatisfy(\.isFinite), rows.values.allSatisfy(\.isFinite),
+            rows.actionValues.allSatisfy(\.isFinite)
+        else {
+            throw DistillError(.invalidConfiguration, "the replay rows are not all finite")
+        }
+        observations.replaceSubrange(0..<rows.observations.count, with: rows.observations)
+        probabilities.replaceSubrange(0..<na, with: rows.probabilities)
+        logProbabilities.replaceSubrange(0..<na, with: rows.logProbabilities)
+        values.replaceSubrange(0..<count, with: rows.values)
+        if hasActionValues { actionValues.replaceSubrange(0..<na, with: rows.actionValues) }
+        self.appended = appended
+        self.count = count
+    }
+
     /// Stores `observation` with row `row` of the teacher's batched `outputs` (its answer at that
     /// observation), overwriting the oldest row when full.
     public mutating func append(observation: ArraySlice<Float>, outputs: NetworkTeacher.Outputs, row: Int) {

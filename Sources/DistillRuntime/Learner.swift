@@ -170,6 +170,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     // Cheap timers for the summary: two clock reads per unroll message and per publication.
     private var unrollSeconds = 0.0
     private var publishSeconds = 0.0
+    private var replayTooLargeReported = false
     private var socketFactory: SocketFactory?
     private var divergenceReported = false
     private var unrollBudget: UnrollBudget?
@@ -211,6 +212,17 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
         } catch let error as DistillError {
             throw RuntimeError(
                 "the checkpoint \(file.path) does not fit this run: \(error.message)", code: .checkpointMismatch)
+        }
+        if let rows = checkpoint.replay {
+            if let reason = core.restoreReplay(rows) {
+                logger.warning(
+                    "the replay memory starts empty: \(reason) (\(rows.count) rows in \(file.lastPathComponent))")
+            } else {
+                logger.notice(
+                    "resumed the replay memory: \(rows.count) rows of \(rows.capacity), \(rows.appended) appended")
+            }
+        } else if core.replayMemory != nil {
+            logger.warning("the replay memory starts empty: \(file.lastPathComponent) holds none")
         }
         version = checkpoint.version
         resumedFrom = checkpoint.version
@@ -512,9 +524,10 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     private func checkpoint() -> (outcome: String, failure: RuntimeError?)? {
         guard let directory = configuration.checkpointDirectory else { return nil }
         // No RNG state: the learner draws no random numbers (actors own the sampling).
-        let snapshot = Checkpoint(
+        var snapshot = Checkpoint(
             core.snapshot, version: version, configurationJSON: problem.configurationJSON,
             createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+        snapshot.replay = checkpointedReplay()
         do {
             let file = try CheckpointStore(directory: directory).write(snapshot, sender: sender)
             logger.debug("checkpoint written", metadata: ["file": "\(file.lastPathComponent)"])
@@ -527,6 +540,31 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
             return ("failed: \(failure)", failure)
         }
     }
+
+    /// The replay memory for a checkpoint, unless it would make the file larger than a checkpoint
+    /// may be (`checkpointReplayBytes`; said once in the log).
+    private func checkpointedReplay() -> ReplayRows? {
+        guard let rows = core.replayRows else { return nil }
+        let bytes =
+            4 * rows.observations.count
+            + 8 * (rows.probabilities.count + rows.logProbabilities.count + rows.values.count + rows.actionValues.count)
+        guard bytes <= Self.checkpointReplayBytes else {
+            if !replayTooLargeReported {
+                replayTooLargeReported = true
+                let limit = Self.checkpointReplayBytes >> 20
+                logger.warning(
+                    """
+                    the replay memory (\(bytes >> 20) MiB) is not checkpointed: a checkpoint holds at most \
+                    \(limit) MiB of it; a resumed learner starts it empty (lower --replay-size)
+                    """)
+            }
+            return nil
+        }
+        return rows
+    }
+
+    /// The largest replay memory a checkpoint holds: well inside the 64 MiB a checkpoint file may be.
+    static var checkpointReplayBytes: Int { 48 << 20 }
 
     private func writeSummary(reason: String, finalCheckpoint: String?) {
         guard let directory = configuration.outputDirectory else { return }

@@ -476,3 +476,42 @@ extension Learner where Model == TabularLearnerModel {
             stop: stop)
     }
 }
+
+// MARK: - The replay memory in checkpoints
+
+extension LearnerCore {
+    /// The replay memory's rows and the credit they owe, as a checkpoint keeps them; nil without
+    /// a replay memory.
+    public var replayRows: ReplayRows? {
+        guard let memory = replayMemory else { return nil }
+        let rows = memory.storedRows
+        return ReplayRows(
+            capacity: memory.capacity, appended: UInt64(memory.appended), observationSize: memory.observationSize,
+            actionCount: memory.actionCount, observations: rows.observations, probabilities: rows.probabilities,
+            logProbabilities: rows.logProbabilities, values: rows.values, actionValues: rows.actionValues,
+            credit: replayCredit)
+    }
+
+    /// Puts back a checkpoint's replay rows; returns why they were left out (this run has no
+    /// replay memory, or one of another capacity or row shape), or nil when restored.
+    public mutating func restoreReplay(_ rows: ReplayRows) -> String? {
+        guard let memory = replayMemory else {
+            return "this run has no replay memory (--replay-size)"
+        }
+        guard rows.capacity == memory.capacity else {
+            return "the checkpoint's memory holds \(rows.capacity) rows, this run's --replay-size is \(memory.capacity)"
+        }
+        do {
+            replayMemory = try ReplayMemory(
+                capacity: memory.capacity, observationSize: memory.observationSize, actionCount: memory.actionCount,
+                hasActionValues: memory.hasActionValues, appended: Int(clamping: rows.appended),
+                rows: (rows.observations, rows.probabilities, rows.logProbabilities, rows.values, rows.actionValues))
+        } catch let error as DistillError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+        replayCredit = rows.credit
+        return nil
+    }
+}

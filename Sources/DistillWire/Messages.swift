@@ -609,13 +609,16 @@ public struct Checkpoint: Sendable, Equatable {
     public var configurationJSON: String
     /// Wall-clock time of writing, ms since the Unix epoch.
     public var createdUnixMilliseconds: UInt64
+    /// The learner's replay memory (Rusu's setting), or nil without one.
+    public var replay: ReplayRows?
 
     /// Creates a checkpoint.
     public init(
         version: UInt64, shape: [Int], parameters: [Double], optimiserState: [Double] = [],
         optimiserSteps: UInt64 = 0, critic: [Double] = [], envSteps: UInt64, updates: UInt64,
-        rngState: [UInt64] = [], configurationJSON: String, createdUnixMilliseconds: UInt64
+        rngState: [UInt64] = [], configurationJSON: String, createdUnixMilliseconds: UInt64, replay: ReplayRows? = nil
     ) {
+        self.replay = replay
         self.version = version
         self.shape = shape
         self.parameters = parameters
@@ -627,6 +630,73 @@ public struct Checkpoint: Sendable, Equatable {
         self.rngState = rngState
         self.configurationJSON = configurationJSON
         self.createdUnixMilliseconds = createdUnixMilliseconds
+    }
+}
+
+/// A replay memory's rows in a checkpoint: a ring of `capacity` rows, the first
+/// `min(appended, capacity)` stored, the next row going to `appended % capacity`.
+public struct ReplayRows: Sendable, Equatable {
+    /// Rows the memory holds at most.
+    public var capacity: Int
+    /// Rows appended since the memory was created.
+    public var appended: UInt64
+    /// Numbers per observation.
+    public var observationSize: Int
+    /// Number of actions.
+    public var actionCount: Int
+    /// `[count × observationSize]`.
+    public var observations: [Float]
+    /// The teacher's `π(·|o)`, `[count × actionCount]`.
+    public var probabilities: [Double]
+    /// The teacher's `log π(·|o)`, `[count × actionCount]`.
+    public var logProbabilities: [Double]
+    /// The teacher's `V(o)`, `[count]`.
+    public var values: [Double]
+    /// The teacher's `Q(o,·)`, `[count × actionCount]`, or empty.
+    public var actionValues: [Double]
+    /// Minibatch updates owed by the rows stored so far.
+    public var credit: Double
+
+    /// Rows stored.
+    public var count: Int { values.count }
+
+    /// Creates the rows of a memory.
+    public init(
+        capacity: Int, appended: UInt64, observationSize: Int, actionCount: Int, observations: [Float],
+        probabilities: [Double], logProbabilities: [Double], values: [Double], actionValues: [Double], credit: Double
+    ) {
+        self.capacity = capacity
+        self.appended = appended
+        self.observationSize = observationSize
+        self.actionCount = actionCount
+        self.observations = observations
+        self.probabilities = probabilities
+        self.logProbabilities = logProbabilities
+        self.values = values
+        self.actionValues = actionValues
+        self.credit = credit
+    }
+
+    /// Why these rows are not a memory's (sizes that disagree, a count that is not
+    /// `min(appended, capacity)`, a credit that is not a finite non-negative number), or nil.
+    public var inconsistency: String? {
+        guard capacity > 0, observationSize > 0, actionCount > 0 else {
+            return
+                "capacity \(capacity), observation size \(observationSize) and action count \(actionCount) must be positive"
+        }
+        guard UInt64(count) == min(appended, UInt64(capacity)) else {
+            return "\(count) rows stored, but \(appended) appended to a ring of \(capacity)"
+        }
+        let na = count * actionCount
+        guard observations.count == count * observationSize, probabilities.count == na,
+            logProbabilities.count == na, actionValues.isEmpty || actionValues.count == na
+        else {
+            return "\(count) rows of \(observationSize) numbers and \(actionCount) actions, but \(observations.count) "
+                + "observation numbers, \(probabilities.count) probabilities, \(logProbabilities.count) log "
+                + "probabilities and \(actionValues.count) Q-values"
+        }
+        guard credit.isFinite && credit >= 0 else { return "credit \(credit) is not a finite non-negative number" }
+        return nil
     }
 }
 

@@ -188,6 +188,21 @@ public struct WireCodec: Sendable {
             (m.n_rng_state, m.rng_state) = arena.array(checkpoint.rngState)
             m.configuration_json = arena.string(checkpoint.configurationJSON)
             m.created_unix_ms = checkpoint.createdUnixMilliseconds
+            if let replay = checkpoint.replay {
+                var r = Distill__V1__ReplayRows()
+                distill__v1__replay_rows__init(&r)
+                r.capacity = UInt64(replay.capacity)
+                r.appended = replay.appended
+                r.observation_size = UInt32(clamping: replay.observationSize)
+                r.action_count = UInt32(clamping: replay.actionCount)
+                (r.n_observations, r.observations) = arena.array(replay.observations)
+                (r.n_probabilities, r.probabilities) = arena.array(replay.probabilities)
+                (r.n_log_probabilities, r.log_probabilities) = arena.array(replay.logProbabilities)
+                (r.n_values, r.values) = arena.array(replay.values)
+                (r.n_action_values, r.action_values) = arena.array(replay.actionValues)
+                r.credit = replay.credit
+                m.replay = arena.store(r)
+            }
             root.body_case = DISTILL__V1__ENVELOPE__BODY_CHECKPOINT
             root.checkpoint = arena.store(m)
         case .environmentRequest(let request):
@@ -591,7 +606,27 @@ public struct WireCodec: Sendable {
             optimiserSteps: m.optimiser_steps,
             critic: try readDoubles(m.critic, m.n_critic, field: "Checkpoint.critic"), envSteps: m.env_steps,
             updates: m.updates, rngState: Self.array(m.rng_state, m.n_rng_state),
-            configurationJSON: configuration, createdUnixMilliseconds: m.created_unix_ms)
+            configurationJSON: configuration, createdUnixMilliseconds: m.created_unix_ms,
+            replay: try m.replay.map { pointer throws(DecodingError) in try readReplayRows(pointer.pointee) })
+    }
+
+    private func readReplayRows(_ m: Distill__V1__ReplayRows) throws(DecodingError) -> ReplayRows {
+        guard m.capacity <= UInt64(Int32.max) else {
+            throw DecodingError(.invalidField, "Checkpoint.replay.capacity \(m.capacity) is beyond any replay memory")
+        }
+        let rows = ReplayRows(
+            capacity: Int(m.capacity), appended: m.appended, observationSize: Int(m.observation_size),
+            actionCount: Int(m.action_count),
+            observations: try readFloats(m.observations, m.n_observations, field: "Checkpoint.replay.observations"),
+            probabilities: try readDoubles(
+                m.probabilities, m.n_probabilities, field: "Checkpoint.replay.probabilities"),
+            logProbabilities: try readDoubles(
+                m.log_probabilities, m.n_log_probabilities, field: "Checkpoint.replay.log_probabilities"),
+            values: try readDoubles(m.values, m.n_values, field: "Checkpoint.replay.values"),
+            actionValues: try readDoubles(m.action_values, m.n_action_values, field: "Checkpoint.replay.action_values"),
+            credit: m.credit)
+        if let problem = rows.inconsistency { throw DecodingError(.invalidField, "Checkpoint.replay: \(problem)") }
+        return rows
     }
 
     /// The most environments one request or reply names (a server hosts far fewer).

@@ -212,6 +212,82 @@ struct NetworkLearnerCoreTests {
         #expect(core.state.student.network.parameters == before)
     }
 
+    /// A core of Rusu's setting (teacher-distill, a replay memory of `capacity` rows, 8-row
+    /// minibatches, half an update per stored row).
+    static func replayCore(seed: UInt64 = 2, capacity: Int = 50) throws -> LearnerCore<NetworkLearnerModel> {
+        var method = Self.method
+        method.method = .teacherDistill
+        let model = NetworkLearnerModel(
+            description: Self.description, environmentIdentity: Self.description.name,
+            architecture: Self.architecture, method: method)
+        var problem = LearnerProblem(
+            environment: nil, environmentIdentity: Self.description.name, method: method, teacherKind: nil,
+            referenceTeacher: nil, unrollSteps: 100, configurationJSON: "{}")
+        problem.replay = ReplaySpec(capacity: capacity, batchSize: 8, updatesPerStep: 0.5)
+        var core = try LearnerCore(
+            model: model,
+            student: StudentSpec(architecture: Self.architecture, seed: seed).buildNetwork(
+                for: Self.description, method: method),
+            problem: problem, configuration: LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: ""),
+            seed: 1)
+        core.start(now: 0)
+        return core
+    }
+
+    /// The replay memory goes into the checkpoint file and comes back: a resumed learner samples
+    /// the same minibatches from the same rows (the ring already wrapped, with credit owed) and
+    /// learns exactly what the learner that never stopped learns.
+    @Test func aCheckpointOnDiskResumesTheReplayMemoryExactly() throws {
+        var core = try Self.replayCore()
+        let episodes = try ObservedWireTests.episodes(count: 9, seed: 21)
+        for (k, start) in [0, 3].enumerated() {
+            _ = core.receiveUnroll(
+                LearnerCoreTests.unrollFrames(
+                    Self.unroll(Array(episodes[start..<(start + 3)]), sequence: UInt64(k + 1)), from: Self.actor),
+                peer: nil, now: 1)
+        }
+        let memory = try #require(core.replayMemory)
+        #expect(
+            memory.appended > memory.capacity, "the ring has wrapped: \(memory.appended) rows in \(memory.capacity)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("replay-ckpt-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try CheckpointStore(directory: directory)
+        var written = Checkpoint(
+            core.snapshot, version: core.version, configurationJSON: "{}", createdUnixMilliseconds: 0)
+        written.replay = core.replayRows
+        _ = try store.write(written, sender: Sender(role: .learner, id: "l", runNonce: 1))
+        let (checkpoint, _, _) = try #require(try store.latest())
+        #expect(checkpoint.replay == core.replayRows)
+
+        var resumed = try Self.replayCore(seed: 77)
+        try resumed.restore(LearnerSnapshot(checkpoint))
+        #expect(resumed.restoreReplay(try #require(checkpoint.replay)) == nil)
+        #expect(resumed.replayMemory?.appended == memory.appended && resumed.replayRows == core.replayRows)
+        for index in [0, 1] {
+            let frames = LearnerCoreTests.unrollFrames(
+                Self.unroll(Array(episodes[6..<9]), sequence: 3), from: Self.actor)
+            if index == 0 {
+                _ = core.receiveUnroll(frames, peer: nil, now: 2)
+            } else {
+                _ = resumed.receiveUnroll(frames, peer: nil, now: 2)
+            }
+        }
+        #expect(resumed.state.updates == core.state.updates && core.state.updates > Int(checkpoint.updates))
+        #expect(resumed.state.student.network.parameters == core.state.student.network.parameters)
+
+        // A memory of another size is not restored, and says why; rows that disagree are refused.
+        var other = try Self.replayCore(capacity: 40)
+        #expect(other.restoreReplay(try #require(checkpoint.replay))?.contains("--replay-size is 40") == true)
+        var torn = try #require(checkpoint.replay)
+        torn.values.removeLast()
+        #expect(torn.inconsistency != nil)
+        var bad = written
+        bad.replay = torn
+        let bytes = WireCodec().encode(
+            Envelope(sender: Sender(role: .learner, id: "l", runNonce: 1), message: .checkpoint(bad)))
+        #expect(throws: DecodingError.self) { try WireCodec().decode(bytes, expecting: [.checkpoint]) }
+    }
+
     @Test func withAReplayMemoryTheLearnerLearnsFromSampledMinibatchesOfTheTeachersGameplay() throws {
         var method = Self.method
         method.method = .teacherDistill

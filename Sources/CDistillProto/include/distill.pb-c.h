@@ -31,6 +31,7 @@ typedef struct Distill__V1__GetParams Distill__V1__GetParams;
 typedef struct Distill__V1__Control Distill__V1__Control;
 typedef struct Distill__V1__Error Distill__V1__Error;
 typedef struct Distill__V1__Checkpoint Distill__V1__Checkpoint;
+typedef struct Distill__V1__ReplayRows Distill__V1__ReplayRows;
 typedef struct Distill__V1__RemoteEnvironmentDescription Distill__V1__RemoteEnvironmentDescription;
 typedef struct Distill__V1__EnvironmentRequest Distill__V1__EnvironmentRequest;
 typedef struct Distill__V1__EnvironmentReply Distill__V1__EnvironmentReply;
@@ -796,10 +797,73 @@ struct  Distill__V1__Checkpoint
    * Wall-clock time of writing, milliseconds since the Unix epoch.
    */
   uint64_t created_unix_ms;
+  /*
+   * Rusu's setting (a network student with --replay-size): the learner's replay memory, so that a
+   * resumed learner samples from the same rows. Absent without a replay memory.
+   */
+  Distill__V1__ReplayRows *replay;
 };
 #define DISTILL__V1__CHECKPOINT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&distill__v1__checkpoint__descriptor) \
-    , 0, 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , 0, 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL }
+
+
+/*
+ * A replay memory's rows (the teacher's gameplay): a ring of `capacity` rows, of which the first
+ * `count = min(appended, capacity)` are stored; the next row goes to row `appended % capacity`.
+ */
+struct  Distill__V1__ReplayRows
+{
+  ProtobufCMessage base;
+  /*
+   * Rows the memory holds at most.
+   */
+  uint64_t capacity;
+  /*
+   * Rows appended since the memory was created (count = min(appended, capacity)).
+   */
+  uint64_t appended;
+  /*
+   * Numbers per observation.
+   */
+  uint32_t observation_size;
+  /*
+   * Number of actions.
+   */
+  uint32_t action_count;
+  /*
+   * The stored observations, count x observation_size.
+   */
+  size_t n_observations;
+  float *observations;
+  /*
+   * The teacher's pi(.|o), count x action_count.
+   */
+  size_t n_probabilities;
+  double *probabilities;
+  /*
+   * The teacher's log pi(.|o) (floored, finite), count x action_count.
+   */
+  size_t n_log_probabilities;
+  double *log_probabilities;
+  /*
+   * The teacher's V(o), count.
+   */
+  size_t n_values;
+  double *values;
+  /*
+   * The teacher's Q(o,.), count x action_count, or empty for a teacher without Q-values.
+   */
+  size_t n_action_values;
+  double *action_values;
+  /*
+   * Minibatch updates owed by the rows stored so far (the replay ratio's running sum), >= 0.
+   */
+  double credit;
+};
+#define DISTILL__V1__REPLAY_ROWS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&distill__v1__replay_rows__descriptor) \
+    , 0, 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0 }
 
 
 /*
@@ -1302,6 +1366,25 @@ Distill__V1__Checkpoint *
 void   distill__v1__checkpoint__free_unpacked
                      (Distill__V1__Checkpoint *message,
                       ProtobufCAllocator *allocator);
+/* Distill__V1__ReplayRows methods */
+void   distill__v1__replay_rows__init
+                     (Distill__V1__ReplayRows         *message);
+size_t distill__v1__replay_rows__get_packed_size
+                     (const Distill__V1__ReplayRows   *message);
+size_t distill__v1__replay_rows__pack
+                     (const Distill__V1__ReplayRows   *message,
+                      uint8_t             *out);
+size_t distill__v1__replay_rows__pack_to_buffer
+                     (const Distill__V1__ReplayRows   *message,
+                      ProtobufCBuffer     *buffer);
+Distill__V1__ReplayRows *
+       distill__v1__replay_rows__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   distill__v1__replay_rows__free_unpacked
+                     (Distill__V1__ReplayRows *message,
+                      ProtobufCAllocator *allocator);
 /* Distill__V1__RemoteEnvironmentDescription methods */
 void   distill__v1__remote_environment_description__init
                      (Distill__V1__RemoteEnvironmentDescription         *message);
@@ -1428,6 +1511,9 @@ typedef void (*Distill__V1__Error_Closure)
 typedef void (*Distill__V1__Checkpoint_Closure)
                  (const Distill__V1__Checkpoint *message,
                   void *closure_data);
+typedef void (*Distill__V1__ReplayRows_Closure)
+                 (const Distill__V1__ReplayRows *message,
+                  void *closure_data);
 typedef void (*Distill__V1__RemoteEnvironmentDescription_Closure)
                  (const Distill__V1__RemoteEnvironmentDescription *message,
                   void *closure_data);
@@ -1466,6 +1552,7 @@ extern const ProtobufCEnumDescriptor    distill__v1__control__command__descripto
 extern const ProtobufCMessageDescriptor distill__v1__error__descriptor;
 extern const ProtobufCEnumDescriptor    distill__v1__error__code__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__checkpoint__descriptor;
+extern const ProtobufCMessageDescriptor distill__v1__replay_rows__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__remote_environment_description__descriptor;
 extern const ProtobufCMessageDescriptor distill__v1__environment_request__descriptor;
 extern const ProtobufCEnumDescriptor    distill__v1__environment_request__command__descriptor;
