@@ -292,19 +292,7 @@ struct NetworkLearnerCoreTests {
         var method = Self.method
         method.method = .teacherDistill
         let replay = ReplaySpec(capacity: 10_000, batchSize: 8, updatesPerStep: 0.5)
-        let model = NetworkLearnerModel(
-            description: Self.description, environmentIdentity: Self.description.name,
-            architecture: Self.architecture, method: method)
-        var problem = LearnerProblem(
-            environment: nil, environmentIdentity: Self.description.name, method: method, teacherKind: nil,
-            referenceTeacher: nil, unrollSteps: 100, configurationJSON: "{}")
-        problem.replay = replay
-        let configuration = LearnerConfiguration(bindUnrolls: "", bindParameters: "", bindControl: "")
-        let student = try StudentSpec(architecture: Self.architecture, seed: 2).buildNetwork(
-            for: Self.description, method: method)
-        var core = try LearnerCore(
-            model: model, student: student, problem: problem, configuration: configuration, seed: 1)
-        core.start(now: 0)
+        var core = try Self.replayCore(capacity: replay.capacity)
         let episodes = try ObservedWireTests.episodes(count: 3, seed: 14)
         let steps = episodes.map(\.length).reduce(0, +)
         _ = core.receiveUnroll(
