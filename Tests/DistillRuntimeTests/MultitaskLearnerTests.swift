@@ -162,6 +162,43 @@ struct MultitaskLearnerTests {
         #expect(core.teachers.switchCount == 0)
     }
 
+    /// A checkpoint on disk resumes the network, its optimiser and the tabular critic exactly: the
+    /// resumed learner (other initial weights before the restore) learns what the one that never
+    /// stopped learns.
+    @Test func aCheckpointOnDiskResumesTheMultitaskLearnerExactly() throws {
+        var configuration = Self.configuration()
+        configuration.method.method = .actorCritic  // a rule that reads the tabular critic
+        var core = try Self.core(configuration)
+        let tasks = try #require(core.model.tasks)
+        var sequence: UInt64 = 0
+        func unroll(_ k: Int) -> [[UInt8]] {
+            sequence += 1
+            return LearnerCoreTests.unrollFrames(
+                Self.unroll(tasks.problem, task: k, teacher: tasks.identities[k], sequence: sequence),
+                from: LearnerCoreTests.actor("a\(k)"))
+        }
+        for k in [0, 1, 0] { _ = core.receiveUnroll(unroll(k), peer: nil, now: 1) }
+        #expect(core.version == 3 && core.state.critic != nil)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tasks-ckpt-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try CheckpointStore(directory: directory)
+        _ = try store.write(
+            Checkpoint(core.snapshot, version: core.version, configurationJSON: "{}", createdUnixMilliseconds: 0),
+            sender: Sender(role: .learner, id: "l", runNonce: 1))
+        var other = configuration
+        other.student.seed = 99
+        var resumed = try Self.core(other)
+        #expect(resumed.state.student.network.parameters != core.state.student.network.parameters)
+        try resumed.restore(LearnerSnapshot(try #require(try store.latest()).checkpoint))
+        #expect(resumed.state.critic?.values == core.state.critic?.values)
+        let next = unroll(1)
+        _ = core.receiveUnroll(next, peer: nil, now: 2)
+        _ = resumed.receiveUnroll(next, peer: nil, now: 2)
+        #expect(resumed.state.updates == 4 && core.state.updates == 4)
+        #expect(resumed.state.student.network.parameters == core.state.student.network.parameters)
+        #expect(resumed.currentParameters().values == core.currentParameters().values)
+    }
+
     @Test func aSwapIsRefusedWithTheReason() throws {
         var core = try Self.core()
         let effects = core.receiveControl(
