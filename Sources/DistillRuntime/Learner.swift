@@ -523,7 +523,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     @discardableResult
     private func checkpoint() -> (outcome: String, failure: RuntimeError?)? {
         guard let directory = configuration.checkpointDirectory else { return nil }
-        // No RNG state: the learner draws no random numbers (actors own the sampling).
+        // The learning state's generator (it draws the replay minibatches) is in the snapshot.
         var snapshot = Checkpoint(
             core.snapshot, version: version, configurationJSON: problem.configurationJSON,
             createdUnixMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
@@ -544,10 +544,10 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
     /// The replay memory for a checkpoint, unless it would make the file larger than a checkpoint
     /// may be (`checkpointReplayBytes`; said once in the log).
     private func checkpointedReplay() -> ReplayRows? {
-        guard let rows = core.replayRows else { return nil }
-        let bytes =
-            4 * rows.observations.count
-            + 8 * (rows.probabilities.count + rows.logProbabilities.count + rows.values.count + rows.actionValues.count)
+        guard let memory = core.replayMemory else { return nil }
+        // Measured before the rows are copied: a memory too large is not copied at each checkpoint.
+        let doubles = memory.count * (memory.actionCount * (memory.hasActionValues ? 3 : 2) + 1)
+        let bytes = 4 * memory.count * memory.observationSize + 8 * doubles
         guard bytes <= Self.checkpointReplayBytes else {
             if !replayTooLargeReported {
                 replayTooLargeReported = true
@@ -560,7 +560,7 @@ public final class Learner<Model: LearnerModel>: RoleLoop {
             }
             return nil
         }
-        return rows
+        return core.replayRows
     }
 
     /// The largest replay memory a checkpoint holds: well inside the 64 MiB a checkpoint file may be.
