@@ -100,18 +100,17 @@ struct TeacherCache {
         probabilities = Array(repeating: 0, count: stateCount * actionCount)
         values = Array(repeating: 0, count: stateCount)
         actionValues = []
+        // Written once: replies store only the playable states' rows.
+        let uniform = 1 / Float(actionCount)
+        for s in 0..<stateCount where !self.playable.contains(s) {
+            for a in 0..<actionCount { probabilities[s * actionCount + a] = uniform }
+        }
         clear()
     }
 
     mutating func clear() {
         for i in 0..<known.count { known[i] = !playable.contains(i) }
         knownCount = stateCount - playable.count
-        if knownCount > 0 {
-            let uniform = 1 / Float(actionCount)
-            for s in 0..<stateCount where !playable.contains(s) {
-                for a in 0..<actionCount { probabilities[s * actionCount + a] = uniform }
-            }
-        }
         actingTeacher = nil
         teacherID = ""
     }

@@ -72,6 +72,29 @@ extension LearnerModel {
     public var teachersPerTask: Bool { false }
 }
 
+/// `Σ_t KL(π_teacher(·|s_t) ‖ softmax(logits_t))` over the episode's steps, `logits` holding one
+/// row of `actionCount` per step (from the first; further rows are ignored).
+func teacherKL<E: EpisodeView>(_ episode: E, logits: [Float], actionCount na: Int) -> Double {
+    var kl = 0.0
+    for t in 0..<episode.length {
+        var largest = -Double.infinity
+        for a in 0..<na { largest = max(largest, Double(logits[t * na + a])) }
+        var sum = 0.0
+        for a in 0..<na { sum += Foundation.exp(Double(logits[t * na + a]) - largest) }
+        let logNormaliser = largest + Foundation.log(sum)
+        for a in 0..<na {
+            let p = episode.teacherProbability(t, a)
+            if p > 0 { kl += p * (Foundation.log(p) - (Double(logits[t * na + a]) - logNormaliser)) }
+        }
+    }
+    return kl
+}
+
+/// The expected return from `mdp`'s start distribution given its state values; NaN without them.
+func startReturn(_ mdp: TabularMDP, _ values: [Double]?) -> Double {
+    values.map { zip(mdp.startDistribution, $0).reduce(0) { $0 + $1.0 * $1.1 } } ?? .nan
+}
+
 /// The student's and the reference teacher's return, as metrics and summaries report them.
 public typealias Returns = (student: Double, teacher: Double?)
 
@@ -86,6 +109,24 @@ public struct ReturnsCache: Sendable {
 
     /// An empty cache.
     public init() {}
+
+    /// The state values of `policy` on `mdp`, warm-started from the previous row's (a few sparse
+    /// sweeps, not a dense solve; a dense solve when the sweeps do not settle) and kept for the next
+    /// row; nil when neither gives them.
+    mutating func stateValues(_ mdp: TabularMDP, policy: [Double]) -> [Double]? {
+        values =
+            PolicyEvaluation.iterativeValues(mdp, policy: policy, initial: values, tolerance: 1e-7)
+            ?? (try? PolicyEvaluation.values(mdp, policy: policy))
+        return values
+    }
+
+    /// `teacher`'s exact return on `mdp`, computed once (nil without a teacher).
+    mutating func teacherReturn(_ mdp: TabularMDP, _ teacher: Teacher?) -> Double? {
+        if self.teacher == nil, let teacher {
+            self.teacher = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
+        }
+        return self.teacher
+    }
 }
 
 // MARK: - Tabular
@@ -205,16 +246,8 @@ public struct TabularLearnerModel: LearnerModel {
 
     public func metricsReturns(of student: TabularStudent, cache: inout ReturnsCache) -> Returns {
         let mdp = environment.mdp
-        if cache.teacher == nil, let teacher = referenceTeacher {
-            cache.teacher = (try? PolicyEvaluation.expectedReturn(mdp, policy: teacher.probabilities)) ?? .nan
-        }
-        let table = student.stateTable()
-        // Warm-started from the previous row's values: a few sparse sweeps, not a dense solve.
-        if let values = PolicyEvaluation.iterativeValues(mdp, policy: table, initial: cache.values, tolerance: 1e-7) {
-            cache.values = values
-            return (zip(mdp.startDistribution, values).reduce(0) { $0 + $1.0 * $1.1 }, cache.teacher)
-        }
-        return ((try? PolicyEvaluation.expectedReturn(mdp, policy: table)) ?? .nan, cache.teacher)
+        let teacher = cache.teacherReturn(mdp, referenceTeacher)
+        return (startReturn(mdp, cache.stateValues(mdp, policy: student.stateTable())), teacher)
     }
 
     public func finalReturns(of student: TabularStudent, cache: inout ReturnsCache) -> Returns {
@@ -334,22 +367,8 @@ public struct NetworkLearnerModel: LearnerModel {
     }
 
     public func sampledKL(_ episode: ObservedEpisode, student: NetworkStudent) -> Double {
-        let na = actionCount
         let logits = student.network.forward(episode.observationRows, batch: episode.length + 1).logits
-        var row = [Double](repeating: 0, count: na)
-        var kl = 0.0
-        for t in 0..<episode.length {
-            var largest = -Double.infinity
-            for a in 0..<na { row[a] = Double(logits[t * na + a]); largest = max(largest, row[a]) }
-            var sum = 0.0
-            for a in 0..<na { sum += Foundation.exp(row[a] - largest) }
-            let logNormaliser = largest + Foundation.log(sum)
-            for a in 0..<na {
-                let p = episode.teacherProbability(t, a)
-                if p > 0 { kl += p * (Foundation.log(p) - (row[a] - logNormaliser)) }
-            }
-        }
-        return kl
+        return teacherKL(episode, logits: logits, actionCount: actionCount)
     }
 
     public func parameters(of student: NetworkStudent, version: UInt64, envSteps: UInt64) -> Parameters {

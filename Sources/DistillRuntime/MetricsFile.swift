@@ -6,6 +6,8 @@ struct MetricsFile {
     private let handle: FileHandle
     private let events: EventFileWriter
     private let directory: URL
+    /// OUT/tasks.csv of a multi-task run, opened at its first row.
+    private var tasksHandle: FileHandle?
     /// Added to each row's `seconds`: the last `seconds` of the rows a resumed learner appends to.
     let secondsOffset: Double
 
@@ -36,7 +38,7 @@ struct MetricsFile {
         events = try EventFileWriter(directory: directory)
     }
 
-    func append(_ row: MetricsRow, tasks: [TaskReturn] = []) {
+    mutating func append(_ row: MetricsRow, tasks: [TaskReturn] = []) {
         var row = row
         row.seconds += secondsOffset
         handle.write(Data((row.csvLine + "\n").utf8))
@@ -54,15 +56,18 @@ struct MetricsFile {
     static let tasksHeader =
         "seconds,env_steps,version,task,student_return,teacher_return,uniform_return,teacher_share,environment,teacher"
 
-    /// Writes `tasks` for `row` to OUT/tasks.csv (created with its header on the first row).
-    private func appendTasks(_ row: MetricsRow, _ tasks: [TaskReturn]) {
-        let file = directory.appendingPathComponent("tasks.csv")
-        if !FileManager.default.fileExists(atPath: file.path) {
-            _ = FileManager.default.createFile(atPath: file.path, contents: Data((Self.tasksHeader + "\n").utf8))
+    /// Writes `tasks` for `row` to OUT/tasks.csv (created with its header on the first row, then
+    /// kept open as metrics.csv is).
+    private mutating func appendTasks(_ row: MetricsRow, _ tasks: [TaskReturn]) {
+        if tasksHandle == nil {
+            let file = directory.appendingPathComponent("tasks.csv")
+            if !FileManager.default.fileExists(atPath: file.path) {
+                _ = FileManager.default.createFile(atPath: file.path, contents: Data((Self.tasksHeader + "\n").utf8))
+            }
+            tasksHandle = FileHandle(forWritingAtPath: file.path)
+            tasksHandle?.seekToEndOfFile()
         }
-        guard let handle = FileHandle(forWritingAtPath: file.path) else { return }
-        defer { try? handle.close() }
-        handle.seekToEndOfFile()
+        guard let handle = tasksHandle else { return }
         func number(_ x: Double?) -> String { x.map { $0.isFinite ? "\($0)" : "" } ?? "" }
         func quoted(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
         var lines = ""

@@ -135,20 +135,7 @@ public struct TabularNetworkLearnerModel: LearnerModel {
             rows += student.observations[(s * size)..<((s + 1) * size)]
         }
         let logits = student.network.forward(rows, batch: episode.length).logits
-        let na = actionCount
-        var kl = 0.0
-        for t in 0..<episode.length {
-            var largest = -Double.infinity
-            for a in 0..<na { largest = max(largest, Double(logits[t * na + a])) }
-            var sum = 0.0
-            for a in 0..<na { sum += Foundation.exp(Double(logits[t * na + a]) - largest) }
-            let logNormaliser = largest + Foundation.log(sum)
-            for a in 0..<na {
-                let p = episode.teacherProbability(t, a)
-                if p > 0 { kl += p * (Foundation.log(p) - (Double(logits[t * na + a]) - logNormaliser)) }
-            }
-        }
-        return kl
+        return teacherKL(episode, logits: logits, actionCount: actionCount)
     }
 
     /// The network's logits at every state, `[states, actions]`: a tabular actor's parameters,
@@ -178,23 +165,10 @@ public struct TabularNetworkLearnerModel: LearnerModel {
     /// returns, and each task's go into `cache.tasks`.
     public func metricsReturns(of student: NetworkStudent, cache: inout ReturnsCache) -> Returns {
         let mdp = environment.mdp
-        let policy = student.stateTable()
-        let values =
-            PolicyEvaluation.iterativeValues(mdp, policy: policy, initial: cache.values, tolerance: 1e-7)
-            ?? (try? PolicyEvaluation.values(mdp, policy: policy))
-        cache.values = values
-        let teacher: Double?
-        if let tasks {
-            cache.tasks = tasks.returns(values: values)
-            teacher = tasks.meanTeacherReturn
-        } else {
-            if cache.teacher == nil, let reference = tabular.referenceTeacher {
-                cache.teacher = (try? PolicyEvaluation.expectedReturn(mdp, policy: reference.probabilities)) ?? .nan
-            }
-            teacher = cache.teacher
-        }
-        guard let values else { return (.nan, teacher) }
-        return (zip(mdp.startDistribution, values).reduce(0) { $0 + $1.0 * $1.1 }, teacher)
+        let values = cache.stateValues(mdp, policy: student.stateTable())
+        guard let tasks else { return (startReturn(mdp, values), cache.teacherReturn(mdp, tabular.referenceTeacher)) }
+        cache.tasks = tasks.returns(values: values)
+        return (startReturn(mdp, values), tasks.meanTeacherReturn)
     }
 
     public func finalReturns(of student: NetworkStudent, cache: inout ReturnsCache) -> Returns {

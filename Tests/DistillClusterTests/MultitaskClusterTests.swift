@@ -77,7 +77,9 @@ struct MultitaskClusterTests {
                 abs((task.studentReturn ?? .nan) - studentReturn) < 1e-5,
                 "task \(k): reported \(String(describing: task.studentReturn)), recomputed \(studentReturn)")
             let share = try #require(task.teacherShare, "task \(k)'s teacher is better than chance")
-            #expect(share >= 0.9, "\(student), task \(k): \(share) of the teacher's return over chance")
+            #expect(
+                share >= 0.9,
+                "\(student), task \(k): \(share) of the teacher's return over chance; logs:\n\(Self.logTails(out))")
         }
 
         // tasks.csv: one row per task for every metrics row.
@@ -150,6 +152,16 @@ struct MultitaskClusterTests {
         }
         let exported = try #require(evaluated, "distill export and distill eval of the run's student")
         #expect(abs(exported - recomputed) < 1e-5, "distill eval of the exported student: \(exported)")
+    }
+
+    /// The last lines of each role's log in a cluster run's directory (for a failure's message).
+    static func logTails(_ out: URL) -> String {
+        let logs = out.appendingPathComponent("logs")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: logs.path).sorted()) ?? []
+        return names.map { name in
+            let text = (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? ""
+            return "== \(name)\n" + text.split(separator: "\n").suffix(6).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// An actor of task 0 sent to task 1's teacher server: each of its unrolls names task 1's

@@ -64,10 +64,7 @@ struct ClusterCommand: ParsableCommand {
                 + "head (the task as input) or heads:K.", valueName: "architecture"))
     var student: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "What a network student observes of each gridworld state: one-hot (default), image, state-id, "
-                + "window:K, … (with --tasks the default is image).", valueName: "kind"))
+    @Option(help: TasksOptions.observationHelp)
     var observation: String?
 
     @Option(help: "Environment steps to learn from.")

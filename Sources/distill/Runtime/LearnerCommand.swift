@@ -71,10 +71,7 @@ struct LearnerCommand: ParsableCommand {
             valueName: "architecture"))
     var student: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "What a network student observes of each gridworld state: one-hot (default), image, state-id, "
-                + "window:K, … (with --tasks the default is image).", valueName: "kind"))
+    @Option(help: TasksOptions.observationHelp)
     var observation: String?
 
     @Option(

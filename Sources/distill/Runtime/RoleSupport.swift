@@ -148,6 +148,11 @@ struct TasksOptions: ParsableArguments {
                 + "teacher server per task, each actor assigned one task (--task).", valueName: "seeds"))
     var tasks: String?
 
+    /// The help of `--observation` (learner and cluster).
+    static let observationHelp = ArgumentHelp(
+        "What a network student observes of each gridworld state: one-hot (default), image, state-id, "
+            + "window:K, … (with --tasks the default is image).", valueName: "kind")
+
     /// The seeds of --tasks, or nil without it.
     func seeds() throws -> [UInt64]? {
         guard let tasks else { return nil }
