@@ -242,14 +242,18 @@ struct ExperimentCommand: ParsableCommand {
     /// per column of runs/RUN.csv (iteration, env_steps, wall_seconds, each metric), the iteration
     /// as the step, the CSV's
     /// numbers (float32 in the event; non-finite cells have no event). Written anew at each
-    /// aggregation, so a resumed or sharded experiment has one file per run.
+    /// aggregation, so a resumed or sharded experiment has one file per run. The tree is written
+    /// in a private staging directory and then renamed into place: shards that aggregate at the
+    /// same moment each put a whole tree there (the last one stays) instead of removing files
+    /// from under one another.
     static func writeEvents(_ results: ExperimentResults, to directory: URL) throws {
+        let manager = FileManager.default
+        let staging = directory.deletingLastPathComponent().appendingPathComponent(
+            ".\(directory.lastPathComponent)-\(getpid())-\(UUID().uuidString.prefix(8))")
+        defer { try? manager.removeItem(at: staging) }
         do {
-            if FileManager.default.fileExists(atPath: directory.path) {
-                try FileManager.default.removeItem(at: directory)
-            }
             for (id, table) in results.tables.sorted(by: { $0.key < $1.key }) {
-                let writer = try EventFileWriter(directory: directory.appendingPathComponent(id))
+                let writer = try EventFileWriter(directory: staging.appendingPathComponent(id))
                 for (row, iteration) in table.iterations.enumerated() {
                     var scalars = [
                         ("iteration", Double(iteration)), ("env_steps", Double(table.environmentSteps[row])),
@@ -259,6 +263,17 @@ struct ExperimentCommand: ParsableCommand {
                         scalars.append((metric.rawValue, column[row]))
                     }
                     writer.append(step: Int64(iteration), scalars: scalars)
+                }
+            }
+            try manager.createDirectory(at: staging, withIntermediateDirectories: true)
+            // Another shard may put its tree in place between the removal and the rename: try again.
+            for attempt in 1...5 {
+                try? manager.removeItem(at: directory)
+                do {
+                    try manager.moveItem(at: staging, to: directory)
+                    return
+                } catch {
+                    if attempt == 5 { throw error }
                 }
             }
         } catch {
